@@ -68,6 +68,7 @@ class Finished:
     best_test_acc: float | None
     epochs_done: int
     seconds: float
+    per_class_acc: tuple[float, ...] = ()  # final test accuracy of each class (index = label), when known
     event: str = field(default="finished", init=False)
 
     def __post_init__(self) -> None:
@@ -82,15 +83,21 @@ _KINDS = {cls.__dataclass_fields__["event"].default: cls for cls in (RunStarted,
 
 def to_dict(event: Event) -> dict[str, Any]:
     """JSON-ready dict; non-finite floats become None (JSON has no NaN)."""
-    out = dataclasses.asdict(event)
-    for k, v in out.items():
+    def clean(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
-            out[k] = None
-    return out
+            return None
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return {k: clean(v) for k, v in dataclasses.asdict(event).items()}
 
 
 def from_dict(data: dict[str, Any]) -> Event:
     """Inverse of to_dict (extra keys such as run_id are ignored)."""
     cls = _KINDS[data["event"]]
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    values = {k: v for k, v in data.items() if k in names}
+    if "per_class_acc" in values:
+        values["per_class_acc"] = tuple(values["per_class_acc"] or ())
+    return cls(**values)

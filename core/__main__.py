@@ -1,0 +1,7 @@
+"""`python -m core ...`: the command-line face of the lab (see core/cli/)."""
+
+import sys
+
+from core.cli import main
+
+sys.exit(main())
