@@ -117,7 +117,8 @@ def _open_recorder(args: argparse.Namespace, config: Any) -> Any:
         from core import runs
     except ModuleNotFoundError:
         return None
-    return runs.cli_recorder(config, runs_dir=args.runs_dir, name=args.name)
+    return runs.cli_recorder(config, runs_dir=args.runs_dir, name=args.name,
+                             preset=None if args.config else args.preset)
 
 
 def cmd_download(args: argparse.Namespace) -> int:
