@@ -14,9 +14,11 @@ How a run gets trained
   terminal nor the terminal closing (SIGINT/SIGHUP to the foreground group) reaches it, and it outlives the
   process that started it (Streamlit server, CLI or another trainer). A daemon thread waits on the child only
   to reap it (no zombies in a long-lived server); nothing else depends on the parent staying alive.
-  The trainer (core/trainer.py) records its events, and when it ends - any status - it calls kick(device)
-  itself, so the next queued run starts with no server at all. Ten sessions pressing Start at once give one
-  running run and nine queued ones: the claim is serialized by SQLite's write lock.
+  The trainer (core/trainer.py) records its events; when its run ends cleanly it claims the device's next
+  queued run for itself (claim_next: same rule, same transaction; torch and the data are already loaded),
+  otherwise - or after 20 runs - it exits and calls kick(device), which starts a fresh process. Either way
+  the next queued run starts with no server at all. Ten sessions pressing Start at once give one running
+  run and nine queued ones: every claim is serialized by SQLite's write lock.
 
 Supervision
   A trainer writes a heartbeat every ~2 s from a background thread. `recover()` (run when a library is opened
@@ -131,6 +133,23 @@ class RunLibrary(RunStore):
     def kick(self, device: str | None = None) -> list[str]:
         """Start queued worker runs on `device` (every device when None) while it has free slots; returns
         the ids started. Safe to call from anywhere, any time: it never exceeds max_per_device."""
+        claimed = self._claim(device)
+        for run_id in claimed:
+            self._spawn(run_id)
+        return claimed
+
+    def claim_next(self, device: str) -> str | None:
+        """For a trainer that just finished a run cleanly: claim the device's next queued run for this very
+        process (torch, the device and the data are already loaded) and start trainers for any further free
+        slots. Returns the id this process should train next, or None."""
+        claimed = self._claim(device, first_for=os.getpid())
+        for run_id in claimed[1:]:
+            self._spawn(run_id)
+        return claimed[0] if claimed else None
+
+    def _claim(self, device: str | None, first_for: int | None = None) -> list[str]:
+        """Mark the oldest queued worker runs `running` while their device has free slots (one transaction);
+        the first one claimed gets pid `first_for` (a trainer that continues with it)."""
         claimed: list[str] = []
         with self.connect() as conn:  # cheap read first: most calls find nothing to do
             if device is None:
@@ -151,13 +170,12 @@ class RunLibrary(RunStore):
                                         "ORDER BY queue_order, seq LIMIT 1", (dev,)).fetchone()
                     if head is None or head["owner"] != "worker":
                         break  # a terminal waiting at the head claims its slot itself
+                    pid = first_for if not claimed else None
                     conn.execute("UPDATE runs SET status = 'running', started = COALESCE(started, ?), "
-                                 "heartbeat = ?, pid = NULL, host = ?, stop_requested = 0 WHERE id = ?",
-                                 (now, now, HOST, head["id"]))
+                                 "heartbeat = ?, pid = ?, host = ?, stop_requested = 0 WHERE id = ?",
+                                 (now, now, pid, HOST, head["id"]))
                     claimed.append(head["id"])
                     running += 1
-        for run_id in claimed:
-            self._spawn(run_id)
         return claimed
 
     def _spawn(self, run_id: str) -> None:
@@ -218,7 +236,7 @@ class RunLibrary(RunStore):
             status = row["status"]
             if status == "queued":
                 conn.execute("UPDATE runs SET status = 'stopped', reason = 'stopped before it started', "
-                             "finished = ?, stop_requested = 1, queue_order = NULL WHERE id = ?",
+                             "finished = ?, stop_requested = 1 WHERE id = ?",
                              (time.time(), run_id))
                 status = "stopped"
             elif status == "running":
@@ -286,8 +304,8 @@ class RunLibrary(RunStore):
             # Only if nothing changed since we looked (the run may have just finished or beaten its heartbeat).
             with self.connect() as conn:
                 changed = conn.execute(
-                    "UPDATE runs SET status = 'failed', reason = ?, finished = ?, resume_requested = 0, "
-                    "queue_order = NULL WHERE id = ? AND status = ? AND heartbeat IS ?",
+                    "UPDATE runs SET status = 'failed', reason = ?, finished = ?, resume_requested = 0 "
+                    "WHERE id = ? AND status = ? AND heartbeat IS ?",
                     (reason, now, r["id"], r["status"], r["heartbeat"])).rowcount
             if changed:
                 failed.append(r["id"])

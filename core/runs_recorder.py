@@ -158,7 +158,7 @@ class Recorder:
                 "best_test_acc = COALESCE((SELECT MAX(test_acc) FROM epochs WHERE run_id = :id), :best, best_test_acc), "
                 "per_class_acc = COALESCE(:pca, per_class_acc), finished = :now, seconds = seconds + :seconds, "
                 "epochs_done = COALESCE((SELECT MAX(epoch) FROM epochs WHERE run_id = :id), epochs_done), "
-                "stop_requested = 0, resume_requested = 0, queue_order = NULL WHERE id = :id AND status = 'running'",
+                "stop_requested = 0, resume_requested = 0 WHERE id = :id AND status = 'running'",
                 dict(status=e.status, reason=e.reason, test_acc=_num(e.test_acc), best=_num(e.best_test_acc), pca=pca,
                      now=time.time(), seconds=e.seconds, id=self.run_id))
         self._finished = True
@@ -167,7 +167,7 @@ class Recorder:
         """End the run without a Finished event (setup error, Ctrl-C, crash of the recording process)."""
         with self.lib.connect() as conn:
             conn.execute(f"UPDATE runs SET status = ?, reason = ?, finished = ?, stop_requested = 0, "
-                         f"resume_requested = 0, queue_order = NULL WHERE id = ? AND status IN "
+                         f"resume_requested = 0 WHERE id = ? AND status IN "
                          f"({','.join('?' * len(from_statuses))})",
                          (status, reason, time.time(), self.run_id, *from_statuses))
         self._finished = True
@@ -184,14 +184,17 @@ class Recorder:
             status, reason = "failed", f"{type(exc).__name__}: {exc}"
         self.finish(status, reason, from_statuses=("queued", "running"))
 
-    def close(self) -> None:
-        """Stop the heartbeat, make sure the run does not stay `running`, and start the device's next run."""
+    def close(self, *, kick: bool = True) -> None:
+        """Stop the heartbeat, make sure the run does not stay `running`, and (kick=True) start the device's
+        next queued run."""
         self._beat_stop.set()
         if self._beat_thread is not None:
             self._beat_thread.join(timeout=5)
         if not self._finished:
             self.finish("failed", "training ended without reporting how (see the run's log)",
                         from_statuses=("queued", "running"))
+        if not kick:
+            return
         try:
             self.lib.kick(self.device)
         except Exception as e:  # noqa: BLE001 - the next run will be started by the next recover() instead

@@ -1,6 +1,7 @@
 """The run library without trainer processes: storage round trips, concurrent writers, schema versions, the
 queue's claiming rules, stop/resume bookkeeping, crash recovery, export/import and its errors, the runs CLI."""
 
+import io
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from core.cli import main as cli_main
 from core.config import DataConfig, ModelConfig, TrainConfig, to_json
 from core.errors import LabError
 from core.runs import RunLibrary, open_library, pid_alive, runs_root
-from core.runs_recorder import Recorder, _claim_terminal
+from core.runs_recorder import Recorder, _claim_terminal, cli_recorder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -294,6 +295,48 @@ def test_workers_never_claim_a_terminal_run_and_the_terminal_waits_its_turn(lib)
     assert _claim_terminal(lib, cli) == "running" and lib.get(cli).status == "running"
     assert lib.get(app).status == "queued" and lib.queue_position(app) == 0
     assert Recorder(lib, app).should_stop() is True  # not running: a stray trainer would stop at once
+
+
+def test_a_terminal_run_waits_for_its_slot_then_runs(lib):
+    worker = claimed_run(lib)
+    out, result = io.StringIO(), {}
+    thread = threading.Thread(target=lambda: result.update(rec=cli_recorder(tiny(), lib.root, "cli", preset="cnn",
+                                                                             poll_s=0.05, out=out)))
+    thread.start()
+    wait = time.time() + 20
+    while "waiting" not in out.getvalue() and time.time() < wait:
+        time.sleep(0.05)
+    (cli,) = lib.list_runs(started_by="cli")
+    assert out.getvalue() == f"waiting: 1 run(s) ahead on cpu (run {cli.id})\n"
+    assert (cli.status, cli.owner, cli.pid, cli.preset) == ("queued", "terminal", os.getpid(), "cnn")
+    Recorder(lib, worker).finish("completed", "")
+    thread.join(timeout=20)
+    rec = result["rec"]
+    assert rec.run_id == cli.id and lib.get(cli.id).status == "running" and rec.should_stop() is False
+    rec.abort(KeyboardInterrupt())
+    rec.close()
+    assert (lib.get(cli.id).status, lib.get(cli.id).reason) == ("stopped", "interrupted from the terminal")
+
+
+def test_a_terminal_run_stopped_from_the_app_while_waiting_is_a_lab_error(lib):
+    claimed_run(lib)
+    errors = []
+
+    def wait_in_line():
+        try:
+            cli_recorder(tiny(), lib.root, poll_s=0.05, out=io.StringIO())
+        except LabError as e:
+            errors.append(str(e))
+
+    thread = threading.Thread(target=wait_in_line)
+    thread.start()
+    deadline = time.time() + 20
+    while not lib.list_runs(started_by="cli") and time.time() < deadline:
+        time.sleep(0.05)
+    (cli,) = lib.list_runs(started_by="cli")
+    assert lib.request_stop(cli.id) == "stopped"
+    thread.join(timeout=20)
+    assert errors == [f"run {cli.id} was stopped before it started (from the app or `python -m core runs`)"]
 
 
 def test_stopping_a_queued_run_is_immediate_and_a_running_one_is_asked(lib):

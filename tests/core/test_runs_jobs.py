@@ -1,0 +1,225 @@
+"""Background training through real trainer processes (core/trainer.py) and the CLI, on tiny synthetic runs.
+
+Each trainer process imports torch (seconds on a busy 2-core box), so this file spawns as few as it can:
+ten queued runs, one stop/kill/resume chain and one CLI run. Figures of the ten-run test are printed
+(`pytest -s` shows them)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import trainer
+from core.config import DataConfig, ModelConfig, TrainConfig
+from core.runs import open_library
+from core.runs_recorder import attach_worker
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32})
+
+
+def tiny(**kw) -> TrainConfig:
+    base = dict(data=DataConfig(dataset="synthetic", subset=200, test_subset=100), model=TINY_MODEL, batch_size=50,
+                epochs=2, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def logs(lib, run_id) -> str:
+    path = lib.run_dir(run_id) / "train.log"
+    return path.read_text(errors="replace") if path.exists() else "(no log)"
+
+
+@pytest.mark.slow
+def test_ten_concurrent_submissions_all_complete_one_at_a_time(tmp_path):
+    lib = open_library(tmp_path / "runs")
+    barrier = threading.Barrier(10)
+    ids: list[str] = []
+    t0 = time.time()
+
+    def press_start(i):
+        barrier.wait()
+        ids.append(lib.submit(tiny(epochs=1), name=f"student {i}"))
+
+    threads = [threading.Thread(target=press_start, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = [r.status for r in lib.list_runs()]
+    queued_at_submit = statuses.count("queued")
+    max_running, samples = 0, 0
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        runs = lib.list_runs()
+        running = sum(r.status == "running" for r in runs)
+        max_running, samples = max(max_running, running), samples + 1
+        if all(not r.active for r in runs):
+            break
+        lib.recover()  # what a page does on every poll
+        time.sleep(0.2)
+    runs = sorted(lib.list_runs(), key=lambda r: r.queue_order or 0)
+    completed = sum(r.status == "completed" for r in runs)
+    figures = dict(submitted=10, max_running=max_running, queued_at_submit=queued_at_submit, completed=completed,
+                   lost=10 - completed, wall_s=round(time.time() - t0, 1), samples=samples,
+                   trainer_processes=len({r.pid for r in runs}))
+    print(f"\nten concurrent submissions: {figures}")
+    failed = {r.id: (r.status, r.reason, logs(lib, r.id)[-800:]) for r in runs if r.status != "completed"}
+    assert failed == {}
+    assert sorted(ids) == sorted(r.id for r in runs) and len(runs) == 10
+    assert (max_running, queued_at_submit) == (1, 9)
+    # One at a time, in queue order: each run was claimed only after the previous one had finished.
+    ordered = sorted(runs, key=lambda r: r.started)
+    assert [r.id for r in ordered] == [r.id for r in runs]
+    for before, after in zip(ordered, ordered[1:]):
+        assert after.started >= before.finished
+    assert all([c.epoch for c in lib.curves(r.id)] == [1] for r in runs)
+    assert all(f"run {r.id} " in logs(lib, r.id) and "epoch 1: test accuracy" in logs(lib, r.id) for r in runs)
+
+
+@pytest.mark.slow
+def test_stop_kill_and_resume_give_one_continuous_curve(tmp_path):
+    lib = open_library(tmp_path / "runs")
+    epochs = 8
+    run_id = lib.submit(tiny(epochs=epochs, data=DataConfig(dataset="synthetic", subset=300, test_subset=100)),
+                        name="stop me")
+
+    # 1) stop from "the app" once an epoch is in: the trainer checkpoints and ends `stopped`
+    wait_for(lambda: lib.get(run_id).epochs_done >= 1, 180, "the first epoch\n" + logs(lib, run_id))
+    t_stop = time.time()
+    assert lib.request_stop(run_id) == "running"
+    run = wait_for(lambda: (r := lib.get(run_id)).status != "running" and r, 60, "the stop")
+    stop_latency = time.time() - t_stop
+    assert run.status == "stopped", (run.reason, logs(lib, run_id))
+    assert run.reason.startswith("stopped by request at epoch") and stop_latency < 15
+    stopped_at = run.epochs_done
+    assert 1 <= stopped_at < epochs and (lib.run_dir(run_id) / "last.pt").is_file()
+
+    # 2) resume; kill the new trainer hard once it has trained a further epoch
+    lib.resume(run_id)
+    wait_for(lambda: lib.get(run_id).epochs_done > stopped_at, 180, "an epoch after resuming\n" + logs(lib, run_id))
+    pid = lib.get(run_id).pid
+    assert pid is not None and lib.get(run_id).status == "running"
+    os.kill(pid, signal.SIGKILL)
+    run = wait_for(lambda: lib.recover(force=True) and lib.get(run_id), 30, "recover() to notice the kill", 0.2)
+    assert run.status == "failed"
+    assert "trainer process stopped unexpectedly (killed or crashed) at epoch" in run.reason
+    assert "last heartbeat" in run.reason
+    killed_at = run.epochs_done
+    assert [c.epoch for c in lib.curves(run_id)] == list(range(1, killed_at + 1))  # the store is readable
+
+    # 3) a failed run with a checkpoint resumes too, and finishes the same curve
+    lib.resume(run_id)
+    run = wait_for(lambda: not (r := lib.get(run_id)).active and r, 240, "the end of the run", 0.2)
+    assert (run.status, run.reason) == ("completed", ""), logs(lib, run_id)
+    curve = lib.curves(run_id)
+    assert [c.epoch for c in curve] == list(range(1, epochs + 1))  # each epoch exactly once
+    assert run.epochs_done == epochs and run.best_test_acc == max(c.test_acc for c in curve)
+    assert run.test_acc == curve[-1].test_acc and len(run.per_class_acc) == 10
+    log = logs(lib, run_id)
+    assert log.count(f"run {run_id} ") == 3 and log.count("resuming from its checkpoint") == 2
+
+
+@pytest.mark.slow
+def test_a_setup_error_fails_in_its_process_and_the_next_run_gets_a_fresh_one(tmp_path):
+    lib = open_library(tmp_path / "runs")
+    bad = lib.submit(tiny(data=DataConfig(dataset="folder:/nonexistent/x")), name="bad dataset")
+    good = lib.submit(tiny(epochs=1), name="next in line")
+    assert (lib.get(bad).status, lib.get(good).status) == ("running", "queued")
+    wait_for(lambda: not lib.get(good).active, 240, "both runs\n" + logs(lib, bad) + logs(lib, good), 0.2)
+    b, g = lib.get(bad), lib.get(good)
+    assert b.status == "failed" and b.reason.startswith("/nonexistent/x does not exist. A folder dataset needs")
+    assert g.status == "completed", (g.reason, logs(lib, good))
+    assert b.pid != g.pid  # after a failure the queue continues in a fresh process
+    assert g.started >= b.finished
+
+
+@pytest.mark.slow
+def test_a_cli_run_is_recorded_live_and_ends_completed(tmp_path):
+    root = tmp_path / "runs"
+    lib = open_library(root)
+    cmd = [sys.executable, "-m", "core", "train", "--preset", "cnn", "--dataset", "synthetic", "--subset", "200",
+           "--test-subset", "100", "--epochs", "3", "--batch-size", "50", "--set", "model.widths=[4,4,8,8]",
+           "--set", "model.fc=32", "--device", "cpu", "--runs-dir", str(root), "--json", "--name", "from a terminal"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen_while_alive = set()
+    while proc.poll() is None:
+        for run in lib.list_runs(started_by="cli"):
+            seen_while_alive.add((run.id, run.status, run.epochs_done))
+        time.sleep(0.1)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    run_ids = {line["run_id"] for line in lines}
+    assert len(run_ids) == 1 and all("run_id" in line for line in lines)
+    run_id = run_ids.pop()
+    assert any(rid == run_id and status == "running" for rid, status, _ in seen_while_alive)
+    assert any(rid == run_id and status == "running" and done >= 1 for rid, status, done in seen_while_alive), \
+        "an epoch should be visible before the process ends"
+    run = lib.get(run_id)
+    assert (run.status, run.started_by, run.preset, run.name) == ("completed", "cli", "cnn", "from a terminal")
+    assert run.test_acc == lines[-1]["test_acc"] and lines[-1]["event"] == "finished"
+    assert [c.epoch for c in lib.curves(run_id)] == [1, 2, 3]
+    assert [c.test_acc for c in lib.curves(run_id)] == [e["test_acc"] for e in lines if e["event"] == "epoch"]
+
+
+# ---- the trainer's error handling, in-process (no torch import cost) ------------------------------------
+
+@pytest.fixture
+def claimed(tmp_path, monkeypatch):
+    lib = open_library(tmp_path / "runs")
+    monkeypatch.setattr(lib, "_spawn", lambda run_id: None)
+
+    def make(config):
+        run_id = lib.submit(config)
+        return lib, attach_worker(lib, run_id)
+
+    return make
+
+
+def test_a_setup_error_fails_the_run_with_its_message(claimed):
+    lib, rec = claimed(tiny(data=DataConfig(dataset="folder:/nonexistent/x")))
+    assert trainer.train_claimed(rec) == "failed"
+    rec.close()
+    run = lib.get(rec.run_id)
+    assert run.status == "failed" and run.reason.startswith("/nonexistent/x does not exist. A folder dataset needs")
+
+
+def test_an_unexpected_exception_fails_the_run_and_logs_the_traceback(claimed, monkeypatch, capsys):
+    from core import engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+        yield  # a generator, like the engine
+
+    monkeypatch.setattr(engine, "train", broken)
+    lib, rec = claimed(tiny())
+    assert trainer.train_claimed(rec) == "failed"
+    rec.close()
+    run = lib.get(rec.run_id)
+    assert (run.status, run.reason) == ("failed", "RuntimeError: boom")
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_trainer_for_a_run_that_is_not_claimed_does_nothing(tmp_path, capsys):
+    lib = open_library(tmp_path / "runs")
+    run_id = lib.insert_run(tiny(), device="cpu", status="stopped", started_by="app")
+    assert trainer.main(["--runs-dir", str(lib.root), "--run-id", run_id]) == 0
+    assert lib.get(run_id).status == "stopped" and "nothing to do" in capsys.readouterr().err
