@@ -380,3 +380,4 @@ def mobilenet_v2_imagenet(num_classes: int, weights: str | None = "imagenet", im
     freeze = _bool("freeze_backbone", freeze_backbone)
     model = MobileNetV2Resized(num_classes, size)
     return _pretrained(model, spec, torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1, "mobilenet_v2", freeze)
+from core import builder as _builder  # noqa: E402,F401 - registers the "custom" model
