@@ -62,6 +62,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def available_devices() -> list[tuple[str, str]]:
+    """(device, human label) for every device torch can train on here, CPU last."""
+    out = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            out.append((f"cuda:{i}", f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append(("mps", "Apple GPU (MPS)"))
+    import os
+
+    out.append(("cpu", f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"))
+    return out
+
+
 def input_stats(config: TrainConfig, dataset: data_mod.Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std the inputs are normalized with: ImageNet's for pretrained models, else the dataset's."""
     if get_entry(config.model.name).input_norm == "imagenet":
