@@ -283,6 +283,9 @@ class RunStore:
             except sqlite3.DatabaseError as e:
                 if "not a database" in str(e) or "malformed" in str(e):
                     raise self._not_a_library() from None
+                if any(w in str(e) for w in ("unable to open", "readonly", "disk I/O", "locking protocol")):
+                    raise LabError(f"cannot use the run library {self.db_path} ({e}): choose another runs folder "
+                                   f"(--runs-dir or $CIFAR_LAB_RUNS) or fix its permissions") from None
                 raise
             finally:
                 conn.close()
@@ -292,7 +295,7 @@ class RunStore:
         if version == SCHEMA_VERSION:
             return
         self._check_version(version)
-        conn.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
+        _set_wal(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
@@ -492,6 +495,22 @@ class RunStore:
                     raise
                 values["id"] = new_run_id()
         raise RuntimeError("could not find a free run id")
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode (persistent in the file): readers never block the writer. Switching needs a moment with no
+    other connection, and SQLite does not wait for that by itself when several processes open a new library
+    at once, so retry for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _statements(script: str) -> list[str]:

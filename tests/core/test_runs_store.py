@@ -162,7 +162,7 @@ def write_runs(root: str, n: int, name: str) -> None:
 
 def test_concurrent_writers_in_threads_and_processes_lose_nothing(tmp_path, monkeypatch):
     root = tmp_path / "runs"
-    open_library(root)
+    root.mkdir()  # the library itself is created by whichever writer comes first
     monkeypatch.setattr(runs_recorder, "PROGRESS_EVERY_S", 0.0)  # every Step is a write: maximum contention
     env = {**os.environ, "PYTHONPATH": str(REPO), "RUNS_TEST_EVERY_STEP": "1"}
     procs = [subprocess.Popen([sys.executable, __file__, str(root), "1", f"proc{i}"], env=env, cwd=REPO)
