@@ -41,6 +41,7 @@ BatchFn = Callable[[int], Batch]  # step index -> the batch of that step
 MODES = ("exp", "linear")
 SUGGESTIONS = ("steepest", "minimum/10", "valley")
 MIN_POINTS = 5  # fewer points than this (after skipping) and no suggestion is made
+MIN_FALL = 0.01  # a smoothed loss that falls less than this fraction is treated as noise: no suggestion
 REACHED_END = "reached end_lr"
 NON_FINITE = "loss became non-finite"
 
@@ -123,15 +124,17 @@ def default_skips(n: int) -> tuple[int, int]:
 
 def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int | None = None,
             skip_end: int | None = None) -> dict[str, Suggestion]:
-    """The three suggestions, each from the smoothed curve between the skipped ends (see default_skips):
+    """The three suggestions, from the smoothed curve between the skipped ends (see default_skips):
 
-    steepest:   the LR where the smoothed loss falls fastest against log10(LR) (np.gradient: central differences
-                inside, one-sided at the window's ends).
     minimum/10: the LR of the lowest smoothed loss, divided by 10 (one decade before things go wrong).
-    valley:     the middle point (index start + (end - start) // 2, i.e. rounded towards the lower LR) of the
-                longest run of consecutive strictly decreasing smoothed losses (fastai's "valley" idea; the first
-                run wins a tie), and at least 3 points long.
-    Too few points, or a curve that never falls, give lr=None with the reason; never an exception.
+    steepest:   the LR where the smoothed loss falls fastest against log10(LR) (np.gradient: central differences
+                inside, one-sided at the ends), up to that lowest point.
+    valley:     the middle point (index start + (length - 1) // 2, so rounded towards the lower LR) of the longest
+                run of consecutive strictly decreasing smoothed losses up to the lowest point, at least 3 points
+                long (fastai's "valley" idea; the first run wins a tie).
+    Falls after the lowest point are recoveries from a spike, not usable LRs, hence "up to the lowest point".
+    Too few points, a curve whose lowest point is its first, or one that falls less than MIN_FALL (relative)
+    give lr=None with the reason; never an exception.
     """
     n = len(lrs)
     if len(smoothed) != n:
@@ -139,39 +142,40 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int 
     d_start, d_end = default_skips(n)
     s0 = d_start if skip_start is None else max(0, skip_start)
     s1 = d_end if skip_end is None else max(0, skip_end)
-    xs, ys = lrs[s0:max(s0, n - s1)], [float(v) for v in smoothed[s0:max(s0, n - s1)]]
-    if len(xs) < MIN_POINTS:
-        why = (f"too few points: {n} on the curve, {len(xs)} after skipping the first {s0} and last {s1}; "
-               f"at least {MIN_POINTS} are needed (run more steps, or the test stopped too early)")
+    xs = [float(v) for v in lrs[s0:max(s0, n - s1)]]
+    ys = [float(v) for v in smoothed[s0:max(s0, n - s1)]]
+
+    def none(why: str) -> dict[str, Suggestion]:
         return {name: Suggestion(name, None, None, why) for name in SUGGESTIONS}
+
+    if len(xs) < MIN_POINTS:
+        return none(f"too few points: {n} on the curve, {len(xs)} after leaving out the first {s0} and the last "
+                    f"{s1}; at least {MIN_POINTS} are needed (run more steps, or start lower if it stopped early)")
     span = f"between lr {xs[0]:.3g} and {xs[-1]:.3g}"
-    out: dict[str, Suggestion] = {}
+    k = int(np.argmin(ys))
+    if k == 0:
+        return none(f"the smoothed loss never falls {span} (it is lowest at the first point): try a smaller start_lr")
+    fall = ys[0] - ys[k]
+    if fall <= MIN_FALL * abs(ys[0]):
+        return none(f"the smoothed loss falls only {fall / abs(ys[0]):.2%} {span}, too little to tell learning from "
+                    "noise: try more steps or a larger end_lr")
 
     def make(name: str, lr: float, reason: str) -> Suggestion:
         return Suggestion(name, float(lr), _curve_value(lrs, smoothed, lr), reason)
 
-    grads = np.gradient(np.asarray(ys), np.log10(np.asarray(xs, dtype=np.float64)))
-    k = int(np.argmin(grads))
-    if grads[k] < 0:
-        out["steepest"] = make("steepest", xs[k], f"the smoothed loss falls fastest here ({grads[k]:.3g} per "
-                                                  f"tenfold increase of the LR)")
-    else:
-        out["steepest"] = Suggestion("steepest", None, None, f"the smoothed loss never falls {span}: try a smaller "
-                                                             "start_lr")
+    still_falling = k == len(ys) - 1 and float(smoothed[-1]) <= ys[k]  # no turn after the window either
+    note = " (the loss was still falling at the end: try a larger end_lr)" if still_falling else ""
+    out = {"minimum/10": make("minimum/10", xs[k] / 10, f"the smoothed loss is lowest ({ys[k]:.3g}) at lr "
+                              f"{xs[k]:.3g}; a tenth of that stays clear of where it turns up{note}")}
 
-    k = int(np.argmin(ys))
-    if k == 0:
-        out["minimum/10"] = Suggestion("minimum/10", None, None, f"the smoothed loss is lowest at the first point "
-                                       f"{span}, so it never falls: try a smaller start_lr")
-    else:
-        still_falling = k == len(ys) - 1 and float(smoothed[-1]) <= ys[k]  # no turn after the window either
-        note = " (the loss was still falling at the end: try a larger end_lr)" if still_falling else ""
-        out["minimum/10"] = make("minimum/10", xs[k] / 10, f"the smoothed loss is lowest ({ys[k]:.3g}) at lr "
-                                 f"{xs[k]:.3g}; a tenth of that stays clear of where it turns up{note}")
+    grads = np.gradient(np.asarray(ys[:k + 1]), np.log10(np.asarray(xs[:k + 1])))
+    j = int(np.argmin(grads))
+    out["steepest"] = make("steepest", xs[j], f"the smoothed loss falls fastest here ({grads[j]:.3g} per tenfold "
+                                              "increase of the LR)")
 
-    best_a, best_len, a = 0, 1, 0  # longest run ys[a] > ys[a+1] > ... (length in points)
-    for i in range(1, len(ys) + 1):
-        if i == len(ys) or not ys[i] < ys[i - 1]:
+    best_a, best_len, a = 0, 1, 0  # longest run ys[a] > ys[a+1] > ... within ys[:k+1] (length in points)
+    for i in range(1, k + 2):
+        if i == k + 1 or not ys[i] < ys[i - 1]:
             if i - a > best_len:
                 best_a, best_len = a, i - a
             a = i
@@ -180,9 +184,9 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int 
         out["valley"] = make("valley", xs[mid], f"middle of the longest steady descent ({best_len} falling points, "
                                                 f"lr {xs[best_a]:.3g} to {xs[best_a + best_len - 1]:.3g})")
     else:
-        out["valley"] = Suggestion("valley", None, None, f"no descending stretch of at least 3 points {span}: the "
-                                                         "curve never falls steadily; try a smaller start_lr")
-    return out
+        out["valley"] = Suggestion("valley", None, None, f"no steady descent of at least 3 falling points {span}: "
+                                                         "the curve is too noisy; try a larger beta or more steps")
+    return {name: out[name] for name in SUGGESTIONS}
 
 
 # --- data: the engine's batches, index-addressable -----------------------------------------------------------
@@ -442,7 +446,9 @@ class LRFinder:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.model(x)
-        return self.criterion(out.float(), y.to(self.device, non_blocking=True))
+        if out.dtype in (torch.float16, torch.bfloat16):  # the loss in float32, as the engine computes it
+            out = out.float()
+        return self.criterion(out, y.to(self.device, non_blocking=True))
 
     def _one_step(self) -> Point | None:
         i = len(self.points)
