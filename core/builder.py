@@ -353,8 +353,8 @@ def _layer(layer: dict[str, Any], shape: tuple[int, ...], problems: list[str]
                 _maker(lambda: nn.Conv2d(c, out, k, stride=s, padding=p, groups=g, bias=layer["bias"])))
     if kind == "bn":
         momentum, affine, eps = layer["momentum"], layer["affine"], layer["eps"]
-        detail = f"{c} channels" + ("" if affine else ", no affine") + (f", momentum {momentum:g}"
-                                                                         if momentum != 0.1 else "")
+        detail = f"{c} channels" + ("" if affine else ", no affine") + (
+            "" if momentum == 0.1 else ", cumulative average" if momentum is None else f", momentum {momentum:g}")
         return shape, 2 * c if affine else 0, 0, detail, _maker(
             lambda: nn.BatchNorm2d(c, eps=eps, momentum=momentum, affine=affine))
     if kind == "act":
@@ -453,6 +453,9 @@ def spec_from_preset(source: Any) -> dict[str, list[dict[str, Any]]]:
     """
     model = _model_config(source)
     options = {**get_entry(model.name).defaults, **model.options}
+    if model.name in ("cnn", "mlp"):  # the model's own checks (ConfigError naming the option), nothing allocated
+        with torch.device("meta"):
+            get_entry(model.name).builder(1, **options)
     if model.name == "cnn":
         layers: list[dict[str, Any]] = []
         for i, width in enumerate(_seq(options["widths"]), start=1):

@@ -28,7 +28,7 @@ def one_thread():
 # affine, every activation, global max pool, several FC layers with dropout.
 MIXED = {
     "layers": [
-        {"kind": "bn"},  # on the input: bn0
+        {"kind": "bn", "momentum": None},  # on the input: bn0; running statistics as a cumulative average
         {"kind": "conv", "out": 12, "kernel": 5, "stride": 2, "padding": 2},
         {"kind": "bn", "momentum": 0.05, "affine": False},
         {"kind": "act", "fn": "leaky_relu", "slope": 0.2},
@@ -191,6 +191,8 @@ def test_preset_spec_mapping_details():
     assert spec_from_preset(ModelConfig("custom", {"layers": [{"kind": "conv", "out": 4}], "fc": [8]})) == {
         "layers": [{"kind": "conv", "out": 4, "kernel": 3, "stride": 1, "padding": 1, "groups": 1, "bias": True}],
         "fc": [{"units": 8, "dropout": 0.0, "act": "relu"}]}
+    with pytest.raises(ConfigError, match="pool_after=\\(2, 4\\) names a conv layer past the last one"):
+        spec_from_preset(ModelConfig("cnn", {"widths": (8,)}))
     with pytest.raises(ConfigError, match="cnn, mlp or custom.*'resnet9'"):
         spec_from_preset("best-scratch")
 
