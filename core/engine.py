@@ -93,6 +93,14 @@ def build_for_config(config: TrainConfig, num_classes: int, *, load_pretrained: 
     return build_model(config.model.name, num_classes, **options)
 
 
+def model_size(config: TrainConfig, num_classes: int) -> tuple[int, int]:
+    """(parameters, trainable parameters) of the config's model, without allocating or downloading weights:
+    the model is built on PyTorch's meta device. Raises ConfigError for an impossible model."""
+    with torch.device("meta"):
+        model = build_for_config(config, num_classes, load_pretrained=False)
+    return count_params(model), count_params(model, trainable_only=True)
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     o = config.optim
     params = [p for p in model.parameters() if p.requires_grad]

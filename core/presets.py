@@ -24,6 +24,7 @@ class Preset:
     note: str = ""  # what the lab chose where the report is silent, or how the number was obtained
     baseline: str | None = None  # the preset this one changes one thing of (for "gain over")
     approx: bool = False  # the report's number is approximate ("~43%")
+    caveat: str = ""  # why a run may disagree with the report's gain over the baseline
 
     @property
     def report_label(self) -> str:
@@ -62,7 +63,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            "Convolutions share weights across positions: fewer parameters in the features, better accuracy.",
            note="Four 3×3 convs, 2×2 max-pool after the 2nd and 4th, FC 4096.", baseline="mlp"),
     Preset("cnn-128", "Wider CNN 128/128/128/256", "Networks", _cfg("cnn", **W128), 0.31,
-           "Four times the filters buys one point: width alone is not the bottleneck.", baseline="cnn"),
+           "Four times the filters buys one point: width alone is not the bottleneck.", baseline="cnn",
+           caveat="One point is within the run-to-run noise; on a subset or with few epochs the wider net, with "
+                  "4× the parameters, may not have caught up yet."),
     Preset("cnn-256", "Wider CNN 256/256/256/512", "Networks", _cfg("cnn", widths=(256, 256, 256, 512)), 0.34,
            "Wider again: more accuracy, much more time.", baseline="cnn-128"),
     Preset("cnn-512", "Widest CNN 512/512/512/1024", "Networks", _cfg("cnn", widths=(512, 512, 512, 1024)), 0.36,
@@ -73,16 +76,24 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            note="The report does not say which width got batch norm; the lab uses 128/128/128/256.",
            baseline="cnn-128"),
     Preset("cnn-bn-fc8192", "+ FC 8192", "Regularization", _cfg("cnn", batch_norm=True, fc=8192, **W128), 0.43,
-           "A wider classifier adds capacity the data barely needs: a small gain.", baseline="cnn-bn"),
+           "A wider classifier adds capacity the data barely needs: a small gain.", baseline="cnn-bn",
+           caveat="One point is within the run-to-run noise of a 20-epoch run: a different seed can flip it."),
     Preset("cnn-bn-dropout", "+ dropout 0.5", "Regularization",
            _cfg("cnn", batch_norm=True, fc=8192, dropout=0.5, **W128), 0.43,
            "Dropout narrows the train/test gap; in 20 epochs it barely moves test accuracy.",
-           baseline="cnn-bn-fc8192", approx=True),
+           baseline="cnn-bn-fc8192", approx=True,
+           caveat="Dropout trades training speed for less overfitting; in a short run that trade shows up as "
+                  "slower learning, not yet as better test accuracy."),
     Preset("cnn-flip", "+ random horizontal flip", "Data", _cfg("cnn", augment=FLIP), 0.36,
-           "A mirrored cat is still a cat: flips double the data the network sees for free.", baseline="cnn"),
+           "A mirrored cat is still a cat: flips double the data the network sees for free.", baseline="cnn",
+           caveat="Flips regularize: they help when the network overfits. In a short run the base CNN has not "
+                  "started to overfit yet, so a flip can cost a point instead of adding one."),
     Preset("cnn-flip-crop", "+ random crop", "Data", _cfg("cnn", augment=FLIP_CROP), 0.39,
            "Shifting the image a few pixels teaches the network that position does not change the class.",
-           note="Crop: pad 4 pixels (zeros), take a random 32×32 window.", baseline="cnn-flip"),
+           note="Crop: pad 4 pixels (zeros), take a random 32×32 window.", baseline="cnn-flip",
+           caveat="Augmentation makes the training task harder; a small CNN trained for few epochs or on few "
+                  "images is still underfitting and can lose accuracy. It pays off once the network has the time "
+                  "(epochs) to fit the harder task."),
     Preset("resnet18-pretrained", "ImageNet ResNet18, fine-tuned at 224", "Transfer",
            _cfg("resnet18_imagenet", base=_PRETRAINED, image_size=224), 0.76,
            "Features learned on a million ImageNet photos transfer: the best result by far, in half the epochs.",
@@ -90,7 +101,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("resnet18-pretrained-aug", "… with flip + crop", "Transfer",
            _cfg("resnet18_imagenet", augment=FLIP_CROP, base=_PRETRAINED, image_size=224), 0.83,
            "Augmentation helps the big pretrained network more than it helped the small CNN.",
-           baseline="resnet18-pretrained"),
+           baseline="resnet18-pretrained",
+           caveat="A big pretrained network overfits a small training set within a few epochs; augmentation "
+                  "helps most there. With very few epochs the gain may not show yet."),
     Preset("mobilenet-pretrained", "ImageNet MobileNetV2, fine-tuned at 224", "Transfer",
            _cfg("mobilenet_v2_imagenet", augment=FLIP_CROP, base=_PRETRAINED, image_size=224), None,
            "A network built for phones: a few times cheaper than ResNet18 for a similar gain from pretraining.",

@@ -1,0 +1,51 @@
+"""CIFAR Lab's entry point: page config, the shared lab settings in the sidebar, and the menu. Nothing else.
+
+Run it with `make run` (or `streamlit run app.py`). Each page in pages/ is one concept; shared widgets live
+in ui/, and everything that computes lives in core/.
+"""
+
+import streamlit as st
+
+from ui.settings import lab_settings
+
+st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide",
+                   initial_sidebar_state="expanded")
+
+PAGES = {
+    "Start": [
+        st.Page("pages/home.py", title="Report card", icon=":material/school:", default=True),
+    ],
+    "Networks": [
+        st.Page("pages/mlp_vs_cnn.py", title="MLP vs CNN", icon=":material/hub:"),
+        st.Page("pages/filter_width.py", title="Filter width", icon=":material/width:"),
+        st.Page("pages/builder.py", title="CNN builder", icon=":material/construction:"),
+    ],
+    "Regularization": [
+        st.Page("pages/regularization.py", title="Batch norm, FC & dropout", icon=":material/tune:"),
+    ],
+    "Data": [
+        st.Page("pages/augmentation.py", title="Augmentation lab", icon=":material/flip:"),
+        st.Page("pages/more_data.py", title="More data", icon=":material/stacked_line_chart:"),
+    ],
+    "Transfer": [
+        st.Page("pages/transfer.py", title="Transfer learning", icon=":material/move_up:"),
+    ],
+    "Training": [
+        st.Page("pages/lr_finder.py", title="LR finder", icon=":material/search_insights:"),
+        st.Page("pages/optimizers.py", title="Optimizers & best CNN", icon=":material/speed:"),
+        st.Page("pages/sweeps.py", title="Sweeps & LR scenarios", icon=":material/grid_view:"),
+        st.Page("pages/ensembles.py", title="Ensembles", icon=":material/groups:"),
+    ],
+    "Inside the network": [
+        st.Page("pages/filters.py", title="Filters & feature maps", icon=":material/filter:"),
+        st.Page("pages/saliency.py", title="Saliency maps", icon=":material/visibility:"),
+        st.Page("pages/mistakes.py", title="Where it errs", icon=":material/report:"),
+    ],
+    "Runs": [
+        st.Page("pages/runs.py", title="Run library", icon=":material/folder_open:"),
+    ],
+}
+
+page = st.navigation(PAGES)
+lab_settings()
+page.run()

@@ -1,0 +1,6 @@
+"""Placeholder: this page is built in its own issue."""
+
+import streamlit as st
+
+st.title("augmentation")
+st.info("This page is being built.")

@@ -1,0 +1,98 @@
+"""Start / report card: every experiment of the report as a row - its number, the lab's best run, a Start button.
+"""
+
+import streamlit as st
+
+from core.lessons import compare_with_report
+from core.presets import PRESETS, SECTIONS
+from ui import charts, runlib
+from ui.data_panel import dataset_panel
+from ui.layout import friendly_errors, pct, try_this
+from ui.run_panel import STATUS_ICON, fmt_seconds
+from ui.settings import current, detected_devices
+
+settings = current()
+st.title("CIFAR Lab")
+st.markdown(
+    "A homework report trained a dozen networks on **CIFAR-100** (60,000 tiny 32×32 photos, 100 classes) and wrote "
+    "down what each change was worth. This lab re-runs every one of those experiments with one click, puts "
+    "the report's number beside yours, and shows what the report could only describe. Pick a dataset and a "
+    "training-set size in the sidebar, then queue an experiment - or the whole report.")
+dataset_panel(settings)
+
+lib = runlib.library()
+best = runlib.best_runs(list(PRESETS), settings.dataset)
+report_rows = [p for p in PRESETS.values()]
+
+top = st.columns([2, 2, 3])
+top[0].metric("Experiments", len(PRESETS), f"{sum(1 for p in PRESETS if p in best)} run on {settings.dataset_label}",
+              delta_color="off")
+running = lib.list_runs(status=("running", "queued"))
+top[1].metric("Running / queued", f"{sum(r.status == 'running' for r in running)} / "
+                                  f"{sum(r.status == 'queued' for r in running)}")
+with top[2]:
+    st.write("")
+    with_report = [p for p in PRESETS.values() if p.report_acc is not None]
+    if st.button(f"▶ Queue the whole report ({len(with_report)} runs)", type="primary",
+                 disabled=not settings.can_control, help="Each experiment of the report, with the sidebar's "
+                 "dataset and training-set size. They run one after another."):
+        with friendly_errors("Queueing the report"):
+            for p in with_report:
+                runlib.start(runlib.config_for(p.name), preset=p.name)
+            st.toast(f"Queued {len(with_report)} runs - they start one after another.")
+            st.rerun()
+    if settings.device in ("auto", "cpu") and not any(v.startswith("cuda") for v, _ in detected_devices()):
+        st.caption("On a CPU, the wide CNNs and the 224×224 ResNet18 take hours: use a small training subset.")
+
+st.divider()
+for section in SECTIONS:
+    presets = [p for p in report_rows if p.section == section]
+    if not presets:
+        continue
+    st.subheader(section)
+    head = st.columns([3, 1, 1, 3, 1])
+    for col, text in zip(head, ["experiment", "report", "lab best", "the lab's run", ""]):
+        col.caption(text)
+    for p in presets:
+        run = best.get(p.name)
+        row = st.columns([3, 1, 1, 3, 1], vertical_alignment="center")
+        row[0].markdown(f"**{p.title}**  \n<small>{p.lesson}</small>", unsafe_allow_html=True)
+        row[1].markdown(f"### {p.report_label}")
+        row[2].markdown(f"### {pct(run.best_test_acc, 0) if run else '—'}")
+        if run:
+            row[3].markdown(f"{STATUS_ICON.get(run.status, '')} {run.status} · {run.epochs_done}/{run.epochs} "
+                            f"epochs · {run.train_size or 0:,} images · {run.device} · {fmt_seconds(run.seconds)}")
+        else:
+            row[3].caption("not run yet on this dataset")
+        if row[4].button("▶", key=f"queue:{p.name}", help=f"Queue {p.title}", disabled=not settings.can_control):
+            with friendly_errors("Queueing"):
+                runlib.start(runlib.config_for(p.name), preset=p.name)
+                st.toast(f"Queued {p.title}")
+                st.rerun()
+
+bars = []
+for p in report_rows:
+    if p.report_acc is not None:
+        bars.append({"preset": p.title, "source": "report", "accuracy": p.report_acc})
+    if p.name in best and best[p.name].best_test_acc is not None:
+        bars.append({"preset": p.title, "source": "lab", "accuracy": best[p.name].best_test_acc})
+st.divider()
+st.subheader("The report beside the lab")
+st.altair_chart(charts.report_bars(bars), width="stretch")
+st.caption(f"Lab bars: the best completed run of each experiment on {settings.dataset_label}. The report's "
+           "numbers are CIFAR-100 with all 50,000 training images.")
+
+findings = compare_with_report({k: r.best_test_acc for k, r in best.items() if r.best_test_acc is not None
+                                and r.status == "completed"})
+if findings:
+    st.subheader("What your runs say")
+    for f in findings:
+        icon = {"agrees": ":material/check_circle:", "disagrees": ":material/warning:",
+                "unclear": ":material/help:"}[f.verdict]
+        (st.warning if f.verdict == "disagrees" else st.info)(f.message, icon=icon)
+
+try_this([
+    "Queue the Networks section on CIFAR-10 with 5,000 images, then compare MLP and CNN curves on the next page.",
+    "Switch the sidebar to the Synthetic dataset: everything runs in seconds, even offline.",
+    "Open the same URL on a second laptop: it shows the same runs, live.",
+])

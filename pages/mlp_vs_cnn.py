@@ -1,0 +1,32 @@
+"""MLP vs CNN: the same data, a network that sees pixels as a list against one that sees them as an image."""
+
+import streamlit as st
+
+from core.engine import model_size
+from core.presets import get_preset
+from ui.layout import page_header, takeaway, try_this
+from ui.run_panel import compare_presets, run_panel
+
+page_header(
+    "MLP vs CNN",
+    "A plain neural network (**MLP**) flattens the 32×32×3 image into 3,072 numbers: it has no idea that "
+    "neighbouring pixels belong together, and every one of its first-layer weights looks at one pixel position "
+    "only. A **convolutional** network slides small 3×3 filters over the image, so the same edge detector works "
+    "everywhere - far fewer weights per feature, and a built-in sense of *where*.",
+    report="MLP (2 hidden layers) 26%, CNN 32/32/32/64 + FC 4096 30% - same batch 256, 20 epochs, Adam 1e-4.")
+
+mlp, cnn = get_preset("mlp"), get_preset("cnn")
+c1, c2 = st.columns(2)
+for col, p in ((c1, mlp), (c2, cnn)):
+    params, _ = model_size(p.config, 100)
+    col.metric(p.title, f"{params / 1e6:.1f}M parameters", f"report: {p.report_label}", delta_color="off")
+st.caption("Most of the CNN's parameters sit in its fully connected layer (4,096 × 4,096): the convolutions "
+           "themselves hold under 40,000.")
+
+run_panel(["mlp", "cnn"], key="nets")
+st.subheader("Side by side")
+compare_presets(["mlp", "cnn"], key="nets-cmp", title="train (dashed) and test (solid) accuracy")
+takeaway("The CNN wins with fewer parameters because it is built for images. Watch the MLP's train accuracy "
+         "race ahead of its test accuracy: it memorizes pixels instead of learning shapes.")
+try_this(["Compare the loss panel too: which network's test loss turns back up first?",
+          "Raise the MLP's learning rate to 1e-3 under *Tweak*: does it help or hurt?"])

@@ -1,0 +1,139 @@
+"""Altair chart builders: plain data in, `alt.Chart` out. No Streamlit here, so each is testable on its own.
+
+Conventions: accuracies are fractions and shown as percentages; every chart has tooltips; train is dashed and
+test solid, so the overfitting gap reads at a glance on a projector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+SPLIT_DASH = alt.Scale(domain=["train", "test"], range=[[5, 4], [1, 0]])
+
+
+def curves_frame(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
+    """Long-form frame from {run label: [epoch rows with train_loss/test_loss/train_acc/test_acc]}."""
+    rows = []
+    for label, epochs in curves.items():
+        for e in epochs:
+            for split in ("train", "test"):
+                rows.append({"run": label, "epoch": e["epoch"], "split": split,
+                             "loss": e.get(f"{split}_loss"), "accuracy": e.get(f"{split}_acc")})
+    return pd.DataFrame(rows, columns=["run", "epoch", "split", "loss", "accuracy"])
+
+
+def curves_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "accuracy", *,
+                 height: int = 280, title: str | None = None, report: Mapping[str, float] | None = None) -> alt.Chart:
+    """Train (dashed) and test (solid) `metric` per epoch, one colour per run. `report` draws each run's
+    published accuracy as a dotted rule (accuracy charts only)."""
+    df = curves_frame(curves)
+    y_title = "accuracy" if metric == "accuracy" else "loss (cross-entropy)"
+    y = alt.Y(f"{metric}:Q", title=y_title, axis=alt.Axis(format=".0%") if metric == "accuracy" else alt.Axis())
+    base = alt.Chart(df).encode(
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+        y=y,
+        color=alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", labelLimit=280)),
+        strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, title="split"),
+        tooltip=["run:N", "split:N", alt.Tooltip("epoch:Q"), alt.Tooltip(f"{metric}:Q", format=".2%" if
+                                                                        metric == "accuracy" else ".3f")],
+    )
+    chart = base.mark_line(point=alt.OverlayMarkDef(size=30)).properties(height=height, title=title or "")
+    if report and metric == "accuracy":
+        rules = pd.DataFrame([{"run": k, "report": v} for k, v in report.items() if v is not None])
+        if not rules.empty:
+            chart = chart + alt.Chart(rules).mark_rule(strokeDash=[2, 2], opacity=0.7).encode(
+                y="report:Q", color=alt.Color("run:N"),
+                tooltip=["run:N", alt.Tooltip("report:Q", title="report (CIFAR-100)", format=".0%")])
+    return chart
+
+
+def lr_schedule_chart(lrs: Sequence[float], steps_per_epoch: int, *, height: int = 180,
+                      title: str = "learning rate over the run") -> alt.Chart:
+    """The LR at every step (thinned to ≤ 400 points), x in epochs."""
+    stride = max(1, len(lrs) // 400)
+    df = pd.DataFrame({"epoch": [i / max(1, steps_per_epoch) for i in range(0, len(lrs), stride)],
+                       "lr": list(lrs)[::stride]})
+    return alt.Chart(df).mark_line().encode(
+        x=alt.X("epoch:Q", title="epoch"), y=alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format=".1e")),
+        tooltip=[alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("lr:Q", format=".2e")],
+    ).properties(height=height, title=title)
+
+
+def scatter_chart(rows: Iterable[Mapping[str, Any]], x: str, y: str, *, label: str = "run", x_title: str = "",
+                  y_title: str = "", log_x: bool = False, y_format: str = ".0%", height: int = 280,
+                  title: str = "") -> alt.Chart:
+    """Points with labels, e.g. test accuracy against training time or parameter count."""
+    df = pd.DataFrame(list(rows))
+    if df.empty:
+        df = pd.DataFrame(columns=[x, y, label])
+    scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
+    enc = dict(x=alt.X(f"{x}:Q", title=x_title or x, scale=scale), y=alt.Y(f"{y}:Q", title=y_title or y,
+                                                                          axis=alt.Axis(format=y_format)))
+    points = alt.Chart(df).mark_circle(size=120).encode(
+        **enc, color=alt.Color(f"{label}:N", legend=None), tooltip=[f"{label}:N", f"{x}:Q",
+                                                                  alt.Tooltip(f"{y}:Q", format=y_format)])
+    text = alt.Chart(df).mark_text(align="left", dx=8, dy=-6).encode(**enc, text=f"{label}:N")
+    return (points + text).properties(height=height, title=title)
+
+
+def report_bars(rows: Iterable[Mapping[str, Any]], *, height: int | None = None) -> alt.Chart:
+    """Grouped horizontal bars: for each preset title, the report's accuracy and the lab's best run.
+    rows: {"preset": str, "source": "report" | "lab", "accuracy": float}."""
+    df = pd.DataFrame(list(rows), columns=["preset", "source", "accuracy"]).dropna()
+    order = list(dict.fromkeys(df["preset"])) if not df.empty else []
+    return alt.Chart(df).mark_bar().encode(
+        y=alt.Y("preset:N", sort=order, title=None),
+        yOffset=alt.YOffset("source:N", sort=["report", "lab"]),
+        x=alt.X("accuracy:Q", axis=alt.Axis(format=".0%"), scale=alt.Scale(domain=[0, 1]), title="test accuracy"),
+        color=alt.Color("source:N", scale=alt.Scale(domain=["report", "lab"], range=["#b0b7bf", "#d1495b"]),
+                        title=None, legend=alt.Legend(orient="top")),
+        tooltip=["preset:N", "source:N", alt.Tooltip("accuracy:Q", format=".1%")],
+    ).properties(height=height or max(120, 34 * max(1, len(order))))
+
+
+def histogram_chart(values: Mapping[str, Sequence[float]], *, x_title: str = "value", bins: int = 40,
+                    height: int = 90, columns: int = 2) -> alt.Chart:
+    """One small histogram per series (e.g. activations per layer), faceted, shared x axis."""
+    rows = [{"layer": k, "value": float(v)} for k, vs in values.items() for v in vs]
+    df = pd.DataFrame(rows, columns=["layer", "value"])
+    order = list(values)
+    return alt.Chart(df).mark_bar(opacity=0.85).encode(
+        x=alt.X("value:Q", bin=alt.Bin(maxbins=bins), title=x_title),
+        y=alt.Y("count():Q", title="count"),
+        tooltip=[alt.Tooltip("count():Q")],
+    ).properties(height=height, width=260).facet(facet=alt.Facet("layer:N", sort=order, title=None),
+                                                 columns=columns)
+
+
+def bar_chart(rows: Iterable[Mapping[str, Any]], x: str, y: str, *, x_title: str = "", y_title: str = "",
+              y_format: str = ".0%", height: int = 260, sort: str | None = "-y", color: str | None = None,
+              title: str = "") -> alt.Chart:
+    """A plain bar chart (per-class accuracy, members of an ensemble, ...)."""
+    df = pd.DataFrame(list(rows))
+    if df.empty:
+        df = pd.DataFrame(columns=[x, y])
+    enc: dict[str, Any] = dict(x=alt.X(f"{x}:N", title=x_title or x, sort=sort),
+                               y=alt.Y(f"{y}:Q", title=y_title or y, axis=alt.Axis(format=y_format)),
+                               tooltip=[f"{x}:N", alt.Tooltip(f"{y}:Q", format=y_format)])
+    if color:
+        enc["color"] = alt.Color(f"{color}:N", title=None)
+    return alt.Chart(df).mark_bar().encode(**enc).properties(height=height, title=title)
+
+
+def gap_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, height: int = 240,
+              title: str = "overfitting gap: train accuracy − test accuracy") -> alt.Chart:
+    """Per epoch, how far train accuracy runs ahead of test accuracy, one line per run."""
+    rows = [{"run": label, "epoch": e["epoch"], "gap": (e.get("train_acc") or 0) - (e.get("test_acc") or 0)}
+            for label, epochs in curves.items() for e in epochs if e.get("train_acc") is not None]
+    df = pd.DataFrame(rows, columns=["run", "epoch", "gap"])
+    line = alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("gap:Q", title="train − test accuracy", axis=alt.Axis(format="+.0%")),
+        color=alt.Color("run:N", legend=alt.Legend(orient="bottom", labelLimit=280)),
+        tooltip=["run:N", "epoch:Q", alt.Tooltip("gap:Q", format="+.1%")])
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="#888").encode(y="y:Q")
+    return (line + zero).properties(height=height, title=title)

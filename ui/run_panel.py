@@ -1,0 +1,262 @@
+"""The run panel: choose a preset (or tweak it), Start, watch it live, Stop/Resume, and read the result beside
+the report's number. Any page embeds it with its own preset list: `run_panel(["cnn", "mlp"], key="nets")`.
+
+Training runs in a trainer process through the run library, so the panel only submits and polls: the live
+part is an `st.fragment` that re-runs itself every second while the run is queued or running, and stops
+polling (a full rerun) once it ends. Reruns, page switches, refreshes and other sessions all see the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from core.config import TrainConfig
+from core.engine import model_size
+from core.errors import LabError
+from core.presets import get_preset
+from core.runs import RunRecord
+from core.schedule import schedule_curve, steps_per_epoch
+from ui import charts, runlib, urlstate
+from ui.layout import chart_height, friendly_errors, pct
+from ui.settings import current
+
+STATUS_ICON = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
+LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.05, 0.1, 0.2, 0.4]
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "—"
+    s = int(round(s))
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _num_classes(dataset: str) -> int:
+    return {"cifar100": 100, "cifar10": 10, "synthetic": 10}.get(dataset, 10)
+
+
+def _tweaks(preset: str, key: str) -> dict[str, Any]:
+    """The advanced controls (hidden in presenter mode): a few fields of the preset, as overrides."""
+    cfg = get_preset(preset).config
+    out: dict[str, Any] = {}
+    with st.expander("Tweak this experiment", expanded=False):
+        c1, c2, c3, c4 = st.columns(4)
+        epochs = c1.number_input("Epochs", 1, 500, cfg.epochs, key=f"{key}:{preset}:epochs")
+        batch = c2.select_slider("Batch size", [32, 64, 128, 256, 512, 1024], cfg.batch_size,
+                                 key=f"{key}:{preset}:batch")
+        opt = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], ["adam", "adamw", "sgd"].index(cfg.optim.name),
+                           key=f"{key}:{preset}:opt")
+        lrs = sorted(set(LRS + [cfg.optim.lr]))
+        lr = c4.select_slider("Learning rate", lrs, cfg.optim.lr, format_func=lambda v: f"{v:g}",
+                              key=f"{key}:{preset}:lr")
+        d1, d2, d3, d4 = st.columns(4)
+        flip = d1.toggle("Random flip", cfg.data.augment.flip_p > 0, key=f"{key}:{preset}:flip")
+        crop = d2.toggle("Random crop", cfg.data.augment.crop_padding > 0, key=f"{key}:{preset}:crop")
+        seed = d3.number_input("Seed", 0, 10_000, cfg.seed, key=f"{key}:{preset}:seed")
+        name = d4.text_input("Run name", "", key=f"{key}:{preset}:name", placeholder="automatic")
+    out.update(epochs=int(epochs), batch_size=int(batch), optimizer=opt, lr=float(lr), seed=int(seed),
+               flip_p=0.5 if flip else 0.0, crop_padding=(cfg.data.augment.crop_padding or 4) if crop else 0)
+    if name.strip():
+        out["_name"] = name.strip()
+    return out
+
+
+def _applicable(preset: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """Model options in `extra` apply only to presets whose model takes them (freeze_backbone: pretrained)."""
+    from core.models import get_entry
+
+    defaults = get_entry(get_preset(preset).config.model.name).defaults
+    return {k: v for k, v in extra.items() if not k.startswith("model.") or k[6:] in defaults}
+
+
+def describe(config: TrainConfig) -> str:
+    """One line a student can read: model, size, optimizer, data."""
+    try:
+        params, trainable = model_size(config, _num_classes(config.data.dataset))
+        size = f"{params / 1e6:.1f}M parameters" + (f" ({trainable / 1e6:.2f}M trained)" if trainable < params else "")
+    except LabError as e:
+        size = f"invalid model: {e}"
+    d = config.data
+    images = "all" if d.subset is None else f"{d.subset:,}"
+    return (f"**{config.model.name}** · {size} · {config.optim.name} {config.optim.lr:g} ({config.optim.schedule}) · "
+            f"batch {config.batch_size} · {config.epochs} epochs · augmentation: {d.augment.describe()} · "
+            f"{images} training images")
+
+
+def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, allow_tweaks: bool = True,
+              show_schedule: bool = False, extra: dict[str, Any] | None = None) -> RunRecord | None:
+    """Draw the panel; returns the run it shows (or None). `extra`: page-specific overrides applied last
+    (e.g. the transfer page's frozen backbone), as config.apply_overrides keys."""
+    settings = current()
+    with st.container(border=True):
+        names = list(presets)
+        start_name = default if default in names else names[0]
+        preset = urlstate.selectbox(st, "Experiment", names, key=f"{key}_preset", default=start_name,
+                                    format_func=lambda n: f"{get_preset(n).title}  (report: {get_preset(n).report_label})")
+        p = get_preset(preset)
+        st.caption(p.lesson + (f"  \n*{p.note}*" if p.note else ""))
+        tweaks = _tweaks(preset, key) if allow_tweaks and not settings.presenter else {}
+        name = tweaks.pop("_name", None)
+        try:
+            config = runlib.config_for(preset, {**tweaks, **_applicable(preset, extra or {})})
+        except LabError as e:
+            st.error(str(e))
+            return None
+        st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
+        if show_schedule:
+            spe = steps_per_epoch(config.data.subset or 50_000, config.batch_size)
+            st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, config.epochs), spe,
+                                                     height=140), width="stretch")
+
+        c1, c2 = st.columns([1, 3])
+        started = c1.button("▶ Start", key=f"{key}:start", type="primary", disabled=not settings.can_control,
+                            help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)")
+        if started:
+            with friendly_errors("Starting the run"):
+                run_id = runlib.start(config, preset=preset, name=name)
+                runlib.remember(key, run_id)
+        run = _shown_run(key, preset, settings.dataset, c2)
+        if run is not None:
+            _live(run.id, key)
+        return run
+
+
+def _shown_run(key: str, preset: str, dataset: str, where) -> RunRecord | None:
+    """This tab's run for the panel; else the newest run of the preset (so students see the teacher's)."""
+    lib = runlib.library()
+    chosen = runlib.remembered(key)
+    run = lib.find(chosen) if chosen else None
+    if run is None or run.preset != preset:
+        run = runlib.latest_run(preset, dataset)
+    others = lib.list_runs(preset=preset, dataset=dataset, limit=12)
+    if len(others) > 1 and run is not None:
+        ids = [r.id for r in others]
+        labels = {r.id: f"{STATUS_ICON.get(r.status, '')} {r.name} · {pct(r.best_test_acc)}" for r in others}
+        picked = where.selectbox("Showing run", ids, ids.index(run.id) if run.id in ids else 0,
+                                 format_func=labels.get, key=f"{key}:{preset}:shown")
+        if picked != run.id:
+            run = lib.find(picked)
+            runlib.remember(key, picked)
+    return run
+
+
+def _live(run_id: str, key: str) -> None:
+    run = runlib.library().find(run_id)
+    if run is None:
+        return
+    every = 1.0 if run.active else None
+    st.fragment(_live_body, run_every=every)(run_id, key)
+
+
+def _live_body(run_id: str, key: str) -> None:
+    lib = runlib.library()
+    run = lib.find(run_id)
+    if run is None:
+        st.info("This run was deleted.")
+        return
+    status_line(run, lib.queue_position(run.id) if run.status == "queued" else None)
+    b1, b2, _ = st.columns([1, 1, 4])
+    control = current().can_control
+    if run.active and b1.button("■ Stop", key=f"{key}:stop:{run.id}", disabled=not control):
+        with friendly_errors("Stopping"):
+            lib.request_stop(run.id)
+            st.toast("Stop requested: the run saves a checkpoint and stops within a second or so.")
+    if run.status in ("stopped", "failed") and b2.button("↻ Resume", key=f"{key}:resume:{run.id}",
+                                                          disabled=not control):
+        with friendly_errors("Resuming"):
+            lib.resume(run.id)
+            st.rerun(scope="app")
+    curves = [e.to_dict() for e in lib.curves(run.id)]
+    if curves:
+        preset = get_preset(run.preset) if run.preset else None
+        c1, c2 = st.columns(2)
+        report = {run.name: preset.report_acc} if preset and preset.report_acc else None
+        c1.altair_chart(charts.curves_chart({run.name: curves}, "accuracy", height=chart_height(),
+                                            title="accuracy per epoch", report=report), width="stretch")
+        c2.altair_chart(charts.curves_chart({run.name: curves}, "loss", height=chart_height(),
+                                            title="loss per epoch"), width="stretch")
+    elif run.active:
+        st.caption("Curves appear after the first epoch.")
+    if not run.active:
+        result_vs_report(run)
+    if st.session_state.get(f"_was_active:{run.id}") and not run.active:
+        st.session_state[f"_was_active:{run.id}"] = False
+        st.rerun(scope="app")  # stop polling: redraw the page once with the final state
+    st.session_state[f"_was_active:{run.id}"] = run.active
+
+
+def status_line(run: RunRecord, queue_position: int | None = None) -> None:
+    icon = STATUS_ICON.get(run.status, "")
+    head = f"{icon} **{run.name}** — {run.status}"
+    if run.status == "queued":
+        ahead = queue_position or 0
+        st.markdown(head + (f" · {ahead} run(s) ahead on {run.device}" if ahead else f" · next on {run.device}"))
+        st.progress(0.0, text="waiting for the device")
+        return
+    if run.status == "running":
+        p = run.progress
+        frac = p.fraction if p else 0.0
+        bits = [f"epoch {p.epoch}/{run.epochs}" if p else f"epoch {run.epochs_done + 1}/{run.epochs}"]
+        if p and p.images_per_s:
+            bits.append(f"{p.images_per_s:,.0f} images/s")
+        if p and p.loss is not None:
+            bits.append(f"loss {p.loss:.3f}")
+        bits.append(f"ETA {fmt_seconds(run.eta_s)}")
+        st.markdown(head + f" on {run.device}")
+        st.progress(min(1.0, frac), text=" · ".join(bits))
+        return
+    st.markdown(head + (f": {run.reason}" if run.reason else "") + f" · {run.epochs_done} epoch(s) · "
+                f"{fmt_seconds(run.seconds)} on {run.device}")
+
+
+def result_vs_report(run: RunRecord) -> None:
+    """The run's result beside the report's number for its preset, with an honest note when they differ."""
+    if run.best_test_acc is None:
+        return
+    preset = get_preset(run.preset) if run.preset else None
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Final test accuracy", pct(run.test_acc))
+    c2.metric("Best test accuracy", pct(run.best_test_acc))
+    if preset and preset.report_acc is not None:
+        delta = (run.best_test_acc - preset.report_acc) * 100
+        c3.metric("Report (CIFAR-100, 20 epochs)" if preset.config.epochs == 20 else "Report (CIFAR-100)",
+                  preset.report_label, f"{delta:+.1f} points for this run", delta_color="off")
+        if run.dataset != "cifar100":
+            st.caption(f"This run used {run.dataset} ({run.train_size or 0:,} training images) — the report's "
+                       f"number is for CIFAR-100 with 50,000, so compare the trend, not the digits.")
+        elif run.train_size and run.train_size < 50_000:
+            st.caption(f"This run trained on {run.train_size:,} of CIFAR-100's 50,000 images; fewer images "
+                       f"usually means lower test accuracy than the report's.")
+
+
+def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: str = "cmp",
+                    title: str | None = None) -> dict[str, RunRecord]:
+    """Overlay the curves of each preset's best run (or newest, while none completed) on the current dataset,
+    with a small table: parameters, report, lab, time. Returns the runs shown."""
+    settings = current()
+    runs = runlib.best_runs(list(presets), settings.dataset)
+    if not runs:
+        st.info(f"No runs of these experiments on {settings.dataset_label} yet: start one above, or queue them "
+                f"from the report card.")
+        return {}
+    curves = runlib.curves_of(runs)
+    report = {get_preset(k).title: get_preset(k).report_acc for k in runs}
+    if any(curves.values()):
+        st.altair_chart(charts.curves_chart(curves, metric, height=chart_height(300), title=title or "",
+                                            report=report if metric == "accuracy" else None), width="stretch")
+    rows = []
+    for k, r in runs.items():
+        p = get_preset(k)
+        rows.append({"experiment": p.title, "parameters": f"{(r.params or 0) / 1e6:.1f}M", "report": p.report_label,
+                     "lab (best)": pct(r.best_test_acc), "train acc (last)": pct(_last(runlib, r.id, "train_acc")),
+                     "epochs": f"{r.epochs_done}/{r.epochs}", "time": fmt_seconds(r.seconds), "status": r.status})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    return runs
+
+
+def _last(lib_module, run_id: str, field: str) -> float | None:
+    rows = lib_module.library().curves(run_id)
+    return getattr(rows[-1], field) if rows else None

@@ -1,0 +1,81 @@
+"""The thin Streamlit adapter over the run library: open it where the sidebar says, start runs with the lab
+settings, and pick which run a panel shows. Training itself never happens in a script run.
+
+The library object is per runs folder and per process (core.runs.open_library caches it); it holds no user
+state, so every session may share it. What a user selected lives in st.session_state and the URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.config import TrainConfig, apply_overrides
+from core.errors import LabError
+from core.presets import get_preset
+from core.runs import RunLibrary, RunRecord, open_library
+from ui.settings import LabSettings, current
+
+
+def library(settings: LabSettings | None = None) -> RunLibrary:
+    """The run library of the sidebar's runs folder (recovering dead runs at most once a second)."""
+    return open_library((settings or current()).runs_dir)
+
+
+def config_for(preset: str, tweaks: dict[str, Any] | None = None, settings: LabSettings | None = None) -> TrainConfig:
+    """A preset + the lab settings (dataset, subset, device) + the page's tweaks."""
+    settings = settings or current()
+    return apply_overrides(get_preset(preset).config, {**settings.overrides(), **(tweaks or {})})
+
+
+def start(config: TrainConfig, *, preset: str | None, name: str | None = None, sweep_id: str | None = None,
+          settings: LabSettings | None = None) -> str:
+    """Queue a run (LabError when this user may not start runs)."""
+    settings = settings or current()
+    if not settings.can_control:
+        raise LabError("Starting runs is reserved to the teacher: enter the passcode in the sidebar.")
+    return library(settings).submit(config, name=name, preset=preset, started_by="app", sweep_id=sweep_id,
+                                    data_dir=settings.data_dir, download=True)
+
+
+def latest_run(preset: str, dataset: str | None = None) -> RunRecord | None:
+    """The newest run of a preset on the dataset (a running one first): what a student opening the page sees."""
+    runs = library().list_runs(preset=preset, dataset=dataset, limit=20)
+    active = [r for r in runs if r.active]
+    return (active or runs or [None])[0]
+
+
+def best_runs(presets: list[str], dataset: str | None) -> dict[str, RunRecord]:
+    """For each preset: its best completed run on the dataset, else its newest run of any status."""
+    lib = library()
+    best = lib.best_per_preset(dataset=dataset)
+    out = {}
+    for p in presets:
+        run = best.get(p) or latest_run(p, dataset)
+        if run is not None:
+            out[p] = run
+    return out
+
+
+def curves_of(runs: dict[str, RunRecord], label: str = "preset") -> dict[str, list[dict]]:
+    """{label: epoch rows} for ui.charts.curves_chart; label by preset title or by run name."""
+    lib = library()
+    out = {}
+    for key, run in runs.items():
+        name = get_preset(key).title if label == "preset" and run.preset else run.name
+        out[name] = [e.to_dict() for e in lib.curves(run.id)]
+    return out
+
+
+def can_control() -> bool:
+    return current().can_control
+
+
+def remember(key: str, run_id: str | None) -> None:
+    """Which run a panel shows, for this browser tab."""
+    st.session_state[f"_run:{key}"] = run_id
+
+
+def remembered(key: str) -> str | None:
+    return st.session_state.get(f"_run:{key}")

@@ -1,0 +1,147 @@
+"""The sidebar "lab settings" every page shares, kept in the URL so a link reopens the same view.
+
+`lab_settings()` draws the sidebar once per script run (app.py calls it before the page) and returns a frozen
+LabSettings. Pages read it with `current()`; they never draw their own dataset pickers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from core import data as data_mod
+from core.runs import runs_root
+from ui import urlstate
+
+DATASETS = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10", "folder": "Image folder", "synthetic": "Synthetic"}
+SUBSETS = [500, 1000, 2000, 5000, 10000, 25000, 0]  # 0 = all training images
+TEST_SUBSETS = [500, 1000, 2000, 5000, 0]
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    dataset: str  # cifar100 | cifar10 | synthetic | folder:PATH
+    subset: int | None  # training images per run (stratified); None = all
+    test_subset: int | None
+    device: str  # auto | cpu | cuda | mps
+    data_dir: str
+    runs_dir: str
+    presenter: bool  # projector mode: fewer controls, bigger charts
+    can_control: bool  # may start / stop / delete runs (teacher, or nobody set a passcode)
+
+    @property
+    def dataset_label(self) -> str:
+        if self.dataset.startswith("folder:"):
+            return f"folder {Path(self.dataset[7:]).name}"
+        return DATASETS.get(self.dataset, self.dataset)
+
+    def overrides(self) -> dict:
+        """The settings every run started from the app inherits."""
+        return {"dataset": self.dataset, "subset": self.subset, "test_subset": self.test_subset, "device": self.device}
+
+
+@st.cache_resource(show_spinner=False)
+def detected_devices() -> list[tuple[str, str]]:
+    """(value, label) of the devices torch sees here, detected once per server."""
+    from core.engine import available_devices
+
+    return available_devices()
+
+
+def _passcode() -> str | None:
+    """The teacher passcode: Streamlit secrets (teacher_passcode) or $CIFAR_LAB_PASSCODE; None = single-user."""
+    code = os.environ.get("CIFAR_LAB_PASSCODE")
+    with contextlib.suppress(Exception):  # no secrets.toml at all is the normal case
+        code = st.secrets.get("teacher_passcode", code)
+    return code or None
+
+
+def _fmt_subset(n: int) -> str:
+    return "all" if n == 0 else f"{n:,}"
+
+
+def lab_settings() -> LabSettings:
+    """Draw the sidebar and return the settings (also stored for `current()`)."""
+    devices = detected_devices()
+    has_gpu = any(v.startswith("cuda") or v == "mps" for v, _ in devices)
+    sb = st.sidebar
+    sb.markdown("### Lab settings")
+
+    kind = urlstate.selectbox(sb, "Dataset", list(DATASETS), key="dataset_kind", default="cifar100",
+                              format_func=DATASETS.get, help="Every run started from the app uses this dataset.")
+    dataset = kind
+    if kind == "folder":
+        path = urlstate.text_input(sb, "Image folder", key="folder", default="",
+                                   help="A folder with train/<class>/*.jpg and test/<class>/*.jpg")
+        dataset = f"folder:{path}" if path.strip() else "synthetic"
+        if not path.strip():
+            sb.caption("Enter a folder path; until then the synthetic set is used.")
+
+    default_subset = 0 if has_gpu else 5000
+    subset = urlstate.select_slider(sb, "Training images per run", SUBSETS, key="subset", default=default_subset,
+                                    format_func=_fmt_subset,
+                                    help="A stratified subset (the same number per class) keeps CPU runs short.")
+    test_subset = urlstate.select_slider(sb, "Test images", TEST_SUBSETS, key="test_subset",
+                                         default=0 if has_gpu else 2000, format_func=_fmt_subset)
+
+    labels = dict([("auto", "auto")] + devices)
+    device = urlstate.selectbox(sb, "Device", list(labels), key="device", default="auto", format_func=labels.get)
+    sb.caption("Detected: " + ", ".join(label for _, label in devices))
+
+    with sb.expander("Where data and runs live"):
+        data_dir = st.text_input("Data folder", value=str(data_mod.data_root()), key="data_dir",
+                                 help="$CIFAR_LAB_DATA sets the default")
+        runs_dir = st.text_input("Runs folder", value=str(runs_root()), key="runs_dir",
+                                 help="$CIFAR_LAB_RUNS sets the default; every user of this app shares it")
+
+    presenter = urlstate.toggle(sb, "Presenter mode", key="presenter", default=False,
+                                help="Hide advanced controls and enlarge charts for a projector.")
+    can_control = _teacher_controls(sb)
+
+    settings = LabSettings(dataset=dataset, subset=subset or None, test_subset=test_subset or None, device=device,
+                           data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=can_control)
+    st.session_state["_lab_settings"] = settings
+    if presenter:
+        _presenter_css()
+    return settings
+
+
+def _teacher_controls(sb) -> bool:
+    code = _passcode()
+    if code is None:
+        return True  # single-user mode: everything allowed
+    if st.session_state.get("_teacher"):
+        if sb.button("Lock teacher controls", key="teacher_lock"):
+            st.session_state["_teacher"] = False
+            st.rerun()
+        sb.caption("Teacher controls unlocked for this browser tab.")
+        return True
+    entered = sb.text_input("Teacher passcode", type="password", key="teacher_code",
+                            help="Starting, stopping and deleting runs is reserved to the teacher.")
+    if entered:
+        if entered == code:
+            st.session_state["_teacher"] = True
+            st.rerun()
+        sb.error("Wrong passcode.")
+    sb.caption("Students can browse, preview and compare; runs are started by the teacher.")
+    return False
+
+
+def _presenter_css() -> None:
+    st.markdown("""<style>
+      .stMainBlockContainer, .block-container { max-width: 100% !important; }
+      html, body, [data-testid="stMarkdownContainer"] p { font-size: 1.15rem; }
+      canvas.marks, .vega-embed { min-height: 360px; }
+    </style>""", unsafe_allow_html=True)
+
+
+def current() -> LabSettings:
+    """The settings drawn by app.py in this script run (pages call this)."""
+    settings = st.session_state.get("_lab_settings")
+    if settings is None:  # a page run on its own (tests): draw the sidebar here
+        settings = lab_settings()
+    return settings
