@@ -136,12 +136,29 @@ def test_stop_kill_and_resume_give_one_continuous_curve(tmp_path):
     assert log.count(f"run {run_id} ") == 3 and log.count("resuming from its checkpoint") == 2
 
 
+SERVER = r"""
+import os, signal, sys
+from core.config import DataConfig, ModelConfig, TrainConfig
+from core.runs import open_library
+lib = open_library(sys.argv[1])
+model = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32})
+bad = TrainConfig(data=DataConfig(dataset="folder:/nonexistent/x"), model=model, device="cpu")
+good = TrainConfig(data=DataConfig(dataset="synthetic", subset=200, test_subset=100), model=model, batch_size=50,
+                   epochs=1, device="cpu")
+print(lib.submit(bad, name="bad dataset"), lib.submit(good, name="next in line"), flush=True)
+os.killpg(0, signal.SIGHUP)  # the server's terminal closes: its whole process group is hung up
+"""
+
+
 @pytest.mark.slow
-def test_a_setup_error_fails_in_its_process_and_the_next_run_gets_a_fresh_one(tmp_path):
+def test_trainers_outlive_their_server_and_a_failed_run_hands_over_to_a_fresh_process(tmp_path):
     lib = open_library(tmp_path / "runs")
-    bad = lib.submit(tiny(data=DataConfig(dataset="folder:/nonexistent/x")), name="bad dataset")
-    good = lib.submit(tiny(epochs=1), name="next in line")
-    assert (lib.get(bad).status, lib.get(good).status) == ("running", "queued")
+    server = subprocess.run([sys.executable, "-c", SERVER, str(lib.root)], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True,
+                            timeout=120)
+    assert server.returncode == -signal.SIGHUP, server.stderr  # the "server" is gone...
+    bad, good = server.stdout.split()
+    # ...and its trainer goes on: the bad run fails in it, the next run gets a fresh process
     wait_for(lambda: not lib.get(good).active, 240, "both runs\n" + logs(lib, bad) + logs(lib, good), 0.2)
     b, g = lib.get(bad), lib.get(good)
     assert b.status == "failed" and b.reason.startswith("/nonexistent/x does not exist. A folder dataset needs")
