@@ -124,11 +124,12 @@ class Recorder:
 
     def _record_started(self, e: ev.RunStarted) -> None:
         step = (e.start_epoch - 1) * e.steps_per_epoch
+        # `dataset` keeps the config's spelling (what pages filter by), not the engine's resolved folder path.
         with self.lib.connect() as conn:
-            conn.execute("UPDATE runs SET params = ?, trainable_params = ?, dataset = ?, train_size = ?, "
+            conn.execute("UPDATE runs SET params = ?, trainable_params = ?, train_size = ?, "
                          "test_size = ?, num_classes = ?, steps_per_epoch = ?, step = COALESCE(MAX(step, ?), ?), "
                          "total_steps = ?, epoch = ?, progress_at = ? WHERE id = ?",
-                         (e.params, e.trainable_params, e.dataset, e.train_size, e.test_size, e.num_classes,
+                         (e.params, e.trainable_params, e.train_size, e.test_size, e.num_classes,
                           e.steps_per_epoch, step, step, e.steps_per_epoch * e.epochs, e.start_epoch, time.time(),
                           self.run_id))
 
