@@ -8,14 +8,13 @@ or a file that is not SQLite at all, is a LabError that says what to do.
 
 Concurrency: the Streamlit server (many script threads), trainer processes and the CLI all write at once, so
 every operation opens its own short-lived connection (busy timeout 30 s) and read-modify-write operations run
-inside `BEGIN IMMEDIATE`. Nothing here imports torch: listing runs stays fast. Jobs (queue, trainers) live in
+inside `BEGIN IMMEDIATE`. Nothing here imports torch: listing runs stays fast. Rows come back as the plain
+dataclasses of core/runs_records.py. Jobs (queue, trainers) live in
 core/runs_jobs.py, event recording in core/runs_recorder.py, export/import in core/runs_io.py.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import secrets
 import shutil
 import sqlite3
@@ -23,19 +22,27 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from core.config import TrainConfig, from_json, to_dict, to_json
+from core.config import TrainConfig, to_json
 from core.errors import LabError
+from core.runs_records import (
+    ACTIVE,
+    EPOCH_FIELDS,
+    RUN_STATUSES,
+    EpochRow,
+    Progress,
+    RunRecord,
+    record_from_row,
+)
+
+__all__ = ["ACTIVE", "EPOCH_FIELDS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "EpochRow", "Progress",
+           "RunRecord", "RunStore", "new_run_id"]
 
 DB_NAME = "lab.db"
 BUSY_TIMEOUT_S = 30.0
-RUN_STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed")
-ACTIVE = ("queued", "running")
 STARTED_BY = ("app", "cli", "import")
-EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
 DEFAULT_SETTINGS = {"max_per_device": "1", "stale_after_s": "20"}
 
 # Each entry upgrades the schema by one version (index 0: empty file -> v1). Never edit a shipped entry:
@@ -93,136 +100,8 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class Progress:
-    """The latest step-level progress of a run (written at most ~2 times a second)."""
-
-    step: int  # optimizer steps done, whole run
-    total_steps: int
-    epoch: int  # 1-based epoch the step belongs to
-    loss: float | None  # mean training loss of the latest window
-    lr: float | None
-    images_per_s: float | None
-    updated: float  # unix seconds
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 0.0
-
-
-@dataclass(frozen=True)
-class EpochRow:
-    epoch: int
-    train_loss: float | None
-    train_acc: float | None
-    test_loss: float | None
-    test_acc: float | None
-    lr: float | None
-    seconds: float | None
-    images_per_s: float | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run as plain data. Accuracies are fractions in [0, 1]; times are unix seconds."""
-
-    id: str
-    name: str
-    preset: str | None
-    config: TrainConfig
-    dataset: str
-    model: str
-    device: str
-    status: str  # queued | running | completed | stopped | diverged | failed
-    reason: str  # "" unless something went wrong or it was stopped
-    created: float
-    started: float | None
-    finished: float | None
-    started_by: str  # app | cli | import
-    owner: str  # worker | terminal (a CLI process trains it itself)
-    params: int | None
-    trainable_params: int | None
-    train_size: int | None
-    test_size: int | None
-    num_classes: int | None
-    steps_per_epoch: int | None
-    epochs_done: int
-    test_acc: float | None  # latest epoch's test accuracy (the final one once finished)
-    best_test_acc: float | None
-    seconds: float
-    per_class_acc: tuple[float, ...]  # NaN for classes absent from the test set
-    sweep_id: str | None
-    tags: str | None
-    notes: str | None
-    messages: str
-    pid: int | None
-    host: str | None
-    heartbeat: float | None
-    stop_requested: bool
-    resume_requested: bool
-    queue_order: int | None
-    data_dir: str | None
-    download: bool
-    progress: Progress | None
-
-    @property
-    def epochs(self) -> int:
-        """Epochs the run is set to train."""
-        return self.config.epochs
-
-    @property
-    def imported(self) -> bool:
-        return self.started_by == "import"
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def eta_s(self) -> float | None:
-        """Seconds of training left at the latest throughput (evaluation time not included)."""
-        p = self.progress
-        if self.status != "running" or p is None or not p.images_per_s or not p.total_steps:
-            return None
-        return max(0, p.total_steps - p.step) * self.config.batch_size / p.images_per_s
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (config as a dict, NaN as None)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["config"] = to_dict(self.config)
-        out["per_class_acc"] = [_clean(x) for x in self.per_class_acc]
-        out["progress"] = asdict(self.progress) if self.progress else None
-        return out
-
-
-def _clean(x: Any) -> Any:
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def new_run_id() -> str:
     return secrets.token_hex(4)  # 8 hex digits: short enough to type, 4 billion of them
-
-
-def _record(row: sqlite3.Row) -> RunRecord:
-    keys = row.keys()
-    progress = None
-    if row["step"] is not None:
-        progress = Progress(step=row["step"], total_steps=row["total_steps"] or 0, epoch=row["epoch"] or 0,
-                            loss=row["loss"], lr=row["lr"], images_per_s=row["images_per_s"],
-                            updated=row["progress_at"] or 0.0)
-    pca = json.loads(row["per_class_acc"]) if "per_class_acc" in keys and row["per_class_acc"] else []
-    values: dict[str, Any] = {f.name: row[f.name] for f in fields(RunRecord)
-                              if f.name in keys and f.name not in ("config", "progress", "per_class_acc")}
-    values.update(config=from_json(row["config"]), progress=progress,
-                  per_class_acc=tuple(math.nan if v is None else float(v) for v in pca),
-                  stop_requested=bool(row["stop_requested"]), resume_requested=bool(row["resume_requested"]),
-                  download=bool(row["download"]))
-    for name in ("sweep_id", "tags", "notes"):
-        values.setdefault(name, None)
-    return RunRecord(**values)
 
 
 class RunStore:
@@ -337,7 +216,7 @@ class RunStore:
     def find(self, run_id: str) -> RunRecord | None:
         with self.connect() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     def get(self, run_id: str) -> RunRecord:
         """The run, or LabError when there is no such id."""
@@ -367,7 +246,7 @@ class RunStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self.connect() as conn:
-            return [_record(r) for r in conn.execute(sql, args).fetchall()]
+            return [record_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
     def curves(self, run_id: str) -> list[EpochRow]:
         """The run's finished epochs in order (one row per epoch number)."""
