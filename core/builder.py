@@ -10,6 +10,7 @@ A spec is JSON-able data, stored in a run's config as the model's options, `Mode
      "fc": [{"units": 256, "dropout": 0.5, "act": "relu"}, ...]}   # hidden FC layers; the classifier is added
 
 Layer kinds and their options (defaults) are in LAYER_OPTIONS; `fc` entries may also be plain ints (units).
+The per-kind checks and arithmetic live in core/builder_layers.py; this module composes them.
 Module names follow core/models.py's cnn: a layer is numbered by the conv block it follows (conv1 bn1 relu1
 pool1 conv2 ...; layers before the first conv get 0, a repeat in one block gets _2), under `features`; the
 classifier is `classifier` = flatten, fc1, fc1_relu, fc1_dropout, ..., then the head `fc{K+1}` (K hidden
@@ -31,32 +32,23 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from core.builder_layers import (  # noqa: F401 - LAYER_OPTIONS, FC_OPTIONS, POOL_MODES: the spec format
+    ACTIVATIONS,
+    FC_OPTIONS,
+    LAYER_OPTIONS,
+    POOL_MODES,
+    check_fc,
+    check_values,
+    fill,
+    is_int,
+    layer_math,
+    maker,
+    one_of,
+    too_big,
+)
 from core.config import ModelConfig, TrainConfig
 from core.errors import ConfigError
 from core.models import CIFAR_SIZE, get_entry, register_model
-
-# kind -> option defaults. conv `padding` None = kernel // 2 ("same" size for odd kernels at stride 1);
-# pool `stride` None = its size. Activation `slope` is leaky_relu's negative slope (ignored by the others).
-LAYER_OPTIONS: dict[str, dict[str, Any]] = {
-    "conv": {"out": None, "kernel": 3, "stride": 1, "padding": None, "groups": 1, "bias": True},
-    "bn": {"momentum": 0.1, "affine": True, "eps": 1e-5},
-    "act": {"fn": "relu", "slope": 0.01},
-    "pool": {"mode": "max", "size": 2, "stride": None},
-    "gap": {"mode": "avg"},  # global pooling to 1×1
-    "dropout": {"p": 0.5},
-}
-FC_OPTIONS: dict[str, Any] = {"units": None, "dropout": 0.0, "act": "relu"}
-ACTIVATIONS: dict[str, Callable[[float], nn.Module]] = {  # each call makes its own, non-inplace module
-    "relu": lambda slope: nn.ReLU(),
-    "leaky_relu": lambda slope: nn.LeakyReLU(slope),
-    "gelu": lambda slope: nn.GELU(),
-    "silu": lambda slope: nn.SiLU(),
-    "elu": lambda slope: nn.ELU(),
-    "tanh": lambda slope: nn.Tanh(),
-    "sigmoid": lambda slope: nn.Sigmoid(),
-}
-POOL_MODES = ("max", "avg")
-MAX_CHANNELS, MAX_UNITS = 8192, 65536
 
 # A small default network: two conv blocks with batch norm, one hidden FC layer.
 DEFAULT_LAYERS: tuple[dict[str, Any], ...] = (
@@ -135,87 +127,6 @@ class Summary:
                      macs=r.macs) for r in self.rows]
 
 
-# --- spec checks --------------------------------------------------------------------------------------------
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _one_of(value: Any, choices: Any) -> bool:
-    return isinstance(value, str) and value in choices
-
-
-def _fill(kind: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
-    unknown = sorted(set(raw) - set(defaults) - {"kind"})
-    if unknown:
-        problems.append(f"unknown option(s) {', '.join(map(repr, unknown))} for a {kind} layer; its options are "
-                        f"{', '.join(defaults)}")
-    return {"kind": kind, **{k: raw.get(k, v) for k, v in defaults.items()}}
-
-
-def _check_values(layer: dict[str, Any], problems: list[str]) -> None:
-    """Value checks that do not depend on the input shape. Fills `padding`/`stride` defaults in place."""
-    kind = layer["kind"]
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            problems.append(message)
-
-    if kind == "conv":
-        out, k, s = layer["out"], layer["kernel"], layer["stride"]
-        need(_is_int(out) and 1 <= out <= MAX_CHANNELS,
-             f"out (channels) must be a whole number in 1..{MAX_CHANNELS}, got {out!r}")
-        need(_is_int(k) and 1 <= k <= 31, f"kernel must be a whole number in 1..31, got {k!r}")
-        need(_is_int(s) and 1 <= s <= 16, f"stride must be a whole number in 1..16, got {s!r}")
-        if layer["padding"] is None and _is_int(k):
-            layer["padding"] = k // 2
-        p, g = layer["padding"], layer["groups"]
-        need(p is None or (_is_int(p) and 0 <= p <= 15), f"padding must be a whole number in 0..15, got {p!r}")
-        need(_is_int(g) and g >= 1, f"groups must be a whole number >= 1, got {g!r}")
-        need(isinstance(layer["bias"], bool), f"bias must be true or false, got {layer['bias']!r}")
-    elif kind == "bn":
-        m, e = layer["momentum"], layer["eps"]
-        need(m is None or (_is_num(m) and 0 < m <= 1), f"momentum must be in (0, 1] (or none for a running "
-                                                       f"average), got {m!r}")
-        need(_is_num(e) and e > 0, f"eps must be a positive number, got {e!r}")
-        need(isinstance(layer["affine"], bool), f"affine must be true or false, got {layer['affine']!r}")
-    elif kind == "act":
-        need(_one_of(layer["fn"], ACTIVATIONS), f"activation must be one of {', '.join(ACTIVATIONS)}, got {layer['fn']!r}")
-        need(_is_num(layer["slope"]) and layer["slope"] >= 0, f"slope must be a number >= 0, got {layer['slope']!r}")
-    elif kind in ("pool", "gap"):
-        need(_one_of(layer["mode"], POOL_MODES), f"mode must be one of {', '.join(POOL_MODES)}, got {layer['mode']!r}")
-        if kind == "pool":
-            size = layer["size"]
-            need(_is_int(size) and 1 <= size <= 32, f"size must be a whole number in 1..32, got {size!r}")
-            if layer["stride"] is None and _is_int(size):
-                layer["stride"] = size
-            need(_is_int(layer["stride"]) and 1 <= layer["stride"] <= 32,
-                 f"stride must be a whole number in 1..32, got {layer['stride']!r}")
-    elif kind == "dropout":
-        p = layer["p"]
-        need(_is_num(p) and 0 <= p < 1, f"p must be a probability in [0, 1) (1 would zero everything), got {p!r}")
-
-
-def _check_fc(entry: Any, problems: list[str]) -> dict[str, Any]:
-    if _is_int(entry):
-        entry = {"units": entry}
-    if not isinstance(entry, Mapping):
-        problems.append(f"an fc entry must be a number of units or an object like {{'units': 256}}, got {entry!r}")
-        return {"kind": "fc", **FC_OPTIONS}
-    fc = _fill("fc", entry, FC_OPTIONS, problems)
-    u, p, act = fc["units"], fc["dropout"], fc["act"]
-    if not (_is_int(u) and 1 <= u <= MAX_UNITS):
-        problems.append(f"units must be a whole number in 1..{MAX_UNITS}, got {u!r}")
-    if not (_is_num(p) and 0 <= p < 1):
-        problems.append(f"dropout must be a probability in [0, 1) (1 would zero everything), got {p!r}")
-    if not _one_of(act, ACTIVATIONS):
-        problems.append(f"act must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
-    return fc
-
 
 def _spec_parts(spec: Mapping[str, Any]) -> tuple[Sequence[Any], Sequence[Any]]:
     if not isinstance(spec, Mapping):
@@ -231,9 +142,6 @@ def _spec_parts(spec: Mapping[str, Any]) -> tuple[Sequence[Any], Sequence[Any]]:
 
 
 # --- the analysis (summary) and the plan the model is built from ---------------------------------------------
-
-def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def _analyse(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: int
@@ -257,9 +165,9 @@ def _analyse(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: i
 
     def add(index: int | None, name: str, section: str, kind: str, options: dict[str, Any],
             in_shape: tuple[int, ...] | None, out: tuple[int, ...] | None, params: int | None, macs: int | None,
-            detail: str, maker: Callable[[], nn.Module] | None) -> None:
+            detail: str, make: Callable[[], nn.Module] | None) -> None:
         rows.append(LayerRow(index, name, f"{section}.{name}", kind, options, in_shape, out, params, macs, detail))
-        makers.append(maker)
+        makers.append(make)
 
     for i, raw in enumerate(raw_layers):
         problems: list[str] = []
@@ -272,23 +180,23 @@ def _analyse(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: i
             add(i, name, "features", str(kind), {}, shape, None, None, None, "", None)
             shape = None
             continue
-        layer = _fill(kind, raw, LAYER_OPTIONS[kind], problems)
-        _check_values(layer, problems)
+        layer = fill(kind, raw, LAYER_OPTIONS[kind], problems)
+        check_values(layer, problems)
         if kind == "conv":
             block += 1
-        base = (layer["fn"] if _one_of(layer["fn"], ACTIVATIONS) else "act") if kind == "act" else kind
+        base = (layer["fn"] if one_of(layer["fn"], ACTIVATIONS) else "act") if kind == "act" else kind
         name = unique(base if kind == "gap" else f"{base}{block}")
-        in_shape, out, params, macs, detail, maker = shape, None, None, None, "", None
+        in_shape, out, params, macs, detail, make = shape, None, None, None, "", None
         channels = shape[0] if shape else None
         if not problems and shape is not None:
-            out, params, macs, detail, maker = _layer(layer, shape, problems)
+            out, params, macs, detail, make = layer_math(layer, shape, problems)
         for message in problems:
             errors.append(LayerError(i, name, message))
         if problems:
-            out, params, macs, maker = None, None, None, None
-            if kind == "conv" and channels is not None and _is_int(layer["out"]) and layer["out"] >= 1:
+            out, params, macs, make = None, None, None, None
+            if kind == "conv" and channels is not None and is_int(layer["out"]) and layer["out"] >= 1:
                 detail = f"{channels}→{layer['out']}"
-        add(i, name, "features", kind, layer, in_shape, out, params, macs, detail, maker)
+        add(i, name, "features", kind, layer, in_shape, out, params, macs, detail, make)
         shape = out
 
     n_layers = len(raw_layers)
@@ -297,8 +205,10 @@ def _analyse(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: i
     width = flat[0] if flat else None
     for j, raw in enumerate(raw_fc, start=1):
         problems = []
-        fc = _check_fc(raw, problems)
+        fc = check_fc(raw, problems)
         index, name = n_layers + j - 1, unique(f"fc{j}")
+        if not problems and width is not None:
+            problems += too_big(width * fc["units"] + fc["units"])
         for message in problems:
             errors.append(LayerError(index, name, message))
         ok = not problems and width is not None
@@ -306,74 +216,28 @@ def _analyse(spec: Mapping[str, Any], input_shape: Sequence[int], num_classes: i
         params = width * units + units if ok else None
         detail = f"{width if width is not None else '?'}→{units if units is not None else '?'}"
         add(index, name, "classifier", "fc", fc, None if width is None else (width,), (units,) if ok else None,
-            params, width * units if ok else None, detail, _maker(nn.Linear, width, units) if ok else None)
+            params, width * units if ok else None, detail, maker(nn.Linear, width, units) if ok else None)
         act_out = (units,) if ok else None
         add(index, unique(f"{name}_{fc['act']}"), "classifier", "act", {"kind": "act", "fn": fc["act"], "slope": 0.01},
             act_out, act_out, 0 if ok else None, 0 if ok else None, "",
-            _maker(ACTIVATIONS[fc["act"]], 0.01) if ok else None)
+            maker(ACTIVATIONS[fc["act"]], 0.01) if ok else None)
         if fc["dropout"] and not problems:
             add(index, unique(f"{name}_dropout"), "classifier", "dropout", {"kind": "dropout", "p": fc["dropout"]},
                 act_out, act_out, 0 if ok else None, 0 if ok else None, f"p={fc['dropout']:g}",
-                _maker(nn.Dropout, fc["dropout"]) if ok else None)
+                maker(nn.Dropout, fc["dropout"]) if ok else None)
         width = units if ok else None
     head = unique(f"fc{len(raw_fc) + 1}" if raw_fc else "out")
+    for message in too_big(width * num_classes + num_classes) if width is not None else []:
+        errors.append(LayerError(n_layers + len(raw_fc), head, message))
+        width = None
     ok = width is not None
     add(None, head, "classifier", "head", {"units": num_classes}, None if width is None else (width,),
         (num_classes,) if ok else None, width * num_classes + num_classes if ok else None,
         width * num_classes if ok else None, f"{width if ok else '?'}→{num_classes} classes",
-        _maker(nn.Linear, width, num_classes) if ok else None)
+        maker(nn.Linear, width, num_classes) if ok else None)
     summary = Summary(tuple(rows), tuple(errors), (int(input_shape[0]), int(input_shape[1]), int(input_shape[2])),
                       num_classes)
     return summary, makers
-
-
-def _maker(factory: Callable[..., nn.Module], *args: Any) -> Callable[[], nn.Module]:
-    return lambda: factory(*args)
-
-
-def _layer(layer: dict[str, Any], shape: tuple[int, ...], problems: list[str]
-           ) -> tuple[tuple[int, ...] | None, int | None, int | None, str, Callable[[], nn.Module] | None]:
-    """(output shape, parameters, MACs, detail, module factory) of one valid-valued layer on an input `shape`."""
-    kind, (c, h, w) = layer["kind"], shape
-    if kind == "conv":
-        out, k, s, p, g = layer["out"], layer["kernel"], layer["stride"], layer["padding"], layer["groups"]
-        detail = f"{c}→{out}, {k}×{k}, stride {s}, pad {p}" + (f", groups {g}" if g > 1 else "")
-        if c % g or out % g:
-            problems.append(f"groups={g} must divide both its input channels ({c}) and out ({out})")
-        if h + 2 * p < k or w + 2 * p < k:
-            problems.append(f"its {k}×{k} kernel is larger than its padded {h + 2 * p}×{w + 2 * p} input "
-                            f"({h}×{w} + padding {p}): use a smaller kernel, more padding, or fewer pools/strides "
-                            "before it")
-        if problems:
-            return None, None, None, detail, None
-        oh, ow = _out_size(h, k, s, p), _out_size(w, k, s, p)
-        params = out * (c // g) * k * k + (out if layer["bias"] else 0)
-        macs = oh * ow * out * (c // g) * k * k
-        return ((out, oh, ow), params, macs, detail,
-                _maker(lambda: nn.Conv2d(c, out, k, stride=s, padding=p, groups=g, bias=layer["bias"])))
-    if kind == "bn":
-        momentum, affine, eps = layer["momentum"], layer["affine"], layer["eps"]
-        detail = f"{c} channels" + ("" if affine else ", no affine") + (
-            "" if momentum == 0.1 else ", cumulative average" if momentum is None else f", momentum {momentum:g}")
-        return shape, 2 * c if affine else 0, 0, detail, _maker(
-            lambda: nn.BatchNorm2d(c, eps=eps, momentum=momentum, affine=affine))
-    if kind == "act":
-        detail = f"slope {layer['slope']:g}" if layer["fn"] == "leaky_relu" else ""
-        return shape, 0, 0, detail, _maker(ACTIVATIONS[layer["fn"]], layer["slope"])
-    if kind == "pool":
-        size, s, mode = layer["size"], layer["stride"], layer["mode"]
-        detail = f"{mode} {size}×{size}, stride {s}"
-        if h < size or w < size:
-            problems.append(f"a {size}×{size} pool cannot run on its {h}×{w} input (the output would be empty); "
-                            "remove the pool, make it smaller, or use fewer pools/strides before it")
-            return None, None, None, detail, None
-        pool = nn.MaxPool2d if mode == "max" else nn.AvgPool2d
-        return (c, _out_size(h, size, s, 0), _out_size(w, size, s, 0)), 0, 0, detail, _maker(pool, size, s)
-    if kind == "gap":
-        pool = nn.AdaptiveMaxPool2d if layer["mode"] == "max" else nn.AdaptiveAvgPool2d
-        return (c, 1, 1), 0, 0, f"global {layer['mode']} → 1×1", _maker(pool, 1)
-    # dropout
-    return shape, 0, 0, f"p={layer['p']:g}", _maker(nn.Dropout, float(layer["p"]))
 
 
 def summarize(spec: Mapping[str, Any], input_shape: Sequence[int] = (3, CIFAR_SIZE, CIFAR_SIZE),
@@ -386,7 +250,7 @@ def summarize(spec: Mapping[str, Any], input_shape: Sequence[int] = (3, CIFAR_SI
     A structurally broken spec (not an object, 'layers' not a list) raises ConfigError; every problem of a
     single layer is reported in `Summary.errors` on that layer instead.
     """
-    if not (isinstance(input_shape, (list, tuple)) and len(input_shape) == 3 and all(_is_int(v) and v >= 1
+    if not (isinstance(input_shape, (list, tuple)) and len(input_shape) == 3 and all(is_int(v) and v >= 1
                                                                                          for v in input_shape)):
         raise ConfigError(f"input_shape must be (channels, height, width) of positive whole numbers, got {input_shape!r}")
     return _analyse(spec, input_shape, num_classes)[0]
@@ -493,7 +357,7 @@ def normalize_spec(spec: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _seq(value: Any) -> list[Any]:
-    return [value] if _is_int(value) else list(value)
+    return [value] if is_int(value) else list(value)
 
 
 def _model_config(source: Any) -> ModelConfig:

@@ -230,6 +230,8 @@ BAD = [
     ({"layers": [conv()], "fc": [16, {"units": 0}]}, 2, "fc2", "units must be a whole number"),
     ({"layers": [conv()], "fc": [{"units": 16, "dropout": 1.0}]}, 1, "fc1", "dropout must be a probability"),
     ({"layers": [{"kind": "pool", "size": 64}], "fc": []}, 0, "pool0", "size must be a whole number in 1..32"),
+    ({"layers": [conv(out=8192, kernel=1)], "fc": [256]}, 1, "fc1",
+     "this layer alone would have 2,147,483,904 parameters (8 GiB): add pooling"),
 ]
 
 
@@ -255,6 +257,12 @@ def test_layers_after_a_broken_one_have_unknown_shapes_and_later_value_errors_st
     assert rows["conv2"].out_shape is None and rows["flatten"].out_shape is None and rows["fc1"].params is None
     assert rows["conv1"].out_shape == (8, 1, 1) and summary.total_params == rows["conv1"].params
     assert summary.message().splitlines()[0].startswith("layer 2 (conv2): its 3×3 kernel")
+
+
+def test_a_huge_classifier_is_flagged_on_the_head():
+    summary = summarize({"layers": [conv(out=8192, kernel=1)], "fc": []}, num_classes=200)
+    assert [(e.index, e.name) for e in summary.errors] == [(1, "out")] and "parameters" in summary.errors[0].message
+    assert summary.rows[-1].params is None and summarize({"layers": [conv(out=8192, kernel=1)], "fc": []}).ok
 
 
 def test_structural_problems_raise_config_errors():
