@@ -1,0 +1,51 @@
+"""The run panel starts a real (tiny) run through the run library, shows it live, and its curve and result
+appear once it completes; the run library page lists it and opens its details."""
+
+import time
+
+import pytest
+
+from core.runs import open_library
+from tests.pages.conftest import charts, problems
+
+pytestmark = pytest.mark.slow
+TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
+
+
+def wait_for_end(runs_dir, timeout=180.0):
+    lib = open_library(runs_dir)
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        runs = lib.list_runs()
+        if runs and not any(r.active for r in runs):
+            return runs
+        time.sleep(0.5)
+    raise AssertionError(f"runs still active after {timeout}s: {[(r.id, r.status) for r in lib.list_runs()]}")
+
+
+def test_start_a_run_from_the_panel_and_see_its_curve(open_page, lab_dirs):
+    _, runs_dir = lab_dirs
+    at = open_page("mlp_vs_cnn", **TINY)
+    assert not charts(at)  # nothing has run yet
+    at.number_input(key="nets:mlp:epochs").set_value(2).run()
+    [b for b in at.button if b.label == "▶ Start"][0].click().run()
+    assert problems(at) == []
+    status = " ".join(m.value for m in at.markdown)
+    assert "mlp" in status and ("running" in status or "queued" in status)
+
+    (run,) = wait_for_end(runs_dir)
+    assert run.status == "completed" and run.epochs_done == 2 and run.preset == "mlp"
+    assert run.train_size == 500 and run.dataset == "synthetic"
+
+    at.run()
+    assert problems(at) == []
+    specs = [c.proto.spec for c in charts(at)]
+    assert any('"accuracy"' in s and '"epoch"' in s for s in specs)  # the curves of the finished run
+    assert any(m.label == "Best test accuracy" for m in at.metric)
+    report = [m for m in at.metric if m.label.startswith("Report")]
+    assert report and report[0].value == "26%"  # the MLP's number from the report, beside ours
+
+    page = open_page("runs", **TINY)
+    assert problems(page) == []
+    table = page.dataframe[0].value
+    assert list(table["name"]) == [run.name] and list(table["status"]) == ["completed"]
