@@ -13,8 +13,7 @@ from core.cli.sweep import parse_params, split_values
 from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, get_value, to_dict
 from core.errors import ConfigError
 from core.presets import preset_config
-from core.runs import open_library
-from core.runs_store import EpochRow
+from core.runs import EpochRow, open_library
 from core.sweeps import (
     accuracy_vs,
     batch_epochs_lesson,
