@@ -25,8 +25,8 @@ best = runlib.best_runs(list(PRESETS), settings.dataset)
 report_rows = [p for p in PRESETS.values()]
 
 top = st.columns([2, 2, 3])
-top[0].metric("Experiments", len(PRESETS), f"{sum(1 for p in PRESETS if p in best)} run on {settings.dataset_label}",
-              delta_color="off")
+top[0].metric("Experiments", len(PRESETS))
+top[0].caption(f"{sum(1 for p in PRESETS if p in best)} of them run on {settings.dataset_label}")
 running = lib.list_runs(status=("running", "queued"))
 top[1].metric("Running / queued", f"{sum(r.status == 'running' for r in running)} / "
                                   f"{sum(r.status == 'queued' for r in running)}")

@@ -27,7 +27,7 @@ from core.models import (
 )
 from core.resnet import Resize
 
-NAMES = ["mlp", "cnn", "resnet9", "resnet18", "resnet18_imagenet", "mobilenet_v2_imagenet"]
+NAMES = ["mlp", "cnn", "resnet9", "resnet18", "resnet18_imagenet", "mobilenet_v2_imagenet", "custom"]
 SMALL = {"resnet18_imagenet": {"weights": None, "image_size": 64},
          "mobilenet_v2_imagenet": {"weights": None, "image_size": 64}}
 RESNET18_FILE = "resnet18-f37072fd.pth"

@@ -1,0 +1,133 @@
+"""End to end in a real browser: start the app on a free localhost port, visit every page in Debian's Chromium
+through Playwright, check that no page shows an exception, and save a screenshot per page.
+
+Skipped (with the reason) only where Chromium or Playwright is missing; `make test` installs Chromium first.
+Screenshots go to test-artifacts/screenshots/ (printed at the end of the test).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+PAGES = ["home"] + sorted(p.stem for p in (ROOT / "pages").glob("*.py") if p.stem != "home")
+QUERY = "dataset_kind=synthetic&subset=500&test_subset=500&device=cpu"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    if chromium_path() is None:
+        pytest.skip("Chromium is not installed (make test installs Debian's chromium through apt as root)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    tmp = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    env = {**os.environ, "CIFAR_LAB_DATA": str(tmp / "data"), "CIFAR_LAB_RUNS": str(tmp / "runs"),
+           "OMP_NUM_THREADS": "1"}
+    env.pop("CIFAR_LAB_PASSCODE", None)
+    log = open(tmp / "server.log", "w")  # noqa: SIM115 - closed in the finally below
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"the app did not start in 90 s; its log:\n{(tmp / 'server.log').read_text()[-3000:]}")
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+def settle(page, timeout_s: float = 90.0) -> None:
+    """Wait for Streamlit's own content: a page title in the main area, then no script running."""
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_s * 1000)
+    busy = '[data-testid="stStatusWidget"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if page.locator(busy).count() == 0:
+            time.sleep(0.75)  # let the last deltas and the charts paint
+            if page.locator(busy).count() == 0:
+                return
+        time.sleep(0.25)
+
+
+def test_every_page_in_a_real_browser(app_url, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 2400})  # Streamlit scrolls inside itself
+    page = context.new_page()
+    failures = []
+    for name in PAGES:
+        path = "" if name == "home" else name
+        page.goto(f"{app_url}/{path}?{QUERY}", wait_until="domcontentloaded")
+        settle(page)
+        exceptions = page.locator('[data-testid="stException"]')
+        if exceptions.count():
+            failures.append(f"{name}: {exceptions.first.inner_text()[:300]}")
+        if page.get_by_text("Traceback (most recent call last)").count():
+            failures.append(f"{name}: shows a traceback")
+        page.screenshot(path=str(SHOTS / f"{PAGES.index(name):02d}-{name}.png"))
+    context.close()
+    print(f"\nscreenshots of {len(PAGES)} pages in {SHOTS}")
+    assert failures == []
+
+
+def test_sidebar_settings_survive_an_interaction(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(f"{app_url}/mlp_vs_cnn?{QUERY}", wait_until="domcontentloaded")
+    settle(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Lab settings").count() == 1
+    sidebar.get_by_text("Presenter mode").click()  # a widget in the entrypoint: forces a full rerun
+    settle(page)
+    assert "presenter=True" in page.url or "presenter=true" in page.url.lower()
+    assert sidebar.get_by_text("Lab settings").count() == 1 and page.locator("h1").first.inner_text() == "MLP vs CNN"
+    page.close()
