@@ -8,11 +8,17 @@ from torch import nn
 
 
 @torch.no_grad()
-def pre_activations(model: nn.Module, x: torch.Tensor, *, max_values: int = 4000,
-                    seed: int = 0) -> dict[str, torch.Tensor]:
+def pre_activations(model: nn.Module, x: torch.Tensor, *, max_values: int = 4000, seed: int = 0,
+                    batch_stats: bool = False) -> dict[str, torch.Tensor]:
     """{layer name: a sample of the values entering each ReLU/GELU-like activation} for normalized input x
     (B, 3, H, W). At most `max_values` values per layer, sampled with a seeded generator (the global RNG is
-    untouched). The model runs in eval mode; its mode is restored afterwards."""
+    untouched). The model runs in eval mode and its mode is restored afterwards - unless batch_stats=True:
+    then a copy runs in training mode, so batch norm uses this batch's statistics, as it does while training
+    (an untrained network's running statistics are 0 and 1, which would make batch norm look like a no-op)."""
+    if batch_stats:
+        import copy
+
+        model = copy.deepcopy(model).train()
     acts = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Tanh)
     captured: dict[str, torch.Tensor] = {}
     hooks = []
@@ -22,7 +28,8 @@ def pre_activations(model: nn.Module, x: torch.Tensor, *, max_values: int = 4000
                 captured[name] = inputs[0].detach().float().flatten().cpu()
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
-    model.eval()
+    if not batch_stats:
+        model.eval()
     try:
         model(x)
     finally:

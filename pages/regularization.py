@@ -35,8 +35,9 @@ else:
     st.caption("Run two of these experiments to see their gaps.")
 
 st.subheader("Inside: activations with and without batch norm")
-st.markdown("The values each layer hands to its ReLU, for one batch of test images. Without batch norm their "
-            "spread drifts from layer to layer; with it, every layer is centred and scaled.")
+st.markdown("The values each layer hands to its ReLU for one batch of 64 test images, as training sees them "
+            "(batch norm uses the batch's own statistics). Without batch norm their spread drifts from layer to "
+            "layer; with it, every layer is centred and scaled.")
 settings = current()
 ds = dataset_or_none(settings)
 if ds is not None:
@@ -54,11 +55,11 @@ if ds is not None:
             else:
                 model = fresh_model(runlib.config_for(name), ds.num_classes)
                 source = "untrained (no run of it yet)"
-            values = pre_activations(model, x)
+            values = pre_activations(model, x, batch_stats=True)
             conv_layers = {k.removeprefix("features."): v for k, v in values.items() if k.startswith("features")}
             col.markdown(f"**{preset.title}** — {source}")
             col.altair_chart(charts.histogram_chart(conv_layers, x_title="value entering the ReLU", columns=2,
-                                                    height=80), width="content")
+                                                    height=80, width=170), width="content")
             col.dataframe([{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()}
                            for r in summary(conv_layers)], hide_index=True)
 

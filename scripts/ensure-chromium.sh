@@ -11,6 +11,6 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "ensure-chromium: installing Debian's chromium (about a minute)..." >&2
 export DEBIAN_FRONTEND=noninteractive
-(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) \
   || echo "ensure-chromium: apt-get could not install chromium; the browser test will be skipped" >&2
 exit 0

@@ -96,7 +96,7 @@ def report_bars(rows: Iterable[Mapping[str, Any]], *, height: int | None = None)
 
 
 def histogram_chart(values: Mapping[str, Sequence[float]], *, x_title: str = "value", bins: int = 40,
-                    height: int = 90, columns: int = 2) -> alt.Chart:
+                    height: int = 90, columns: int = 2, width: int = 260) -> alt.Chart:
     """One small histogram per series (e.g. activations per layer), faceted, shared x axis."""
     rows = [{"layer": k, "value": float(v)} for k, vs in values.items() for v in vs]
     df = pd.DataFrame(rows, columns=["layer", "value"])
@@ -105,7 +105,7 @@ def histogram_chart(values: Mapping[str, Sequence[float]], *, x_title: str = "va
         x=alt.X("value:Q", bin=alt.Bin(maxbins=bins), title=x_title),
         y=alt.Y("count():Q", title="count"),
         tooltip=[alt.Tooltip("count():Q")],
-    ).properties(height=height, width=260).facet(facet=alt.Facet("layer:N", sort=order, title=None),
+    ).properties(height=height, width=width).facet(facet=alt.Facet("layer:N", sort=order, title=None),
                                                  columns=columns)
 
 

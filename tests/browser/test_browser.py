@@ -87,17 +87,16 @@ def browser(app_url):
         b.close()
 
 
-def settle(page, timeout_s: float = 90.0) -> None:
-    """Wait for Streamlit's own content: a page title in the main area, then no script running."""
+def settle(page, timeout_s: float = 120.0) -> None:
+    """Wait for Streamlit's own content: a title in the main area, the script run finished (Streamlit marks
+    its root with data-test-script-state), and no skeleton or spinner left - then let the charts paint."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_s * 1000)
-    busy = '[data-testid="stStatusWidget"], [data-testid="stSkeleton"], [data-testid="stSpinner"]'
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_s * 1000)
+    busy = '[data-testid="stSkeleton"], [data-testid="stSpinner"]'
     deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if page.locator(busy).count() == 0:
-            time.sleep(0.75)  # let the last deltas and the charts paint
-            if page.locator(busy).count() == 0:
-                return
+    while time.time() < deadline and page.locator(busy).count():
         time.sleep(0.25)
+    time.sleep(1.0)
 
 
 def test_every_page_in_a_real_browser(app_url, browser):

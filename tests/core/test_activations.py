@@ -31,3 +31,14 @@ def test_batch_norm_centres_each_layer_and_mode_is_restored():
     rows = {r["layer"]: r for r in summary(pre_activations(plain, x))}
     assert set(rows) >= {"features.relu1", "features.relu4", "classifier.relu"}
     assert 0.0 <= rows["features.relu1"]["zeroed by ReLU"] <= 1.0
+
+
+def test_batch_stats_normalize_an_untrained_bn_network_like_training_does():
+    torch.manual_seed(0)
+    bn = build_model("cnn", 10, widths=(8, 8, 8, 8), fc=16, batch_norm=True).eval()
+    x = torch.randn(32, 3, 32, 32) * 5 + 2  # badly scaled inputs
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    train_like = pre_activations(bn, x, batch_stats=True, max_values=10**9)
+    for name in ("features.relu1", "features.relu4"):
+        assert abs(train_like[name].mean().item()) < 1e-3 and abs(train_like[name].std().item() - 1) < 0.05
+    assert not bn.training and all(torch.equal(before[k], v) for k, v in bn.state_dict().items())
