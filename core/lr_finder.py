@@ -127,8 +127,8 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int 
     """The three suggestions, from the smoothed curve between the skipped ends (see default_skips):
 
     minimum/10: the LR of the lowest smoothed loss, divided by 10 (one decade before things go wrong).
-    steepest:   the LR where the smoothed loss falls fastest against log10(LR) (np.gradient: central differences
-                inside, one-sided at the ends), up to that lowest point.
+    steepest:   the LR where the smoothed loss falls fastest against log10(LR) (np.gradient over the window:
+                central differences inside, one-sided at its ends), among the points up to the lowest one.
     valley:     the middle point (index start + (length - 1) // 2, so rounded towards the lower LR) of the longest
                 run of consecutive strictly decreasing smoothed losses up to the lowest point, at least 3 points
                 long (fastai's "valley" idea; the first run wins a tie).
@@ -168,8 +168,8 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int 
     out = {"minimum/10": make("minimum/10", xs[k] / 10, f"the smoothed loss is lowest ({ys[k]:.3g}) at lr "
                               f"{xs[k]:.3g}; a tenth of that stays clear of where it turns up{note}")}
 
-    grads = np.gradient(np.asarray(ys[:k + 1]), np.log10(np.asarray(xs[:k + 1])))
-    j = int(np.argmin(grads))
+    grads = np.gradient(np.asarray(ys), np.log10(np.asarray(xs)))  # over the window: central at k too
+    j = int(np.argmin(grads[:k + 1]))
     out["steepest"] = make("steepest", xs[j], f"the smoothed loss falls fastest here ({grads[j]:.3g} per tenfold "
                                               "increase of the LR)")
 
@@ -409,6 +409,9 @@ class LRFinder:
                         new.append(point)
         except BaseException as e:
             self._finish(f"failed: {type(e).__name__}: {e}")
+            if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower():
+                raise LabError(f"out of memory on {self.device} during the range test: try a smaller batch size "
+                               "or a smaller model (the model and optimizer were restored)") from e
             raise
         finally:
             self.seconds += time.perf_counter() - t0

@@ -413,3 +413,21 @@ def test_cli_text_and_errors(capsys):
     assert main([*CLI, "--start-lr", "1", "--end-lr", "0.1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "start_lr (1) must be smaller than end_lr (0.1)" in err
+
+
+def test_out_of_memory_becomes_a_lab_error_after_restoring():
+    from core.errors import LabError
+
+    model, opt = trained("adam")
+    before = snapshot(model, opt)
+
+    def batch(i):
+        if i == 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return net_batch(i)
+
+    f = LRFinder(model, opt, nn.CrossEntropyLoss(), batch, num_iter=10)
+    with pytest.raises(LabError, match="out of memory on cpu during the range test: try a smaller batch size"):
+        f.run()
+    assert f.done and f.stop_reason.startswith("failed: RuntimeError: CUDA out of memory")
+    assert_same(snapshot(model, opt), before)
