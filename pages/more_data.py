@@ -1,6 +1,158 @@
-"""Placeholder: this page is built in its own issue."""
+"""More data is better: the same network on 10, 25, 50 and 100% of the training images (one click queues the
+four runs as a sweep), then test and train accuracy against the training-set size as the runs finish."""
+
+from __future__ import annotations
 
 import streamlit as st
 
-st.title("more_data")
-st.info("This page is being built.")
+from core.errors import LabError
+from core.presets import PRESETS, get_preset
+from core.sweeps import (
+    DATA_FRACTIONS,
+    accuracy_vs,
+    data_size_lesson,
+    new_sweep_id,
+    record_from_run,
+    submit_sweep,
+)
+from ui import charts_lessons, runlib, urlstate
+from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
+from ui.run_panel import STATUS_ICON, fmt_seconds
+from ui.settings import current
+
+PREFIX = "more-data"  # sweep ids of this lesson start with it (the sweeps page recognises it too)
+FULL_SIZES = {"cifar100": 50_000, "cifar10": 50_000}
+
+
+def train_size(settings) -> int | None:
+    """The training images a run may use: the sidebar's limit, else the whole training split."""
+    if settings.subset:
+        return settings.subset
+    if settings.dataset in FULL_SIZES:
+        return FULL_SIZES[settings.dataset]
+    from ui.data_panel import load_full
+
+    try:
+        return len(load_full(settings.dataset, settings.data_dir).train_y)
+    except LabError as e:
+        st.error(str(e), icon=":material/error:")
+        return None
+
+
+def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
+    return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
+
+
+def lesson_sweeps(dataset: str) -> dict[str, list]:
+    """This lesson's sweeps on the dataset, newest first: sweep id → runs (oldest first)."""
+    out: dict[str, list] = {}
+    for r in runlib.library().list_runs(dataset=dataset):
+        if r.sweep_id and r.sweep_id.startswith(PREFIX + "-"):
+            out.setdefault(r.sweep_id, []).append(r)
+    return {k: list(reversed(v)) for k, v in out.items()}
+
+
+def results(sweep_id: str, full: int | None) -> None:
+    lib = runlib.library()
+    runs = list(reversed(lib.list_runs(sweep_id=sweep_id)))
+    records = [record_from_run(r, lib.curves(r.id)) for r in runs]
+    done = [r for r in runs if not r.active]
+    st.progress(len(done) / max(1, len(runs)), text=f"{len(done)} of {len(runs)} runs finished")
+    biggest = max((r.config.data.subset or 0 for r in runs), default=0) or full or 1
+    labels = {r.config.data.subset: f"{(r.config.data.subset or biggest) / biggest:.0%}" for r in runs}
+    rows = [r for r in accuracy_vs(records, "subset", labels=labels) if r["status"] not in ("queued", "running")]
+    for r in rows:
+        r["is_best"] = False
+    scored = [r for r in rows if r["test_acc"] is not None]
+    if scored:
+        max(scored, key=lambda r: r["test_acc"])["is_best"] = True
+    if rows:
+        c1, c2 = st.columns([3, 2])
+        c1.altair_chart(charts_lessons.data_size_chart(rows, height=chart_height(320)), width="stretch")
+        c2.altair_chart(charts_lessons.gap_vs_chart(rows, x_title="training images (log scale)", log_x=True,
+                                                    height=chart_height(320)), width="stretch")
+        st.caption("Solid: test accuracy; dashed: train accuracy (its last epoch); the shaded band between them is "
+                   "the overfitting gap.")
+    else:
+        st.caption("The chart fills in as runs finish.")
+    st.dataframe([{"": STATUS_ICON.get(r.status, ""), "training images": r.config.data.subset or "all",
+                   "share": labels.get(r.config.data.subset, ""), "test acc": pct(r.test_acc),
+                   "train acc": pct(rec["train_acc"]),
+                   "gap": pct(rec["train_acc"] - r.test_acc) if rec["train_acc"] is not None and r.test_acc
+                   is not None else "—", "epochs": f"{r.epochs_done}/{r.epochs}", "time": fmt_seconds(r.seconds),
+                   "status": r.status} for r, rec in zip(runs, records)], hide_index=True, width="stretch")
+    if len(scored) >= 2:
+        small, large = min(scored, key=lambda r: r["value"] or 0), max(scored, key=lambda r: r["value"] or 0)
+        if large["test_acc"] > small["test_acc"]:
+            st.markdown(f"From {small['value']:,} to {large['value']:,} images, test accuracy went from "
+                        f"**{pct(small['test_acc'])}** to **{pct(large['test_acc'])}**"
+                        + (f", and the gap from {pct(small['gap'])} to {pct(large['gap'])}." if small["gap"] is not None
+                           and large["gap"] is not None else "."))
+        else:
+            st.markdown("Here more data did **not** raise test accuracy. With a fixed number of epochs, the larger "
+                        "sets also get more optimizer steps - so this usually means the runs were too short to "
+                        "learn anything much, or the differences are within run-to-run noise: try more epochs.")
+    active = any(r.active for r in runs)
+    if st.session_state.get(f"_md_active:{sweep_id}") and not active:
+        st.session_state[f"_md_active:{sweep_id}"] = False
+        st.rerun(scope="app")
+    st.session_state[f"_md_active:{sweep_id}"] = active
+
+
+settings = current()
+page_header(
+    "More data is better",
+    "Train the very same network on a tenth, a quarter, half and all of the training images. With few images "
+    "the network can simply memorize them: its training accuracy runs ahead while its test accuracy stays low. "
+    "Every extra image is a new example of what a class looks like - so test accuracy climbs and the gap between "
+    "train and test narrows.",
+    report="section X concludes: the more data, the better - more than any single architecture change.")
+
+full = train_size(settings)
+c1, c2 = st.columns([3, 1])
+names = list(PRESETS)
+preset = urlstate.selectbox(c1, "Network", names, key="md_preset", default="cnn",
+                            format_func=lambda n: f"{get_preset(n).title}  (report: {get_preset(n).report_label})")
+epochs = int(c2.number_input("Epochs per run", 1, 500, min(get_preset(preset).config.epochs, 10),
+                             key=f"md_epochs:{preset}"))
+lesson = None
+if full:
+    with friendly_errors("Preparing the lesson"):
+        config = runlib.config_for(preset, {"epochs": epochs})
+        lesson = data_size_lesson(config, full)
+if lesson is not None:
+    sizes = lesson.grid["subset"]
+    st.markdown(f"Four runs of **{get_preset(preset).title}**, {epochs} epochs each, on "
+                + ", ".join(f"**{n:,}**" for n in sizes) + f" of the {full:,} training images "
+                f"({' / '.join(f'{f:.0%}' for f in DATA_FRACTIONS)}; the same number per class) - "
+                f"{settings.dataset_label}, every run tested on the same test images.")
+    if full == settings.subset:
+        st.caption("100% here is the sidebar's *Training images per run*; raise it there for a bigger range.")
+    if st.button("▶ Queue the four runs", key="md_queue", type="primary", disabled=not settings.can_control,
+                 help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
+        with friendly_errors("Queueing the runs"):
+            sweep_id, _ = submit_sweep(lesson.config, lesson.grid, submit, preset=preset,
+                                       sweep_id=new_sweep_id([PREFIX]), name_prefix="More data")
+            urlstate.put("md_sweep", sweep_id)
+
+st.subheader("Accuracy against training-set size")
+sweeps = lesson_sweeps(settings.dataset)
+if not sweeps:
+    st.info(f"No runs of this lesson on {settings.dataset_label} yet: queue them above.")
+else:
+    ids = list(sweeps)
+    wanted = urlstate.get("md_sweep")
+    picked = st.selectbox("Runs", ids, ids.index(wanted) if wanted in ids else 0, key=f"md_pick:{wanted}",
+                          format_func=lambda s: f"{sweeps[s][0].name.split(' · ')[0]} · "
+                                                f"{get_preset(sweeps[s][0].preset).title if sweeps[s][0].preset else ''}"
+                                                f" · {sweeps[s][0].epochs} epochs · {s}")
+    urlstate.put("md_sweep", picked)
+    with friendly_errors("Showing the runs"):
+        st.fragment(results, run_every=1.0 if any(r.active for r in sweeps[picked]) else None)(picked, full)
+
+takeaway("More data is the most reliable way to a better network: test accuracy climbs with every doubling, and "
+         "the gap to training accuracy - memorization - shrinks. Augmentation (the previous pages) is a cheap "
+         "imitation of exactly this.")
+try_this(["Queue the lesson with 5 and then 20 epochs: does the gap at 10% grow with more epochs?",
+          "Compare the 100% run's gap with the dropout and augmentation presets: which closes it more?",
+          "Read the time column: is twice the data twice the time?"])

@@ -1,6 +1,278 @@
-"""Placeholder: this page is built in its own issue."""
+"""Sweeps: one preset, a grid of up to two settings, every combination queued as runs sharing a sweep id; then
+final accuracy against the swept value, the runs' curves overlaid, the best marked - live while runs train.
+Ready-made lessons: the learning-rate scenarios (too low / good / too high) and batch size × epochs."""
+
+from __future__ import annotations
+
+import time
 
 import streamlit as st
 
-st.title("sweeps")
-st.info("This page is being built.")
+from core.errors import LabError
+from core.presets import PRESETS, get_preset
+from core.sweeps import (
+    LR_FACTOR,
+    accuracy_vs,
+    batch_epochs_lesson,
+    curve_rows,
+    describe,
+    expand,
+    format_value,
+    new_sweep_id,
+    record_from_run,
+    submit_sweep,
+    swept_keys,
+)
+from ui import charts_lessons, runlib, urlstate
+from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
+from ui.run_panel import STATUS_ICON, fmt_seconds
+from ui.settings import current
+
+# Settings a student may sweep: (label, parse one value, example values).
+SWEEPABLE = {
+    "lr": ("learning rate", float, "1e-4, 1e-3, 1e-2"),
+    "batch_size": ("batch size", int, "64, 256, 1024"),
+    "epochs": ("epochs", int, "2, 5, 10"),
+    "subset": ("training images", int, "500, 1000, 2000"),
+    "seed": ("seed", int, "0, 1, 2"),
+    "weight_decay": ("weight decay", float, "0, 5e-4"),
+    "label_smoothing": ("label smoothing", float, "0, 0.1"),
+    "flip_p": ("flip probability", float, "0, 0.5"),
+    "crop_padding": ("crop padding", int, "0, 4"),
+    "optimizer": ("optimizer", str, "adam, sgd"),
+}
+LESSON_PREFIX = {"lr-scenarios": "LR scenarios", "batch-epochs": "Batch & epochs", "more-data": "More data"}
+# Adam's good LR × 30 only stalls a CNN now and then; × 100 (1e-4 → 1e-2) reliably wrecks the report's Adam CNN.
+HIGH_FACTOR = {"adam": 100.0, "adamw": 100.0, "sgd": LR_FACTOR}
+
+
+def parse_values(key: str, text: str) -> list:
+    """'1e-4, 1e-3' → [0.0001, 0.001] for `key`; LabError naming the value that does not read."""
+    label, parse, example = SWEEPABLE[key]
+    values = []
+    for raw in (t.strip() for t in text.split(",")):
+        if not raw:
+            continue
+        if key == "subset" and raw.lower() in ("all", "none"):
+            values.append(None)
+            continue
+        try:
+            if parse is int:
+                number = float(raw)
+                if not number.is_integer():
+                    raise ValueError(raw)
+                values.append(int(number))
+            else:
+                values.append(parse(raw))
+        except ValueError:
+            raise LabError(f"{raw!r} is not a valid {label}: write values separated by commas, e.g. {example}") from None
+    if not values:
+        raise LabError(f"enter at least one {label}, e.g. {example}")
+    return values
+
+
+def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
+    """core.sweeps' submit callable: queue one run through the app (respects the passcode)."""
+    return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
+
+
+def queue(config, grid, preset: str, kind: str | None = None) -> None:
+    """Queue a grid as one sweep and show it below."""
+    with friendly_errors("Queueing the sweep"):
+        sweep_id = new_sweep_id([kind]) if kind else None
+        sweep_id, ids = submit_sweep(config, grid, submit, preset=preset, sweep_id=sweep_id,
+                                     name_prefix=LESSON_PREFIX.get(kind or "", preset))
+        urlstate.put("sweep", sweep_id)
+        st.toast(f"Queued {len(ids)} runs as sweep {sweep_id}.")
+
+
+def sweeps_on(dataset: str) -> dict[str, list]:
+    """sweep id → its runs (oldest first), newest sweep first."""
+    out: dict[str, list] = {}
+    for r in runlib.library().list_runs(dataset=dataset):
+        if r.sweep_id:
+            out.setdefault(r.sweep_id, []).append(r)
+    return {k: list(reversed(v)) for k, v in out.items()}
+
+
+def sweep_label(sweep_id: str, runs: list) -> str:
+    prefix = runs[0].name.split(" · ")[0]
+    done = sum(not r.active for r in runs)
+    ago = time.time() - runs[0].created
+    when = f"{ago / 60:.0f} min ago" if ago < 3600 else f"{ago / 3600:.0f} h ago" if ago < 86400 else \
+        f"{ago / 86400:.0f} days ago"
+    return f"{prefix} · {len(runs)} runs ({done} done) · {when} · {sweep_id}"
+
+
+def lesson_of(sweep_id: str) -> str | None:
+    return next((k for k in LESSON_PREFIX if sweep_id.startswith(k + "-")), None)
+
+
+settings = current()
+page_header(
+    "Sweeps & learning-rate scenarios",
+    "A **sweep** trains the same network several times, changing one or two settings - the learning rate, the "
+    "batch size, the epochs... - and nothing else, so any difference in the results comes from that setting. "
+    "Choose a grid, see how many runs it makes, queue them, and watch accuracy against the setting fill in.",
+    report="section IX trains one network at a too-low, a good and a too-high learning rate (Fig. 3: slow, good, "
+           "diverging); section X compares batch sizes and numbers of epochs.")
+
+st.subheader("1 · Design a sweep")
+names = list(PRESETS)
+c1, c2 = st.columns([3, 1])
+preset = urlstate.selectbox(c1, "Network", names, key="sweep_preset", default="cnn",
+                            format_func=lambda n: f"{get_preset(n).title}  (report: {get_preset(n).report_label})")
+base_epochs = int(c2.number_input("Epochs per run", 1, 500, min(get_preset(preset).config.epochs, 5),
+                                  key=f"sweep_epochs:{preset}",
+                                  help="The preset's epochs unless swept; fewer keeps a sweep short on a CPU."))
+base = None
+with friendly_errors("Preparing the network"):
+    base = runlib.config_for(preset, {"epochs": base_epochs})
+
+keys = list(SWEEPABLE)
+g1, g2, g3, g4 = st.columns([1, 2, 1, 2])
+key1 = g1.selectbox("Vary", keys, key="sweep_key1", format_func=lambda k: SWEEPABLE[k][0])
+text1 = g2.text_input("Values (comma-separated)", SWEEPABLE[key1][2], key=f"sweep_values1:{key1}")
+key2 = None
+if not settings.presenter:
+    key2 = g3.selectbox("and", ["(nothing)"] + [k for k in keys if k != key1], key="sweep_key2",
+                        format_func=lambda k: SWEEPABLE[k][0] if k in SWEEPABLE else k)
+    key2 = None if key2 == "(nothing)" else key2
+text2 = g4.text_input("Values", SWEEPABLE[key2][2], key=f"sweep_values2:{key2}") if key2 else ""
+
+pairs, grid = [], {}
+if base is not None:
+    with friendly_errors("Checking the grid"):
+        grid = {key1: parse_values(key1, text1), **({key2: parse_values(key2, text2)} if key2 else {})}
+        pairs = expand(base, grid)
+if pairs:
+    st.markdown(f"This sweep makes **{len(pairs)} run{'s' if len(pairs) != 1 else ''}** of {get_preset(preset).title}, "
+                f"{base_epochs} epoch(s) each, on {settings.dataset_label}: "
+                + ", ".join(f"`{describe(o)}`" for o, _ in pairs[:12]) + (" …" if len(pairs) > 12 else ""))
+if st.button(f"▶ Queue {len(pairs)} runs" if pairs else "▶ Queue", key="sweep_queue", type="primary",
+             disabled=not pairs or not settings.can_control,
+             help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
+    queue(base, grid, preset)
+
+st.subheader("2 · Ready-made lessons")
+l1, l2 = st.columns(2)
+if base is not None:
+    suggestion = st.session_state.get("lr_finder_suggestion")
+    good = float(suggestion) if suggestion else base.optim.lr
+    factor = HIGH_FACTOR.get(base.optim.name, LR_FACTOR)
+    low, high = good / LR_FACTOR, min(good * factor, 100.0)
+    lr_grid = {"lr": [low, good, high]}
+    with l1.container(border=True):
+        st.markdown("**Learning rate: too low, good, too high** (report Fig. 3)")
+        st.caption(f"{get_preset(preset).title}, {base.optim.name}: {format_value(low)} (÷{LR_FACTOR:g}) · "
+                   f"**{format_value(good)}** ({'the LR finder suggestion' if suggestion else 'the preset'}) · "
+                   f"{format_value(high)} (×{factor:g}). Loss curves overlaid: slow, good, failing.")
+        if st.button("▶ Queue the LR scenarios", key="sweep_lesson_lr", disabled=not settings.can_control):
+            queue(base, lr_grid, preset, "lr-scenarios")
+    be = batch_epochs_lesson(base)
+    with l2.container(border=True):
+        st.markdown("**Batch size and epochs** (report section X)")
+        st.caption(f"batch {', '.join(map(str, be.grid['batch_size']))} × epochs "
+                   f"{', '.join(map(str, be.grid['epochs']))} = {len(be.grid['batch_size']) * len(be.grid['epochs'])}"
+                   " runs. Accuracy and wall time against each.")
+        if st.button("▶ Queue batch size × epochs", key="sweep_lesson_be", disabled=not settings.can_control):
+            queue(base, be.grid, preset, "batch-epochs")
+
+st.subheader("3 · Results")
+sweeps = sweeps_on(settings.dataset)
+if not sweeps:
+    st.info(f"No sweeps on {settings.dataset_label} yet: queue one above.")
+else:
+    ids = list(sweeps)
+    wanted = urlstate.get("sweep")
+    picked = st.selectbox("Sweep", ids, ids.index(wanted) if wanted in ids else 0,
+                          format_func=lambda s: sweep_label(s, sweeps[s]), key=f"sweep_pick:{wanted}")
+    urlstate.put("sweep", picked)
+    active = any(r.active for r in sweeps[picked])
+
+    def results(sweep_id: str) -> None:
+        lib = runlib.library()
+        runs = list(reversed(lib.list_runs(sweep_id=sweep_id)))
+        records = [record_from_run(r, lib.curves(r.id)) for r in runs]
+        done = [r for r in runs if not r.active]
+        running = sum(r.status == "running" for r in runs)
+        st.progress(len(done) / max(1, len(runs)), text=f"{len(done)} of {len(runs)} runs finished"
+                    + (f" · {running} running" if running else "")
+                    + (f" · {len(runs) - len(done) - running} queued" if len(runs) - len(done) - running else ""))
+        keys = swept_keys(records) if len(records) > 1 else []
+        lesson = lesson_of(sweep_id)
+        labels = {}
+        if lesson == "lr-scenarios" and keys == ["lr"] and len(records) == 3:
+            lrs = sorted(r["config"].optim.lr for r in records)
+            labels = dict(zip(lrs, ["too low", "good", "too high"]))
+        x = keys[0] if keys else None
+        if len(keys) > 1:
+            x = st.radio("Along the x axis", keys, horizontal=True, key=f"sweep_x:{sweep_id}",
+                         format_func=lambda k: SWEEPABLE.get(k, (k,))[0])
+        rows = accuracy_vs(records, x, labels=labels) if x else []
+        finished = [{**r, "is_best": False} for r in rows if r["status"] not in ("queued", "running")]
+        scored = [r for r in finished if r["test_acc"] is not None]
+        best = max(scored, key=lambda r: r["test_acc"]) if scored else None
+        if best:
+            best["is_best"] = True
+        table = [{"": STATUS_ICON.get(r.status, ""), "run": r.name, "status": r.status + (f": {r.reason}" if r.reason
+                                                                                         else ""),
+                  "epochs": f"{r.epochs_done}/{r.epochs}", "test acc": pct(r.test_acc),
+                  "train acc": pct(rec["train_acc"]), "time": fmt_seconds(r.seconds)}
+                 for r, rec in zip(runs, records)]
+        if x and finished:
+            title = SWEEPABLE.get(x, (x,))[0]
+            c1, c2 = st.columns(2)
+            c1.altair_chart(charts_lessons.accuracy_vs_chart(finished, x_title=title, height=chart_height(),
+                                                             title=f"final accuracy against the {title}"),
+                            width="stretch")
+            c2.altair_chart(charts_lessons.time_vs_chart(finished, x_title=title, height=chart_height()),
+                            width="stretch")
+            if best:
+                st.markdown(f"🏆 Best so far: **{best['name']}** - test accuracy {pct(best['test_acc'])}.")
+        elif x:
+            st.caption("The accuracy chart fills in as runs finish.")
+        curves = curve_rows(records, keys or None)
+        colors = None
+        if labels:
+            names = {describe({"lr": v}): f"{labels[v]} · lr={format_value(v)}" for v in labels}
+            curves = [{**c, "label": names.get(c["label"], c["label"])} for c in curves]
+            colors = {n: charts_lessons.SCENARIO_COLORS[n.split(" · ")[0]] for n in names.values()}
+        if curves:
+            metric = st.radio("Curves", ["loss", "accuracy"] if labels else ["accuracy", "loss"], horizontal=True,
+                              key=f"sweep_metric:{sweep_id}")
+            st.altair_chart(charts_lessons.sweep_curves_chart(
+                curves, metric, colors=colors, order=list(colors) if colors else None, log_y=metric == "loss",
+                height=chart_height(300), title=f"every run's {metric} per epoch (train dashed, test solid)"),
+                width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch")
+        if labels and any(r.status == "diverged" for r in runs):
+            st.caption("💥 A diverged run's loss became NaN: training stopped there. If it happened in the first "
+                       "epoch it has no curve - the table says at which step.")
+        if lesson == "lr-scenarios" and done and len(done) == len(runs):
+            high = max(runs, key=lambda r: r.config.optim.lr)
+            if high.status == "diverged":
+                st.markdown("The too-high learning rate **diverged**: its loss blew up to NaN.")
+            elif high.test_acc is not None and high.test_acc < 2.0 / max(2, high.num_classes or 10):
+                st.markdown(f"The too-high learning rate did not blow up to NaN, but the network **collapsed to "
+                            f"about chance** ({pct(high.test_acc)}): the steps overshoot, and it ends up predicting "
+                            f"much the same class for everything.")
+            else:
+                st.markdown(f"Honestly: here the too-high learning rate only **stalled or slowed** "
+                            f"({pct(high.test_acc)}) rather than diverging - Adam rescales its steps, so it is "
+                            f"harder to blow up than plain SGD. Try an even higher value in the grid above.")
+        if st.session_state.get(f"_sweep_active:{sweep_id}") and not any(r.active for r in runs):
+            st.session_state[f"_sweep_active:{sweep_id}"] = False
+            st.rerun(scope="app")  # stop polling once everything has finished
+        st.session_state[f"_sweep_active:{sweep_id}"] = any(r.active for r in runs)
+
+    with friendly_errors("Showing the sweep"):
+        st.fragment(results, run_every=1.0 if active else None)(picked)
+
+takeaway("Change one thing at a time. A learning rate that is too low is slow but safe; one that is too high "
+         "wastes the whole run. Bigger batches make each epoch faster but take fewer steps, so at the same "
+         "learning rate they need more epochs.")
+try_this(["Run the LR finder first: its suggestion becomes the 'good' learning rate of the scenarios.",
+          "Sweep the seed (0, 1, 2) at a fixed setting: how far apart are identical runs? Smaller differences "
+          "than that mean nothing.",
+          "Sweep batch size 64, 256, 1024 and set the x axis to time: which one is fastest on this machine?"])
