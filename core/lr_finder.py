@@ -305,7 +305,7 @@ class LRFinder:
                     data_root: str | None = None, seed: int | None = None, cpu_bf16: bool = False,
                     cpu_channels_last: bool = True, fused: bool = True) -> LRFinder:
         """The config's model, optimizer (its lr and schedule are ignored), loss and batches, as core.engine
-        builds them. val_mode: the loss is measured on the first `val_batches` batches of the test split.
+        builds them. val_mode: the loss is measured on `val_batches` batches of test images (a seeded sample).
 
         Speed options that leave the algorithm alone (only float rounding differs): fused=True uses the
         optimizer's fused kernel where torch has one (Adam on this CPU: ~8x faster steps); cpu_channels_last
@@ -345,8 +345,10 @@ class LRFinder:
             if n == 0:
                 raise LabError(f"{dataset.name} has no test images to measure a validation loss on: run without "
                                "validation mode, or raise test_subset")
-            x = aug.normalize(dataset.test_x[:n].to(device), mean, std)  # (n, 3, H, W) float32, no augmentation
-            y = dataset.test_y[:n].to(device)
+            # a seeded random sample: folder datasets list their test images class by class
+            pick = torch.randperm(len(dataset.test_x), generator=torch.Generator().manual_seed(config.seed))[:n]
+            x = aug.normalize(dataset.test_x[pick].to(device), mean, std)  # (n, 3, H, W) float32, not augmented
+            y = dataset.test_y[pick].to(device)
             held_out = [(x[i:i + config.batch_size], y[i:i + config.batch_size])
                         for i in range(0, n, config.batch_size)]
         amp = (config.amp and cuda) or (cpu_bf16 and device.type == "cpu")
