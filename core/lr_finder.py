@@ -129,9 +129,10 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int 
     minimum/10: the LR of the lowest smoothed loss, divided by 10 (one decade before things go wrong).
     steepest:   the LR where the smoothed loss falls fastest against log10(LR) (np.gradient over the window:
                 central differences inside, one-sided at its ends), among the points up to the lowest one.
-    valley:     the middle point (index start + (length - 1) // 2, so rounded towards the lower LR) of the longest
-                run of consecutive strictly decreasing smoothed losses up to the lowest point, at least 3 points
-                long (fastai's "valley" idea; the first run wins a tie).
+    valley:     the point two thirds of the way (index start + 2 * (length - 1) // 3, rounded towards the lower
+                LR) along the longest run of consecutive strictly decreasing smoothed losses up to the lowest
+                point, at least 3 points long (fastai's "valley" idea; the first run wins a tie). Two thirds, not
+                the middle: the EMA lags, so a falling run starts early, on the plateau's shoulder.
     Falls after the lowest point are recoveries from a spike, not usable LRs, hence "up to the lowest point".
     Too few points, a curve whose lowest point is its first, or one that falls less than MIN_FALL (relative)
     give lr=None with the reason; never an exception.
@@ -180,9 +181,9 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int 
                 best_a, best_len = a, i - a
             a = i
     if best_len >= 3:
-        mid = best_a + (best_len - 1) // 2
-        out["valley"] = make("valley", xs[mid], f"middle of the longest steady descent ({best_len} falling points, "
-                                                f"lr {xs[best_a]:.3g} to {xs[best_a + best_len - 1]:.3g})")
+        at = best_a + 2 * (best_len - 1) // 3
+        out["valley"] = make("valley", xs[at], f"two thirds along the longest steady descent ({best_len} falling "
+                                               f"points, lr {xs[best_a]:.3g} to {xs[best_a + best_len - 1]:.3g})")
     else:
         out["valley"] = Suggestion("valley", None, None, f"no steady descent of at least 3 falling points {span}: "
                                                          "the curve is too noisy; try a larger beta or more steps")

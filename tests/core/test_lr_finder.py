@@ -322,9 +322,9 @@ def test_suggestion_definitions_on_a_hand_made_curve():
     central = [(sm[i + 1] - sm[i - 1]) / 2 for i in range(3, 29)]  # np.gradient inside, per point
     assert 3 + central.index(min(central)) == 21 and s["steepest"].lr == lrs[21]
     assert s["steepest"].loss == pytest.approx(sm[21], rel=1e-12)
-    # longest strictly falling run up to the minimum: 15..29 (15 points); middle = 15 + 14 // 2 = 22
-    assert s["valley"].lr == lrs[22] and "15 falling points" in s["valley"].reason
-    assert s["valley"].loss == pytest.approx(sm[22], rel=1e-12)
+    # longest strictly falling run up to the minimum: 15..29 (15 points); two thirds along = 15 + 2 * 14 // 3 = 24
+    assert s["valley"].lr == lrs[24] and "15 falling points" in s["valley"].reason
+    assert s["valley"].loss == pytest.approx(sm[24], rel=1e-12)
 
 
 def test_no_suggestion_for_flat_rising_or_short_curves():
