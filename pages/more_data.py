@@ -61,8 +61,10 @@ def results(sweep_id: str, full: int | None) -> None:
     biggest = max((r.config.data.subset or 0 for r in runs), default=0) or full or 1
     labels = {r.config.data.subset: f"{(r.config.data.subset or biggest) / biggest:.0%}" for r in runs}
     rows = [r for r in accuracy_vs(records, "subset", labels=labels) if r["status"] not in ("queued", "running")]
+    actual = {r.id: r.train_size for r in runs}  # the same number per class: 125 of 10 classes is 120
     for r in rows:
         r["is_best"] = False
+        r["value"] = actual.get(r["run_id"]) or r["value"]
     scored = [r for r in rows if r["test_acc"] is not None]
     if scored:
         max(scored, key=lambda r: r["test_acc"])["is_best"] = True
@@ -75,7 +77,7 @@ def results(sweep_id: str, full: int | None) -> None:
                    "the overfitting gap.")
     else:
         st.caption("The chart fills in as runs finish.")
-    st.dataframe([{"": STATUS_ICON.get(r.status, ""), "training images": r.config.data.subset or "all",
+    st.dataframe([{"": STATUS_ICON.get(r.status, ""), "training images": r.train_size or r.config.data.subset or "all",
                    "share": labels.get(r.config.data.subset, ""), "test acc": pct(r.test_acc),
                    "train acc": pct(rec["train_acc"]),
                    "gap": pct(rec["train_acc"] - r.test_acc) if rec["train_acc"] is not None and r.test_acc
@@ -124,7 +126,8 @@ if lesson is not None:
     sizes = lesson.grid["subset"]
     st.markdown(f"Four runs of **{get_preset(preset).title}**, {epochs} epochs each, on "
                 + ", ".join(f"**{n:,}**" for n in sizes) + f" of the {full:,} training images "
-                f"({' / '.join(f'{f:.0%}' for f in DATA_FRACTIONS)}; the same number per class) - "
+                f"({' / '.join(f'{f:.0%}' for f in DATA_FRACTIONS)}; the same number per class, so rounded down to a "
+                f"multiple of the number of classes) - "
                 f"{settings.dataset_label}, every run tested on the same test images.")
     if full == settings.subset:
         st.caption("100% here is the sidebar's *Training images per run*; raise it there for a bigger range.")

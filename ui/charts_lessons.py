@@ -141,10 +141,11 @@ def data_size_chart(rows: Sequence[Mapping[str, Any]], *, height: int = 300,
 
 def curves_long(curve_rows: Iterable[Mapping[str, Any]], metric: str) -> pd.DataFrame:
     """core.sweeps.curve_rows → one row per (run, epoch, split) with `value` = the metric (None dropped)."""
+    field = {"accuracy": "acc"}.get(metric, metric)  # rows carry train_acc / train_loss
     out = []
     for r in curve_rows:
         for split in ("train", "test"):
-            v = r.get(f"{split}_{metric}")
+            v = r.get(f"{split}_{field}")
             if v is None or not is_number(v):
                 continue
             out.append({"label": r.get("label") or "", "epoch": r.get("epoch"), "split": split, "value": float(v)})
