@@ -25,9 +25,7 @@ warmup = c3.slider("Warm-up (epochs)", 0, 10, 2)
 spe = 100
 curves = {name: schedule_curve(OptimConfig(lr=peak, schedule=name, warmup_epochs=float(warmup), step_epochs=max(1, epochs // 3)),
                                spe, epochs) for name in ("constant", "step", "cosine", "onecycle")}
-cols = st.columns(4)
-for col, (name, lrs) in zip(cols, curves.items()):
-    col.altair_chart(charts.lr_schedule_chart(lrs, spe, height=chart_height(150), title=name), width="stretch")
+st.altair_chart(charts.lr_schedule_chart(curves, spe, height=chart_height(240), title=""), width="stretch")
 st.caption("Drawn from the same function the trainer calls before every step (core/schedule.py).")
 
 st.subheader("Run them")

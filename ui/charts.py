@@ -51,16 +51,24 @@ def curves_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str 
     return chart
 
 
-def lr_schedule_chart(lrs: Sequence[float], steps_per_epoch: int, *, height: int = 180,
-                      title: str = "learning rate over the run") -> alt.Chart:
-    """The LR at every step (thinned to ≤ 400 points), x in epochs."""
-    stride = max(1, len(lrs) // 400)
-    df = pd.DataFrame({"epoch": [i / max(1, steps_per_epoch) for i in range(0, len(lrs), stride)],
-                       "lr": list(lrs)[::stride]})
-    return alt.Chart(df).mark_line().encode(
-        x=alt.X("epoch:Q", title="epoch"), y=alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format=".1e")),
-        tooltip=[alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("lr:Q", format=".2e")],
-    ).properties(height=height, title=title)
+def lr_schedule_chart(lrs: Sequence[float] | Mapping[str, Sequence[float]], steps_per_epoch: int, *,
+                      height: int = 200, title: str = "learning rate over the run") -> alt.Chart:
+    """The LR at every step (thinned to ≤ 400 points per curve), x in epochs. Pass {name: lrs} to overlay
+    several schedules in one chart (one colour each)."""
+    series = lrs if isinstance(lrs, Mapping) else {"lr": lrs}
+    rows = []
+    for name, values in series.items():
+        stride = max(1, -(-len(values) // 400))  # ceil: at most 400 points
+        rows += [{"schedule": name, "epoch": i / max(1, steps_per_epoch), "lr": v}
+                 for i, v in list(enumerate(values))[::stride]]
+    chart = alt.Chart(pd.DataFrame(rows, columns=["schedule", "epoch", "lr"])).mark_line(strokeWidth=2.5).encode(
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y("lr:Q", title="learning rate", axis=alt.Axis(format="~g")),
+        tooltip=["schedule:N", alt.Tooltip("epoch:Q", format=".2f"), alt.Tooltip("lr:Q", format=".3g")],
+    )
+    if len(series) > 1:
+        chart = chart.encode(color=alt.Color("schedule:N", legend=alt.Legend(orient="top", title=None)))
+    return chart.properties(height=height, title=title)
 
 
 def scatter_chart(rows: Iterable[Mapping[str, Any]], x: str, y: str, *, label: str = "run", x_title: str = "",

@@ -109,7 +109,7 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
         if show_schedule:
             spe = steps_per_epoch(config.data.subset or 50_000, config.batch_size)
             st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, config.epochs), spe,
-                                                     height=140), width="stretch")
+                                                     height=170), width="stretch")
 
         c1, c2 = st.columns([1, 3])
         started = c1.button("▶ Start", key=f"{key}:start", type="primary", disabled=not settings.can_control,
