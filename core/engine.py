@@ -2,10 +2,13 @@
 
 How a step works (the airbench recipe, same code on CPU and CUDA):
   the whole training set sits on the device as uint8  ->  index a batch  ->  augment + normalize on the device
-  (core/augment.py, the same ops the preview page shows)  ->  forward under bf16 autocast (CUDA)  ->  backward.
+  (core/augment.py, the same ops the preview page shows)  ->  forward under bf16 autocast (CUDA; on the CPU only
+  when asked for, see `cpu_bf16_requested`)  ->  backward  ->  fused optimizer step where torch has one.
 Losses and accuracies are accumulated as device tensors and read back only every `log_every` steps, so the
-GPU is never stalled by a per-step `.item()`. A non-finite loss is still caught exactly: the first bad step is
-remembered on the device and reported when the run syncs.
+GPU is never stalled by a per-step `.item()` (nor by a per-step host->device copy: every per-step constant is
+made on the device). A non-finite loss is still caught exactly: the first bad step is remembered on the device
+and reported when the run syncs. Channels-last (NHWC) is used on the CPU too: measured faster there for every
+convolutional model of the zoo (docs/PERFORMANCE.md).
 
 The engine knows nothing about Streamlit or the run library: it yields events (core/events.py) and, when given
 a folder, writes checkpoints. Setup problems (missing data, bad model option) raise LabError before the first
@@ -14,8 +17,11 @@ event; problems during training end the run with a Finished(status="failed" | "d
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +46,10 @@ log = logging.getLogger(__name__)
 # so a run resumed at epoch e sees exactly the batches it would have seen.
 _PERM_SEED = 1_000_003
 _AUG_SEED = 7_919
+# bf16 autocast on the CPU changes numerics (and, unlike fp32, results then depend on the CPU model), so it is
+# opt-in: a config with a `cpu_amp` field decides, else this environment variable ("1" = on). It is used only
+# where the CPU does bf16 natively (AMX / AVX512-BF16): emulated bf16 is slower than fp32.
+CPU_BF16_ENV = "CIFAR_LAB_CPU_BF16"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -101,16 +111,75 @@ def model_size(config: TrainConfig, num_classes: int) -> tuple[int, int]:
     return count_params(model), count_params(model, trainable_only=True)
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool | None = None) -> torch.optim.Optimizer:
+    """The config's optimizer over the trainable parameters. fused=None: torch's single-kernel ("fused")
+    implementation when the parameters live on the CPU or a CUDA GPU and this torch has one for the optimizer
+    (same algorithm, float rounding aside; on the 2-core CPU the Adam step of the base CNN's 17M parameters
+    went from ~300-430 ms to ~40-100 ms), else the default one. fused=False: never."""
     o = config.optim
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("the model has no trainable parameters (is everything frozen?)")
     if o.name == "sgd":
-        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
-    if o.name == "adamw":
-        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-    return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        kind, options = torch.optim.SGD, dict(lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
+                                              weight_decay=o.weight_decay)
+    elif o.name == "adamw":
+        kind, options = torch.optim.AdamW, dict(lr=o.lr, weight_decay=o.weight_decay)
+    else:
+        kind, options = torch.optim.Adam, dict(lr=o.lr, weight_decay=o.weight_decay)
+    if fused is None:
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    if fused and _accepts_fused(kind):
+        try:
+            return kind(params, **options, fused=True)
+        except (RuntimeError, ValueError, TypeError):  # an older torch or a device/dtype without the kernel
+            pass
+    return kind(params, **options)
+
+
+@functools.lru_cache(maxsize=8)
+def _accepts_fused(kind: type) -> bool:
+    return "fused" in inspect.signature(kind.__init__).parameters
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU multiplies bf16 in hardware (AMX-BF16 or AVX512-BF16; read from /proc/cpuinfo, so
+    Linux only): there bf16 autocast runs matmuls and convolutions several times faster than fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"amx_bf16", "avx512_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def cpu_bf16_requested(config: TrainConfig) -> bool:
+    """Whether a CPU run of `config` asks for bf16 autocast: config.cpu_amp when the config has that field,
+    else the CIFAR_LAB_CPU_BF16 environment variable; never when config.amp is off."""
+    if not config.amp:
+        return False
+    wanted = getattr(config, "cpu_amp", None)
+    if wanted is None:
+        wanted = os.environ.get(CPU_BF16_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(wanted)
+
+
+def use_amp(config: TrainConfig, device: torch.device) -> bool:
+    """bf16 autocast for this run: on CUDA when config.amp; on the CPU when asked for and native (see above)."""
+    if device.type == "cuda":
+        return bool(config.amp)
+    if device.type == "cpu":
+        return cpu_bf16_requested(config) and cpu_has_native_bf16()
+    return False
+
+
+def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
+    """NHWC for this run: CUDA and CPU (faster for the zoo's conv nets on both), when config.channels_last."""
+    return bool(config.channels_last) and device.type in ("cuda", "cpu")
 
 
 class EvalResult(NamedTuple):
@@ -123,13 +192,14 @@ class EvalResult(NamedTuple):
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, batch_size: int = 1024,
              device: torch.device | str | None = None, amp: bool = True, channels_last: bool = False,
-             return_logits: bool = False) -> EvalResult:
+             return_logits: bool = False, cpu_amp: bool = False) -> EvalResult:
     """Loss, accuracy and predictions of `model` on uint8 images x (M, 3, H, W) with labels y (M,).
-    The model is put in eval mode for the pass and its previous mode is restored afterwards."""
+    The model is put in eval mode for the pass and its previous mode is restored afterwards.
+    amp: bf16 autocast on CUDA; cpu_amp: also on the CPU (the engine passes what the run trained with)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    use_amp = amp and device.type == "cuda"
+    bf16 = amp and (device.type == "cuda" or (cpu_amp and device.type == "cpu"))
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     preds, all_logits = [], []
     try:
@@ -138,7 +208,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, b
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y[i:i + batch_size].to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(xb)
             logits = logits.float()
             loss_sum += F.cross_entropy(logits, yb, reduction="sum").double()
@@ -192,8 +262,10 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
     torch.manual_seed(config.seed)  # weight init and dropout; data order and augmentation have their own generators
     model = build_for_config(config, dataset.num_classes, load_pretrained=state is None)
     cuda = device.type == "cuda"
-    use_amp = config.amp and cuda
-    mem_format = torch.channels_last if (cuda and config.channels_last) else torch.contiguous_format
+    if cuda:  # fixed input shapes: let cuDNN time its algorithms once and keep the fastest
+        torch.backends.cudnn.benchmark = True
+    bf16 = use_amp(config, device)
+    mem_format = torch.channels_last if use_channels_last(config, device) else torch.contiguous_format
     model = model.to(device=device, memory_format=mem_format)
     optimizer = build_optimizer(model, config)
     if state is not None:
@@ -212,6 +284,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
     history: list[dict[str, float]] = []
     best_acc: float | None = None
     sums = torch.zeros(3, device=device, dtype=torch.float64)  # epoch: loss·n, correct, n
+    ones = torch.ones(2, device=device, dtype=torch.float64)  # a device constant: no host->device copy per step
     if state is not None:
         start_epoch, start_batch = int(state["epoch"]), int(state["batch"])
         history = list(state.get("history", []))
@@ -257,8 +330,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
         model.train()
         while epoch <= config.epochs:
             t_epoch = time.perf_counter()
-            perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(config.seed * _PERM_SEED + epoch))
-            perm = perm.to(device)
+            perm = epoch_permutation(n_train, config.seed * _PERM_SEED + epoch, train_x.device)
             aug_gen = aug.make_generator(config.seed * _PERM_SEED + _AUG_SEED + epoch, device)
             if b > 0 and state is not None and state.get("aug_state") is not None:
                 aug_gen.set_state(state["aug_state"])
@@ -273,16 +345,16 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
                     yield finished("stopped", f"stopped by request at epoch {epoch}, step {step}")
                     return
                 idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
-                xb = aug.train_batch(train_x[idx].to(device, non_blocking=True), config.data.augment, aug_gen,
-                                     mean, std)
+                # index_select, not train_x[idx]: the same bytes, ~15x faster for uint8 images on the CPU
+                xb = aug.train_batch(_rows(train_x, idx, device), config.data.augment, aug_gen, mean, std)
                 xb = xb.contiguous(memory_format=mem_format)
-                yb = train_y[idx].to(device, non_blocking=True)
+                yb = _rows(train_y, idx, device)
                 lr = lr_at(config.optim, step, spe, config.epochs)
                 lrs[step + 1] = lr
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 try:
-                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
                         logits = step_fn(xb)
                         loss = criterion(logits.float(), yb)
                 except Exception as e:  # noqa: BLE001 - a failing torch.compile falls back once, loudly
@@ -298,13 +370,14 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
                 step += 1
                 b += 1
                 n = len(idx)
+                # Bookkeeping on the device with Python scalars only: torch.tensor(x, device=cuda) would be a
+                # blocking host->device copy, i.e. a host sync, every step.
                 loss_d = loss.detach().double()
-                bad = ~torch.isfinite(loss_d)
-                first_bad = torch.where(bad & torch.isinf(first_bad), torch.tensor(float(step), device=device,
-                                                                                   dtype=torch.float64), first_bad)
-                window += torch.stack([loss_d * n, torch.tensor(float(n), device=device, dtype=torch.float64)])
+                first_bad.masked_fill_(~torch.isfinite(loss_d) & torch.isinf(first_bad), float(step))
+                loss_n = loss_d * n  # (,)
+                window += torch.stack([loss_n, ones[0] * n])
                 correct = (logits.detach().argmax(1) == yb).sum().double()
-                sums += torch.stack([loss_d * n, correct, torch.tensor(float(n), device=device, dtype=torch.float64)])
+                sums += torch.stack([loss_n, correct, ones[1] * n])
                 n_window += n
 
                 if step % config.log_every == 0 or b == spe:
@@ -325,7 +398,8 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
 
             # ---- end of epoch: evaluate, record, checkpoint ----
             ev = evaluate(model, test_x, test_y, mean=mean, std=std, batch_size=config.eval_batch_size,
-                          device=device, amp=config.amp, channels_last=mem_format == torch.channels_last)
+                          device=device, amp=config.amp, channels_last=mem_format == torch.channels_last,
+                          cpu_amp=bf16 and device.type == "cpu")
             loss_sum, correct, seen = sums.tolist()
             if not math.isfinite(ev.loss):
                 yield finished("diverged", f"test loss became non-finite at the end of epoch {epoch}: try a lower "
@@ -363,6 +437,20 @@ def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_clas
     correct = torch.bincount(labels[predictions == labels], minlength=num_classes).double()
     total = torch.bincount(labels, minlength=num_classes).double()
     return tuple((correct / total).tolist())
+
+
+def epoch_permutation(n: int, seed: int, device: torch.device) -> torch.Tensor:
+    """The epoch's data order (n,) int64 on `device`: drawn on the CPU from `seed` (the same order on every
+    device, so a run's batches do not depend on where it trains) and copied once per epoch."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm.to(device, non_blocking=True) if device.type == "cuda" else perm.to(device)
+
+
+def _rows(t: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """t[idx] on `device`; t may stay on the host (pinned) when the split did not fit the GPU."""
+    if t.device != idx.device:  # only when a split is not resident: the images stay on the host, labels not
+        idx = idx.to(t.device, non_blocking=True)
+    return t.index_select(0, idx).to(device, non_blocking=True)
 
 
 def _resident(t: torch.Tensor, device: torch.device) -> torch.Tensor:
