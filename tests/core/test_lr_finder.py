@@ -272,6 +272,22 @@ def test_steps_in_chunks_equal_one_run_and_reset_repeats_it(synthetic):
     assert other.losses != first[:10]
 
 
+def test_a_finder_continues_in_another_thread_like_a_streamlit_rerun(synthetic):
+    import threading
+
+    rng = torch.get_rng_state()
+    cfg = tiny_config()
+    ref = LRFinder.from_config(cfg, synthetic, start_lr=1e-5, end_lr=1e-1, num_iter=24, diverge_factor=None)
+    ref.run()
+    f = LRFinder.from_config(cfg, synthetic, start_lr=1e-5, end_lr=1e-1, num_iter=24, diverge_factor=None)
+    for _ in range(3):  # each "rerun" steps the same object from a fresh thread
+        t = threading.Thread(target=f.step, args=(8,))
+        t.start()
+        t.join()
+    assert f.done and f.losses == ref.losses
+    assert torch.equal(torch.get_rng_state(), rng)  # building and stepping left the global RNG alone
+
+
 def test_engine_batches_are_the_engines_and_any_index_gives_the_same_batch(synthetic):
     ds = synthetic
     aug_cfg = AugmentConfig(flip_p=0.5, crop_padding=3, brightness=0.2)
