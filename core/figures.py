@@ -242,7 +242,7 @@ def sanity_figure(image_u8: Any, maps: Sequence[tuple[str, Any]], verdict: str, 
                   cmap: str = "inferno") -> Any:
     """The input, then the map after each randomization step (caption: what was randomized, the rank
     correlation), the verdict underneath."""
-    per_row = 7
+    per_row = 8
     panels = [("input", _hwc(image_u8))] + [(caption, colorize(m, cmap)) for caption, m in maps]
     rows = [compose(panels[i:i + per_row], title=title if i == 0 else "", panel_size=128)
             for i in range(0, len(panels), per_row)]
