@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +31,18 @@ from torch import nn
 from core import augment as aug
 from core import data as data_mod
 from core.config import SCHEDULES, TrainConfig
-from core.engine import _AUG_SEED, _PERM_SEED, build_for_config, build_optimizer, input_stats, resolve_device
+from core.engine import (
+    _AUG_SEED,
+    _PERM_SEED,
+    build_for_config,
+    build_optimizer,
+    cpu_has_native_bf16,
+    epoch_permutation,
+    input_stats,
+    resolve_device,
+    use_amp,
+    use_channels_last,
+)
 from core.errors import ConfigError, LabError
 from core.schedule import steps_per_epoch
 
@@ -208,8 +218,7 @@ class EngineBatches:
         self._gen: torch.Generator | None = None
 
     def _start_epoch(self, epoch: int) -> None:
-        perm_gen = torch.Generator().manual_seed(self.seed * _PERM_SEED + epoch)
-        self._perm = torch.randperm(len(self.x), generator=perm_gen).to(self.x.device)
+        self._perm = epoch_permutation(len(self.x), self.seed * _PERM_SEED + epoch, self.x.device)
         self._gen = aug.make_generator(self.seed * _PERM_SEED + _AUG_SEED + epoch, self.x.device)
         self._epoch, self._next = epoch, 0
 
@@ -226,9 +235,10 @@ class EngineBatches:
                 aug.sample_params(self.x[:len(self._indices(self._next))], self.augment, self._gen)
             self._next += 1
         idx = self._indices(b)
-        xb = aug.train_batch(self.x[idx], self.augment, self._gen, self.mean, self.std)  # (B, 3, H, W) float32
+        # index_select, as the engine: the same bytes as x[idx], much faster for uint8 images on the CPU
+        xb = aug.train_batch(self.x.index_select(0, idx), self.augment, self._gen, self.mean, self.std)
         self._next = b + 1
-        return xb, self.y[idx]
+        return xb, self.y.index_select(0, idx)  # (B, 3, H, W) float32, (B,) int64
 
 
 # --- the finder ------------------------------------------------------------------------------------------------
@@ -304,15 +314,15 @@ class LRFinder:
                     end_lr: float = 10.0, num_iter: int = 100, mode: str = "exp", beta: float = 0.98,
                     diverge_factor: float | None = 4.0, val_mode: bool = False, val_batches: int = 2,
                     data_root: str | None = None, seed: int | None = None, cpu_bf16: bool = False,
-                    cpu_channels_last: bool = True, fused: bool = True) -> LRFinder:
+                    fused: bool = True) -> LRFinder:
         """The config's model, optimizer (its lr and schedule are ignored), loss and batches, as core.engine
         builds them. val_mode: the loss is measured on `val_batches` batches of test images (a seeded sample).
 
-        Speed options that leave the algorithm alone (only float rounding differs): fused=True uses the
-        optimizer's fused kernel where torch has one (fewer OpenMP barriers: faster with several threads on a
-        busy CPU); cpu_channels_last runs convolutions in NHWC on the CPU too (the engine does so on CUDA
-        only; ~30% faster forward here). cpu_bf16 (default off: it changes numerics) uses bf16 autocast on the
-        CPU (AMX-capable CPUs); CUDA follows config.amp. See docs/LR_FINDER.md for measurements.
+        Device choices are the engine's: NHWC where config.channels_last (CPU and CUDA), bf16 autocast on CUDA
+        when config.amp and on the CPU when the engine's opt-in says so (core.engine.use_amp) or cpu_bf16=True
+        - either only where the CPU has bf16 in hardware (it changes numerics, hence off by default).
+        fused=True: the optimizer's fused kernel where torch has one (build_optimizer's default; same
+        algorithm, float rounding aside). See docs/LR_FINDER.md for measurements.
         """
         check_range(start_lr, end_lr, num_iter, mode)
         if seed is not None:
@@ -327,14 +337,12 @@ class LRFinder:
         try:
             torch.manual_seed(config.seed)  # the weights the engine would start from
             model = build_for_config(config, dataset.num_classes)
+            dropout_rng = _rng_states(device)  # and the engine's dropout stream, which continues from here
         finally:
             _set_rng_states(device, saved)
-        cuda = device.type == "cuda"
-        channels_last = (cuda and config.channels_last) or (device.type == "cpu" and cpu_channels_last)
+        channels_last = use_channels_last(config, device)
         model = model.to(device=device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-        optimizer = build_optimizer(model, config)
-        if fused:
-            optimizer = _fused_twin(optimizer)
+        optimizer = build_optimizer(model, config, fused=None if fused else False)
         criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
         mean, std = input_stats(config, dataset)
         batches = EngineBatches(dataset.train_x.to(device), dataset.train_y.to(device), config.batch_size,
@@ -353,10 +361,11 @@ class LRFinder:
             y = dataset.test_y[pick].to(device)
             held_out = [(x[i:i + config.batch_size], y[i:i + config.batch_size])
                         for i in range(0, n, config.batch_size)]
-        amp = (config.amp and cuda) or (cpu_bf16 and device.type == "cpu")
+        amp = use_amp(config, device) or (cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
         finder = cls(model, optimizer, criterion, batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                      mode=mode, beta=beta, diverge_factor=diverge_factor, val_batches=held_out, device=device,
-                     amp=amp, channels_last=channels_last, seed=config.seed)
+                     amp=amp, channels_last=channels_last)
+        finder._rng_start = finder._rng = dropout_rng
         finder.config, finder.dataset_name = config, dataset.name
         return finder
 
@@ -511,20 +520,6 @@ class LRFinder:
             p.grad = None if g is None else g.clone()
         self.model.train(self._was_training)
         self._dirty = False
-
-
-def _fused_twin(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """The same fresh optimizer with fused=True where torch supports it for these parameters, else itself."""
-    kind = type(optimizer)
-    accepted = inspect.signature(kind.__init__).parameters
-    if optimizer.state or len(optimizer.param_groups) != 1 or "fused" not in accepted:
-        return optimizer
-    group = optimizer.param_groups[0]
-    options = {k: v for k, v in group.items() if k in accepted and k not in ("params", "fused", "foreach")}
-    try:
-        return kind(group["params"], **options, fused=True)
-    except (RuntimeError, ValueError, TypeError):  # e.g. a device or dtype without a fused kernel
-        return optimizer
 
 
 def schedule_for_suggestion(config: TrainConfig, lr: float | None, schedule: str = "onecycle") -> TrainConfig:

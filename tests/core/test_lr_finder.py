@@ -272,6 +272,19 @@ def test_steps_in_chunks_equal_one_run_and_reset_repeats_it(synthetic):
     assert other.losses != first[:10]
 
 
+def test_from_config_sees_what_training_would_see(synthetic):
+    """Step 0's loss (before any update) and step 1's (after one update at start_lr) equal the engine's first two
+    per-step losses for a run at a constant lr = start_lr: same weights, batches, augmentation and dropout."""
+    from core import events as ev
+    from core.engine import train
+
+    cfg = tiny_config(optim=OptimConfig(name="adam", lr=1e-3), epochs=1, log_every=1, seed=2)
+    steps = [e for e in train(cfg, dataset=synthetic) if isinstance(e, ev.Step)]
+    f = LRFinder.from_config(cfg, synthetic, start_lr=1e-3, end_lr=1.0, num_iter=10)
+    f.step(2)
+    assert f.losses == [s.loss for s in steps[:2]]
+
+
 def test_a_finder_continues_in_another_thread_like_a_streamlit_rerun(synthetic):
     import threading
 
