@@ -469,10 +469,10 @@ class LRFinder:
     def _one_step(self) -> Point | None:
         i = len(self.points)
         lr = lr_at_step(i, self.start_lr, self.end_lr, self.num_iter, self.mode)
+        self._dirty = True  # from the first change on: the param groups' lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.batch_fn(i)
-        self._dirty = True
         self.model.train()
         loss = self._forward_loss(x, y)
         self.optimizer.zero_grad(set_to_none=True)

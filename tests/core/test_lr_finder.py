@@ -217,14 +217,14 @@ def test_non_finite_losses_are_cut_off():
 # --- restoration ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("opt_name", ["adam", "sgd"])
-@pytest.mark.parametrize("ending", ["end", "diverged", "exception", "close", "reset"])
+@pytest.mark.parametrize("ending", ["end", "diverged", "exception", "first-step exception", "close", "reset"])
 def test_model_optimizer_and_grads_come_back_bit_identical(opt_name, ending):
     model, opt = trained(opt_name)
     before = snapshot(model, opt)
     rng_before = torch.get_rng_state()
 
     def batch(i):
-        if ending == "exception" and i == 5:
+        if ending in ("exception", "first-step exception") and i == (5 if ending == "exception" else 0):
             raise RuntimeError("disk on fire")
         return net_batch(i)
 
@@ -234,6 +234,10 @@ def test_model_optimizer_and_grads_come_back_bit_identical(opt_name, ending):
         with pytest.raises(RuntimeError, match="disk on fire"):
             f.run()
         assert f.done and f.stop_reason == "failed: RuntimeError: disk on fire" and len(f.points) == 5
+    elif ending == "first-step exception":  # the param groups' lr was already set: it must come back too
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            f.step()
+        assert f.done and f.points == []
     elif ending == "close":
         f.step(7)
         f.close()
