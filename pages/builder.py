@@ -78,6 +78,7 @@ def layers_frame(layers) -> pd.DataFrame:
         df[c] = pd.array([_value(v) for v in df[c]], dtype="Float64")
     for c in ("affine", "bias"):
         df[c] = pd.array([_value(v) for v in df[c]], dtype="boolean")
+    df.index = pd.RangeIndex(1, len(df) + 1)  # row numbers as a student counts them; the summary uses the same
     return df
 
 
@@ -110,6 +111,7 @@ def fc_frame(fc) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["units", "dropout", "activation"])
     df["units"] = pd.array([_value(v) for v in df["units"]], dtype="Int64")
     df["dropout"] = pd.array([_value(v) for v in df["dropout"]], dtype="Float64")
+    df.index = pd.RangeIndex(1, len(df) + 1)
     return df
 
 
@@ -143,12 +145,20 @@ def problems_of(summary) -> dict[int, str]:
     return {i: "; ".join(m) for i, m in out.items()}
 
 
-def summary_frame(summary, n_layers: int) -> pd.DataFrame:
+def row_label(index: int, layer_rows: list[str], fc_rows: list[str]) -> str:
+    """A spec position as the editors number it: '3' (feature row 3) or 'FC 1'."""
+    if index < len(layer_rows):
+        return layer_rows[index]
+    j = index - len(layer_rows)
+    return f"FC {fc_rows[j] if j < len(fc_rows) else j + 1}"
+
+
+def summary_frame(summary, layer_rows: list[str], fc_rows: list[str]) -> pd.DataFrame:
     problems = problems_of(summary)
     shown: set[int] = set()
     rows = []
     for r in summary.rows:
-        where = "" if r.index is None else (f"{r.index + 1}" if r.index < n_layers else f"FC {r.index - n_layers + 1}")
+        where = "" if r.index is None else row_label(r.index, layer_rows, fc_rows)
         problem = problems.get(r.index, "") if r.index is not None and r.index not in shown else ""
         if problem:
             shown.add(r.index)
@@ -201,24 +211,26 @@ layer_columns = {
     "out": st.column_config.NumberColumn("out channels", min_value=1, step=1, help="conv: filters it learns"),
     "size": st.column_config.NumberColumn("kernel / size", min_value=1, step=1,
                                           help="conv: kernel size (3 = 3×3); pooling: window size"),
-    "stride": st.column_config.NumberColumn("stride", min_value=1, step=1,
+    "stride": st.column_config.NumberColumn("stride", min_value=1, step=1, width="small",
                                             help="conv: default 1; pooling: blank = the window size"),
-    "padding": st.column_config.NumberColumn("padding", min_value=0, step=1, help="conv: blank = kernel ÷ 2"),
+    "padding": st.column_config.NumberColumn("padding", min_value=0, step=1, width="small",
+                                             help="conv: blank = kernel ÷ 2"),
     "activation": st.column_config.SelectboxColumn("activation", options=list(ACTIVATIONS)),
-    "pool": st.column_config.SelectboxColumn("pool", options=list(POOL_MODES), help="max or average"),
+    "pool": st.column_config.SelectboxColumn("pool", options=list(POOL_MODES), width="small", help="max or average"),
     "momentum": st.column_config.NumberColumn("BN momentum", min_value=0.001, max_value=1.0, step=0.01,
                                               format="%.3g", help="batch norm: how fast its running averages move"),
-    "affine": st.column_config.CheckboxColumn("BN affine", help="batch norm: learn a scale and shift per channel"),
+    "affine": st.column_config.CheckboxColumn("BN affine", width="small", help="batch norm: learn a scale and shift per channel"),
     "p": st.column_config.NumberColumn("dropout p", min_value=0.0, max_value=0.95, step=0.05, format="%.2f"),
     "groups": None, "bias": None, "eps": None, "slope": None,  # kept, not shown
 }
-edited = st.data_editor(layers_frame(loaded.get("layers", []) if isinstance(loaded, dict) else []),
-                        key=f"builder_layers:{signature}", num_rows="dynamic", hide_index=False,
-                        column_config=layer_columns, width="stretch")
+base_layers = layers_frame(loaded.get("layers", []) if isinstance(loaded, dict) else [])
+edited = st.data_editor(base_layers, key=f"builder_layers:{signature}", num_rows="dynamic", hide_index=False,
+                        column_config=layer_columns, width="stretch", placeholder="",
+                        height=35 * (len(base_layers) + 4) + 3)  # all rows, and room for a few more
 st.markdown("**Fully connected layers** (after flatten; the classifier layer is added at the end)")
 fc_edited = st.data_editor(
     fc_frame(loaded.get("fc", []) if isinstance(loaded, dict) else []), key=f"builder_fc:{signature}",
-    num_rows="dynamic", hide_index=False, width="content",
+    num_rows="dynamic", hide_index=False, width="content", placeholder="",
     column_config={"units": st.column_config.NumberColumn("neurons", min_value=1, step=1, default=256),
                    "dropout": st.column_config.NumberColumn("dropout after", min_value=0.0, max_value=0.95, step=0.05,
                                                             format="%.2f", default=0.0),
@@ -242,13 +254,15 @@ if summary is not None:
     fcs = sum(r.kind in ("fc", "head") for r in summary.rows)
     m3.metric("Layers with weights", f"{convs} conv + {fcs} FC")
     m4.metric("Output", summary.rows[-1].shape_label if ok else "—")
+    layer_rows, fc_rows = [str(i) for i in edited.index], [str(i) for i in fc_edited.index]
     for e in summary.errors:
-        where = (f"feature row {e.index + 1}" if e.index < len(spec["layers"])
-                 else f"FC row {e.index - len(spec['layers']) + 1}")
+        label = row_label(e.index, layer_rows, fc_rows)
+        where = f"FC row {label[3:]}" if label.startswith("FC ") else f"feature row {label}"
         st.error(f"**{where} ({e.name})**: {e.message}", icon=":material/block:")
-    table = summary_frame(summary, len(spec["layers"]))
+    table = summary_frame(summary, layer_rows, fc_rows)
     left, right = st.columns([3, 1]) if ok else (st.container(), None)
     left.dataframe(table.style.apply(highlight, axis=1), hide_index=True, width="stretch",
+                   height=35 * (len(table) + 1) + 3,  # every layer visible: no scrolling on a projector
                    column_config={"parameters": st.column_config.NumberColumn(format="localized"),
                                   "multiply-adds": st.column_config.NumberColumn(format="localized")})
     if right is not None:

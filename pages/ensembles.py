@@ -79,7 +79,9 @@ else:
         m2.metric("Best single member", pct(best))
         m3.metric("Average member", pct(sum(accs) / len(accs)))
         c1, c2 = st.columns(2)
-        c1.altair_chart(charts_lessons.ensemble_bars_chart(list(zip(result["names"], accs)), ens,
+        short = [n.split(" · ", 1)[1] if len({m.split(" · ")[0] for m in result["names"]}) == 1 and " · " in n
+                 else n for n in result["names"]]  # "seed=2 (e6bdda)" when every name starts alike
+        c1.altair_chart(charts_lessons.ensemble_bars_chart(list(zip(short, accs)), ens,
                                                            height=chart_height(300)), width="stretch")
         curves = {"best first": result["best_first"], "as chosen": result["curve"]}
         c2.altair_chart(charts_lessons.gain_chart(curves, best_single=best, height=chart_height(300)),
@@ -89,8 +91,9 @@ else:
         st.caption(f"Every member is evaluated on the same {result['test_size']:,} test images ({first.name}'s test "
                    "split), with its own input normalization; the ensemble takes the mean of their softmax "
                    f"outputs. Exact ensemble accuracy: {ens:.4f}."
-                   + (f" {', '.join(differs)} recorded its accuracy on a different test split, so its number "
-                      "here can differ from the run's own." if differs else ""))
+                   + (f" {', '.join(differs)} recorded {'its' if len(differs) == 1 else 'their'} accuracy on a "
+                      "different test split (another test subset or seed), so the numbers here can differ from "
+                      "the runs' own." if differs else ""))
         st.dataframe([{"member": n, "test accuracy": pct(a, 2), "recorded by the run": pct(r.test_acc, 2),
                        "epochs": r.epochs_done} for n, a, r in zip(result["names"], accs, members)],
                      hide_index=True, width="stretch")

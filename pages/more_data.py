@@ -72,7 +72,8 @@ def results(sweep_id: str, full: int | None) -> None:
         c1, c2 = st.columns([3, 2])
         c1.altair_chart(charts_lessons.data_size_chart(rows, height=chart_height(320)), width="stretch")
         c2.altair_chart(charts_lessons.gap_vs_chart(rows, x_title="training images (log scale)", log_x=True,
-                                                    height=chart_height(320)), width="stretch")
+                                                    height=chart_height(320), title="train − test gap"),
+                        width="stretch")
         st.caption("Solid: test accuracy; dashed: train accuracy (its last epoch); the shaded band between them is "
                    "the overfitting gap.")
     else:
@@ -80,16 +81,23 @@ def results(sweep_id: str, full: int | None) -> None:
     st.dataframe([{"": STATUS_ICON.get(r.status, ""), "training images": r.train_size or r.config.data.subset or "all",
                    "share": labels.get(r.config.data.subset, ""), "test acc": pct(r.test_acc),
                    "train acc": pct(rec["train_acc"]),
-                   "gap": pct(rec["train_acc"] - r.test_acc) if rec["train_acc"] is not None and r.test_acc
+                   "gap": f"{rec['train_acc'] - r.test_acc:+.1%}" if rec["train_acc"] is not None and r.test_acc
                    is not None else "—", "epochs": f"{r.epochs_done}/{r.epochs}", "time": fmt_seconds(r.seconds),
                    "status": r.status} for r, rec in zip(runs, records)], hide_index=True, width="stretch")
     if len(scored) >= 2:
         small, large = min(scored, key=lambda r: r["value"] or 0), max(scored, key=lambda r: r["value"] or 0)
         if large["test_acc"] > small["test_acc"]:
+            gaps = small["gap"] is not None and large["gap"] is not None
             st.markdown(f"From {small['value']:,} to {large['value']:,} images, test accuracy went from "
                         f"**{pct(small['test_acc'])}** to **{pct(large['test_acc'])}**"
-                        + (f", and the gap from {pct(small['gap'])} to {pct(large['gap'])}." if small["gap"] is not None
-                           and large["gap"] is not None else "."))
+                        + (f", and the train − test gap from {small['gap']:+.1%} to {large['gap']:+.1%}." if gaps
+                           else "."))
+            if gaps and large["gap"] >= small["gap"]:
+                st.markdown("The gap did **not** narrow here - and that is honest, not a contradiction: with the "
+                            "same number of epochs the small sets got far fewer optimizer steps, so they are still "
+                            "*underfitting* (look at their low train accuracy) rather than memorizing. Train "
+                            "longer (more epochs) and the small sets race to high train accuracy while their test "
+                            "accuracy stays put.")
         else:
             st.markdown("Here more data did **not** raise test accuracy. With a fixed number of epochs, the larger "
                         "sets also get more optimizer steps - so this usually means the runs were too short to "
@@ -106,8 +114,8 @@ page_header(
     "More data is better",
     "Train the very same network on a tenth, a quarter, half and all of the training images. With few images "
     "the network can simply memorize them: its training accuracy runs ahead while its test accuracy stays low. "
-    "Every extra image is a new example of what a class looks like - so test accuracy climbs and the gap between "
-    "train and test narrows.",
+    "Every extra image is a new example of what a class looks like - so test accuracy climbs and, once the runs "
+    "are long enough to fit their data, the gap between train and test narrows.",
     report="section X concludes: the more data, the better - more than any single architecture change.")
 
 full = train_size(settings)

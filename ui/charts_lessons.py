@@ -47,7 +47,8 @@ def _x(rows: Sequence[Mapping[str, Any]], x_title: str, log_x: bool | None) -> t
         log = log_axis(values) if log_x is None else log_x
         scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
         ticks = sorted({float(v) for v in values})
-        axis = alt.Axis(values=ticks, format="~g", labelOverlap=True)
+        small = min(abs(v) for v in ticks) < 1e-3 and min(ticks) > 0  # learning rates: 3.3e-6, not 0.0000033
+        axis = alt.Axis(values=ticks, format="~e" if small else "~g", labelOverlap=True)
         return alt.X("value:Q", title=x_title, scale=scale, axis=axis), "value:Q"
     order = list(dict.fromkeys(str(r.get("label")) for r in rows))
     return alt.X("label:N", title=x_title, sort=order, axis=alt.Axis(labelAngle=0)), "label:N"
@@ -67,11 +68,12 @@ def _splits_frame(rows: Sequence[Mapping[str, Any]], show_train: bool) -> pd.Dat
 
 
 def accuracy_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept value", log_x: bool | None = None,
-                      show_train: bool = True, height: int = 280, title: str = "") -> alt.LayerChart:
+                      show_train: bool = True, annotate: bool = False, height: int = 280,
+                      title: str = "") -> alt.LayerChart:
     """Final test (solid) and train (dashed) accuracy against the swept value, one colour per `series`, the best
     run ringed and labelled. rows: core.sweeps.accuracy_vs output (value, label, series, test_acc, train_acc,
     is_best, name). Numeric values get a quantitative axis (log when they span a wide range), others a
-    categorical one in the given order."""
+    categorical one in the given order. annotate: write each run's label (e.g. "too high") under its test point."""
     df = _splits_frame(rows, show_train)
     x, x_field = _x(rows, x_title, log_x)
     several = df["series"].nunique() > 1
@@ -89,7 +91,12 @@ def accuracy_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swep
         x=alt.X(x_field), y="accuracy:Q", tooltip=tooltip)
     text = alt.Chart(best).mark_text(dy=-18, fontWeight="bold", color=BEST_COLOR).encode(
         x=alt.X(x_field), y="accuracy:Q", text=alt.value("best"))
-    return alt.layer(lines, ring, text).properties(height=height, title=title)
+    layers = [lines, ring, text]
+    if annotate:
+        tests = df[df["split"] == "test"]
+        layers.append(alt.Chart(tests).mark_text(dy=16, color="#444").encode(
+            x=alt.X(x_field), y="accuracy:Q", text="label:N"))
+    return alt.layer(*layers).properties(height=height, title=title)
 
 
 def time_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept value", log_x: bool | None = None,

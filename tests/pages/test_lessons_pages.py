@@ -225,3 +225,28 @@ def test_ensembles_page_shows_core_ensembles_accuracy(open_page, lab_dirs):
     assert not at.exception
     assert any("ensemble members must share a dataset" in e.value or "but the test set is synthetic" in e.value
                for e in at.error)
+
+
+# --- teacher controls and presenter mode ---------------------------------------------------------------------
+
+def test_passcode_disables_every_start_and_queue_button(open_page, monkeypatch):
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    for page in LESSONS:
+        at = open_page(page, **TINY)
+        assert problems(at) == [], page
+        starts = [b for b in at.button if b.label.startswith("▶")]
+        assert starts and all(b.disabled for b in starts), page
+
+
+def test_presenter_mode_hides_the_advanced_controls(open_page):
+    def settings_expanders(at):
+        return [e for e in at.expander if e.label.startswith("Training settings")]
+
+    assert settings_expanders(open_page("builder", **TINY))
+    at = open_page("builder", presenter="true", **TINY)
+    assert problems(at) == [] and not settings_expanders(at)  # the preset's training settings are used
+    at = open_page("sweeps", presenter="true", **TINY)
+    assert problems(at) == []
+    assert [s.label for s in at.selectbox if s.key == "sweep_key2"] == []  # one swept setting only
+    at = open_page("ensembles", presenter="true", **TINY)
+    assert problems(at) == [] and [t for t in at.toggle if t.key == "ens_same"] == []

@@ -30,6 +30,7 @@ def test_accuracy_vs_uses_a_log_axis_for_learning_rates_and_marks_the_best():
     assert enc["x"]["field"] == "value" and enc["x"]["type"] == "quantitative"
     assert enc["x"]["scale"] == {"type": "log"} and enc["x"]["title"] == "learning rate"
     assert enc["x"]["axis"]["values"] == [1e-5, 1e-4, 1e-2]  # a tick at each swept value
+    assert enc["x"]["axis"]["format"] == "~e"  # 1e-5, not 0.00001
     assert enc["y"]["field"] == "accuracy" and enc["y"]["axis"]["format"] == ".0%"
     assert enc["strokeDash"]["field"] == "split"
     assert enc["strokeDash"]["scale"]["domain"] == ["train", "test"]
@@ -40,6 +41,10 @@ def test_accuracy_vs_uses_a_log_axis_for_learning_rates_and_marks_the_best():
     best = layer_data(spec, ring)
     assert [(r["value"], r["split"], r["accuracy"]) for r in best] == [(1e-4, "test", 0.40)]
     assert text["mark"]["type"] == "text" and text["encoding"]["text"] == {"value": "best"}
+    labelled = cl.accuracy_vs_chart(LR_ROWS, annotate=True).to_dict()
+    names = labelled["layer"][3]
+    assert names["encoding"]["text"]["field"] == "label"
+    assert [r["label"] for r in layer_data(labelled, names)] == ["too low", "good", "too high"]  # test points only
 
 
 def test_accuracy_vs_categorical_values_keep_their_order_and_series_get_colours():
@@ -60,7 +65,7 @@ def test_axis_helpers():
 def test_linear_axis_when_values_are_close():
     rows = [{**r, "value": v} for r, v in zip(LR_ROWS, (64, 96, 128))]
     enc = cl.accuracy_vs_chart(rows).to_dict()["layer"][0]["encoding"]
-    assert enc["x"]["scale"] == {"zero": False}
+    assert enc["x"]["scale"] == {"zero": False} and enc["x"]["axis"]["format"] == "~g"
 
 
 def test_data_size_chart_log_x_and_a_band_between_train_and_test():
