@@ -50,6 +50,9 @@ _AUG_SEED = 7_919
 # opt-in: a config with a `cpu_amp` field decides, else this environment variable ("1" = on). It is used only
 # where the CPU does bf16 natively (AMX / AVX512-BF16): emulated bf16 is slower than fp32.
 CPU_BF16_ENV = "CIFAR_LAB_CPU_BF16"
+# Devices where config.compile applies. On a CPU the compile warm-up (tens of seconds) outweighs a class-sized
+# run; tests add "cpu" to drive the very same compile-and-fall-back path without a GPU.
+COMPILE_DEVICES: tuple[str, ...] = ("cuda",)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -294,7 +297,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
             raise LabError(f"this run already finished its {config.epochs} epochs; raise epochs to train further")
 
     step_fn = model
-    if config.compile and cuda:
+    if config.compile and device.type in COMPILE_DEVICES:
         try:
             step_fn = torch.compile(model)
         except Exception as e:  # noqa: BLE001 - compile is an optimization; eager always works
@@ -362,7 +365,10 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
                         raise
                     step_fn, compiled_checked = model, True
                     yield Note(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without it")
-                    continue
+                    # the same batch again, eagerly: drawing a new one would shift the augmentation stream
+                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+                        logits = step_fn(xb)
+                        loss = criterion(logits.float(), yb)
                 compiled_checked = True
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
