@@ -167,13 +167,15 @@ def summary_frame(summary, layer_rows: list[str], fc_rows: list[str]) -> pd.Data
     rows.append({"row": "", "layer": "total", "kind": "", "details": "", "output": "",
                  "parameters": summary.total_params, "multiply-adds": summary.total_macs, "problem": ""})
     df = pd.DataFrame(rows)
+    order = ["row", "layer", "problem", "kind", "details", "output", "parameters", "multiply-adds"]
+    df = df[[c for c in order if c != "problem" or problems]]  # the message beside the layer it is about
     for c in ("parameters", "multiply-adds"):
         df[c] = pd.array([_value(v) for v in df[c]], dtype="Int64")
     return df
 
 
 def highlight(row: pd.Series) -> list[str]:
-    if row["problem"]:
+    if row.get("problem"):
         return ["background-color: #ffd9d9; color: #7a0010"] * len(row)
     if row["layer"] == "total":
         return ["font-weight: bold"] * len(row)
@@ -205,22 +207,25 @@ signature = zlib.crc32(json.dumps(loaded, sort_keys=True, default=str).encode())
 st.markdown("**Feature layers** (top to bottom; add a row at the bottom, select rows to delete them; blank = the "
             "layer's default)")
 kinds = list(LAYER_OPTIONS)
-layer_columns = {
+layer_columns = {  # short headers and narrow columns: the whole table fits a projector; the help says more
     "kind": st.column_config.SelectboxColumn("layer", options=kinds, format_func=KIND_LABELS.get, default="conv",
-                                             required=True, width="small"),
-    "out": st.column_config.NumberColumn("out channels", min_value=1, step=1, help="conv: filters it learns"),
-    "size": st.column_config.NumberColumn("kernel / size", min_value=1, step=1,
+                                             required=True, width=110),
+    "out": st.column_config.NumberColumn("out ch.", min_value=1, step=1, width=75,
+                                         help="conv: output channels = filters it learns"),
+    "size": st.column_config.NumberColumn("kernel", min_value=1, step=1, width=75,
                                           help="conv: kernel size (3 = 3×3); pooling: window size"),
-    "stride": st.column_config.NumberColumn("stride", min_value=1, step=1, width="small",
+    "stride": st.column_config.NumberColumn("stride", min_value=1, step=1, width=75,
                                             help="conv: default 1; pooling: blank = the window size"),
-    "padding": st.column_config.NumberColumn("padding", min_value=0, step=1, width="small",
-                                             help="conv: blank = kernel ÷ 2"),
-    "activation": st.column_config.SelectboxColumn("activation", options=list(ACTIVATIONS)),
-    "pool": st.column_config.SelectboxColumn("pool", options=list(POOL_MODES), width="small", help="max or average"),
-    "momentum": st.column_config.NumberColumn("BN momentum", min_value=0.001, max_value=1.0, step=0.01,
+    "padding": st.column_config.NumberColumn("pad", min_value=0, step=1, width=75,
+                                             help="conv: zero padding; blank = kernel ÷ 2"),
+    "activation": st.column_config.SelectboxColumn("activation", options=list(ACTIVATIONS), width=110),
+    "pool": st.column_config.SelectboxColumn("pool", options=list(POOL_MODES), width=75, help="max or average"),
+    "momentum": st.column_config.NumberColumn("BN mom.", min_value=0.001, max_value=1.0, step=0.01, width=85,
                                               format="%.3g", help="batch norm: how fast its running averages move"),
-    "affine": st.column_config.CheckboxColumn("BN affine", width="small", help="batch norm: learn a scale and shift per channel"),
-    "p": st.column_config.NumberColumn("dropout p", min_value=0.0, max_value=0.95, step=0.05, format="%.2f"),
+    "affine": st.column_config.CheckboxColumn("affine", width=75,
+                                              help="batch norm: learn a scale and shift per channel"),
+    "p": st.column_config.NumberColumn("dropout", min_value=0.0, max_value=0.95, step=0.05, width=85,
+                                       format="%.2f", help="dropout: probability of zeroing each value"),
     "groups": None, "bias": None, "eps": None, "slope": None,  # kept, not shown
 }
 base_layers = layers_frame(loaded.get("layers", []) if isinstance(loaded, dict) else [])
@@ -261,9 +266,10 @@ if summary is not None:
         st.error(f"**{where} ({e.name})**: {e.message}", icon=":material/block:")
     table = summary_frame(summary, layer_rows, fc_rows)
     left, right = st.columns([3, 1]) if ok else (st.container(), None)
-    left.dataframe(table.style.apply(highlight, axis=1), hide_index=True, width="stretch",
+    left.dataframe(table.style.apply(highlight, axis=1), hide_index=True, width="stretch", placeholder="—",
                    height=35 * (len(table) + 1) + 3,  # every layer visible: no scrolling on a projector
-                   column_config={"parameters": st.column_config.NumberColumn(format="localized"),
+                   column_config={"problem": st.column_config.TextColumn(width="large"),
+                                  "parameters": st.column_config.NumberColumn(format="localized"),
                                   "multiply-adds": st.column_config.NumberColumn(format="localized")})
     if right is not None:
         right.altair_chart(charts_lessons.params_chart(summary.table(), height=chart_height(24 * len(table))),
