@@ -45,7 +45,8 @@ def _x(rows: Sequence[Mapping[str, Any]], x_title: str, log_x: bool | None) -> t
     values = [r.get("value") for r in rows]
     if numeric_axis(values):
         log = log_axis(values) if log_x is None else log_x
-        scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+        # no "nice" domain: a log scale would round 64..1024 out to 10..10,000 and bunch the points up
+        scale = alt.Scale(type="log", nice=False, padding=28) if log else alt.Scale(zero=False, nice=False, padding=28)
         ticks = sorted({float(v) for v in values})
         small = min(abs(v) for v in ticks) < 1e-3 and min(ticks) > 0  # learning rates: 3.3e-6, not 0.0000033
         axis = alt.Axis(values=ticks, format="~e" if small else "~g", labelOverlap=True)
