@@ -39,6 +39,11 @@ def train_size(settings) -> int | None:
         return None
 
 
+def signed(gap: float) -> str:
+    """+7.6% / -1.4% / +0.0% (never "-0.0%")."""
+    return f"{round(gap, 3) + 0.0:+.1%}"
+
+
 def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
     return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
 
@@ -81,7 +86,7 @@ def results(sweep_id: str, full: int | None) -> None:
     st.dataframe([{"": STATUS_ICON.get(r.status, ""), "training images": r.train_size or r.config.data.subset or "all",
                    "share": labels.get(r.config.data.subset, ""), "test acc": pct(r.test_acc),
                    "train acc": pct(rec["train_acc"]),
-                   "gap": f"{rec['train_acc'] - r.test_acc:+.1%}" if rec["train_acc"] is not None and r.test_acc
+                   "gap": signed(rec["train_acc"] - r.test_acc) if rec["train_acc"] is not None and r.test_acc
                    is not None else "—", "epochs": f"{r.epochs_done}/{r.epochs}", "time": fmt_seconds(r.seconds),
                    "status": r.status} for r, rec in zip(runs, records)], hide_index=True, width="stretch")
     if len(scored) >= 2:
@@ -90,7 +95,7 @@ def results(sweep_id: str, full: int | None) -> None:
             gaps = small["gap"] is not None and large["gap"] is not None
             st.markdown(f"From {small['value']:,} to {large['value']:,} images, test accuracy went from "
                         f"**{pct(small['test_acc'])}** to **{pct(large['test_acc'])}**"
-                        + (f", and the train − test gap from {small['gap']:+.1%} to {large['gap']:+.1%}." if gaps
+                        + (f", and the train − test gap from {signed(small['gap'])} to {signed(large['gap'])}." if gaps
                            else "."))
             if gaps and large["gap"] >= small["gap"]:
                 st.markdown("The gap did **not** narrow here - and that is honest, not a contradiction: with the "
