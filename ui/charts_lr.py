@@ -1,0 +1,88 @@
+"""Altair chart of the learning-rate range test: loss against LR on a log axis, growing step by step, with the
+suggestions and the report's LR as labelled vertical rules. No Streamlit here, so it is testable on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+SERIES = ["loss of each step", "smoothed"]
+SUGGESTION_COLOURS = {"steepest": "#d1495b", "minimum/10": "#2e86ab", "valley": "#3b8b3b"}
+REPORT_COLOUR = "#8a8f98"
+
+
+def finder_frame(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float]) -> pd.DataFrame:
+    """Long form: one row per step and series (raw loss, smoothed loss)."""
+    rows = [{"step": i + 1, "lr": lr, "series": name, "loss": value}
+            for i, (lr, raw, smooth) in enumerate(zip(lrs, losses, smoothed, strict=True))
+            for name, value in zip(SERIES, (raw, smooth), strict=True)]
+    return pd.DataFrame(rows, columns=["step", "lr", "series", "loss"])
+
+
+def rules_frame(suggestions: Iterable[Any], report_lr: float | None = None,
+                lr_range: tuple[float, float] | None = None) -> pd.DataFrame:
+    """One row per suggestion that has an LR (objects with .name and .lr, e.g. core.lr_finder.Suggestion), and
+    the report's LR when given and inside lr_range. Suggestions without an LR are left out."""
+    rows = [{"name": s.name, "lr": float(s.lr), "label": f"{s.name} {s.lr:.1e}"} for s in suggestions
+            if s.lr is not None]
+    if report_lr is not None and (lr_range is None or lr_range[0] <= report_lr <= lr_range[1]):
+        rows.append({"name": "report", "lr": float(report_lr), "label": f"report {report_lr:g}"})
+    return pd.DataFrame(rows, columns=["name", "lr", "label"])
+
+
+def _y_domain(losses: Sequence[float], smoothed: Sequence[float]) -> list[float] | None:
+    """Room for the whole smoothed curve and the raw losses up to 1.5× the first loss: one spiking step must not
+    squash the curve into a flat line (spikes are clipped at the top)."""
+    if not losses:
+        return None
+    low = min(min(losses), min(smoothed))
+    high = max(max(smoothed), min(max(losses), 1.5 * max(losses[0], smoothed[0])))
+    pad = max(0.05 * (high - low), 0.02 * abs(high), 1e-3)  # one point alone still gets a readable axis
+    return [low - pad, high + pad]
+
+
+def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], *,
+                    lr_range: tuple[float, float], suggestions: Iterable[Any] = (), report_lr: float | None = None,
+                    height: int = 320, title: str = "") -> alt.LayerChart:
+    """Loss (each step, faint) and its smoothed curve (bold) against the LR on a log axis fixed to `lr_range`
+    (start_lr, end_lr), so the curve grows across a steady axis; the latest point is circled. Suggestions with
+    an LR and the report's LR are vertical rules with their labels."""
+    frame = finder_frame(lrs, losses, smoothed)
+    x_scale = alt.Scale(type="log", domain=[float(lr_range[0]), float(lr_range[1])])
+    x = alt.X("lr:Q", title="learning rate (log scale)", scale=x_scale, axis=alt.Axis(format=".0e", grid=True))
+    domain = _y_domain(losses, smoothed)
+    y_scale = alt.Scale(zero=False, **({"domain": domain} if domain else {}))
+    y = alt.Y("loss:Q", title="loss", scale=y_scale)
+    colour = alt.Color("series:N", scale=alt.Scale(domain=SERIES, range=["#9aa5b1", "#1f4e79"]),
+                       legend=alt.Legend(orient="top", title=None))
+    tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("lr:Q", format=".2e"), "series:N",
+               alt.Tooltip("loss:Q", format=".3f")]
+    curves = alt.Chart(frame).mark_line(clip=True).encode(
+        x=x, y=y, color=colour, tooltip=tooltip,
+        strokeWidth=alt.StrokeWidth("series:N", scale=alt.Scale(domain=SERIES, range=[1.2, 3.5]), legend=None),
+        opacity=alt.Opacity("series:N", scale=alt.Scale(domain=SERIES, range=[0.7, 1.0]), legend=None))
+    layers: list[alt.Chart] = [curves]
+    if lrs:
+        last = pd.DataFrame([{"step": len(lrs), "lr": lrs[-1], "series": "smoothed", "loss": smoothed[-1]}])
+        layers.append(alt.Chart(last).mark_point(size=160, filled=True, color="#1f4e79", clip=True).encode(
+            x=x, y=y, tooltip=tooltip))
+    rules = rules_frame(suggestions, report_lr, lr_range)
+    if not rules.empty:
+        names = list(rules["name"])
+        rule_colour = alt.Color("name:N", legend=None, scale=alt.Scale(
+            domain=names, range=[SUGGESTION_COLOURS.get(n, REPORT_COLOUR) for n in names]))
+        base = alt.Chart(rules).encode(x=alt.X("lr:Q", scale=x_scale), color=rule_colour,
+                                       tooltip=["name:N", alt.Tooltip("lr:Q", format=".2e")])
+        dash = alt.condition(alt.datum.name == "report", alt.value([2, 3]), alt.value([7, 4]))
+        layers.append(base.mark_rule(strokeWidth=2.5).encode(strokeDash=dash))
+        # labels near the top, staggered so that neighbouring rules' labels do not overlap
+        top, span = (domain[1], domain[1] - domain[0]) if domain else (1.0, 1.0)
+        rules = rules.assign(at=[top - span * (0.05 + 0.09 * i) for i in range(len(rules))])
+        layers.append(alt.Chart(rules).mark_text(align="left", dx=5, fontSize=14, fontWeight="bold").encode(
+            x=alt.X("lr:Q", scale=x_scale), y=alt.Y("at:Q", scale=y_scale), text="label:N", color=rule_colour))
+    return alt.layer(*layers).resolve_scale(color="independent").properties(height=height, title=title)
+
