@@ -1,6 +1,225 @@
-"""Placeholder: this page is built in its own issue."""
+"""LR range test, stepped through in class: the loss against a rising learning rate, a few steps at a time or to
+the end, the suggested learning rates drawn on the curve, and one click to train a preset with one of them."""
+
+import threading
 
 import streamlit as st
 
-st.title("lr_finder")
-st.info("This page is being built.")
+from core.engine import cpu_has_native_bf16, resolve_device
+from core.lr_finder import LRFinder, schedule_for_suggestion
+from core.presets import PRESETS, get_preset
+from core.schedule import schedule_curve, steps_per_epoch
+from ui import charts, charts_lr, runlib, urlstate
+from ui.data_panel import dataset_or_none
+from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
+from ui.run_panel import _live, describe, fmt_seconds
+from ui.settings import current
+
+STATE = "lr_finder"  # session_state key: {"key": the settings it was built from, "finder": LRFinder}
+REPORT_LR = 1e-4  # the report trained every network with Adam at 1e-4
+BATCHES = [16, 32, 64, 128, 256, 512]
+START_LRS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3]
+END_LRS = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0]
+SCHEDULES = {"onecycle": "one-cycle (rises to the LR, then anneals)", "cosine": "cosine decay from the LR",
+             "constant": "constant at the LR"}
+
+
+@st.cache_resource(show_spinner=False)
+def step_lock() -> threading.Lock:
+    """One lock for the whole server (a page script is re-run each time, so a module-level lock would not be
+    shared): the finder swaps its dropout stream into torch's global RNG while it builds and steps, so two
+    students' finders must never step at the same moment."""
+    return threading.Lock()
+
+
+class RememberedSuggestion(dict):
+    """{"preset": name, "lr": value} for the sweeps page; float() of it is the LR, for readers that want a number."""
+
+    def __float__(self) -> float:
+        return float(self["lr"])
+
+
+page_header(
+    "LR range test",
+    "Which learning rate? Instead of guessing, train for a few dozen steps while the learning rate grows from "
+    "tiny to huge, and watch the loss (Leslie Smith's *range test*). At first nothing happens - the steps are too "
+    "small; then the loss falls, faster and faster; then the steps overshoot and it shoots up. A good learning "
+    "rate sits on the steep part, well before the bottom.",
+    report="every network was trained with Adam at a learning rate of 1e-4, for 20 epochs - never tuned.")
+settings = current()
+ds = dataset_or_none(settings)
+if ds is None:
+    st.stop()
+
+# --- settings: changing any of them rebuilds the test --------------------------------------------------------
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    names = list(PRESETS)
+    preset = urlstate.selectbox(c1, "Experiment", names, key="lrf_preset", default="cnn",
+                                format_func=lambda n: f"{get_preset(n).title} ({get_preset(n).config.optim.name})")
+    batch = c2.select_slider("Batch size", BATCHES, 128, key="lrf_batch")
+    num_iter = int(c3.number_input("Steps", 5, 1000, 100, step=10, key="lrf_steps",
+                                   help="How many steps the test takes from the start LR to the end LR"))
+    mode = c4.radio("LR grows", ["exp", "linear"], key="lrf_mode", horizontal=True,
+                    format_func={"exp": "exponentially", "linear": "linearly"}.get)
+    d1, d2, d3, d4 = st.columns([3, 2, 2, 2])
+    start_lr, end_lr = d1.select_slider("From … to learning rate", sorted(set(START_LRS + END_LRS)),
+                                        (1e-7, 10.0), key="lrf_range", format_func=lambda v: f"{v:g}")
+    beta = d2.slider("Smoothing β", 0.0, 0.99, 0.98, 0.01, key="lrf_beta",
+                     help="The smoothed curve averages about 1/(1-β) steps: 0.98 ≈ the last 50")
+    val_mode = d3.toggle("Validation loss", False, key="lrf_val",
+                         help="Measure the loss on a fixed set of test images after each step (slower, less noisy) "
+                              "instead of on the training batch")
+    val_batches = int(d3.number_input("Test batches", 1, 10, 2, key="lrf_val_batches")) if val_mode else 2
+    device = resolve_device(settings.device)
+    bf16 = False
+    if device.type == "cpu" and cpu_has_native_bf16():
+        bf16 = d4.toggle("bf16 on this CPU", False, key="lrf_bf16",
+                         help="About twice as fast here; rounds differently, so the curve differs in its digits")
+    p = get_preset(preset)
+    st.caption(p.lesson + f"  \nThe run it would train: {describe(runlib.config_for(preset, {'batch_size': batch}))}"
+               f" · on **{settings.dataset_label}**")
+
+
+def build_key() -> tuple:
+    return (preset, batch, num_iter, mode, start_lr, end_lr, beta, val_mode, val_batches, bf16, settings.dataset,
+            settings.subset, settings.test_subset, settings.device, settings.data_dir)
+
+
+def current_finder() -> LRFinder | None:
+    """The session's finder for these settings: rebuilt (and the old one closed) when a setting changed."""
+    held = st.session_state.get(STATE)
+    if held is not None and held["key"] == build_key():
+        return held["finder"]
+    if held is not None:
+        held["finder"].close()  # restores its model and optimizer; they are dropped with it
+        del st.session_state[STATE]
+    with friendly_errors("Building the range test"), st.spinner("Building the model and the batches…"):
+        config = runlib.config_for(preset, {"batch_size": batch})
+        with step_lock():  # from_config also swaps the global RNG (the model's initial weights)
+            finder = LRFinder.from_config(config, ds, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                                          mode=mode, beta=beta, val_mode=val_mode, val_batches=val_batches,
+                                          data_root=settings.data_dir, cpu_bf16=bf16)
+        st.session_state[STATE] = {"key": build_key(), "finder": finder}
+        return finder
+    return None
+
+
+def advance(finder: LRFinder, n: int) -> None:
+    with step_lock(), friendly_errors("Stepping the range test"):
+        finder.step(n)
+
+
+def chart(finder: LRFinder, with_suggestions: bool):
+    sugg = finder.suggestions().values() if with_suggestions else ()
+    return charts_lr.lr_finder_chart(finder.lrs, finder.losses, finder.smoothed, lr_range=(start_lr, end_lr),
+                                     suggestions=sugg, report_lr=REPORT_LR, height=chart_height(340),
+                                     title="loss against the learning rate")
+
+
+finder = current_finder()
+if finder is None:
+    st.stop()
+
+# --- step through it -------------------------------------------------------------------------------------
+st.subheader("Step through it")
+controls, progress_slot, live = st.container(), st.empty(), st.empty()
+# A button's click is in session_state from the start of the run it triggers: act on it first, then draw the
+# buttons below with the finder's new state (done: the stepping buttons are off).
+clicked = {k: bool(st.session_state.get(k)) for k in ("lrf_one", "lrf_ten", "lrf_end", "lrf_reset")}
+if clicked["lrf_reset"]:
+    with step_lock():
+        finder.reset()
+elif clicked["lrf_one"] or clicked["lrf_ten"]:
+    advance(finder, 1 if clicked["lrf_one"] else 10)
+elif clicked["lrf_end"]:
+    bar = progress_slot.progress(finder.progress, text="running…")
+    chunk = max(1, num_iter // 25)  # ~25 redraws: the curve grows on screen; others may step between chunks
+    while not finder.done:
+        before = len(finder.points)
+        advance(finder, chunk)
+        bar.progress(finder.progress, text=f"step {len(finder.points)} of {num_iter} · "
+                                           f"{fmt_seconds(finder.seconds)}")
+        live.altair_chart(chart(finder, False), width="stretch")
+        if len(finder.points) == before and not finder.done:  # a failure ended nothing: do not spin
+            break
+    progress_slot.empty()
+b1, b2, b3, b4, _ = controls.columns([1, 1, 2, 1, 3])
+b1.button("+1 step", key="lrf_one", disabled=finder.done, width="stretch")
+b2.button("+10 steps", key="lrf_ten", disabled=finder.done, width="stretch")
+b3.button("▶ Run to the end", key="lrf_end", type="primary", disabled=finder.done, width="stretch")
+b4.button("↺ Reset", key="lrf_reset", disabled=not finder.points, width="stretch")
+
+live.altair_chart(chart(finder, finder.done or len(finder.points) >= 10), width="stretch")
+m1, m2, m3, m4, m5 = st.columns(5)
+last = finder.points[-1] if finder.points else None
+m1.metric("Step", f"{len(finder.points)} of {num_iter}")
+m2.metric("Learning rate now", f"{finder.current_lr:.2e}")
+m3.metric("Loss of this step", f"{last.loss:.3f}" if last else "—")
+m4.metric("Smoothed loss", f"{last.smoothed:.3f}" if last else "—")
+per_step = finder.seconds / len(finder.points) if finder.points else None
+m5.metric("Time stepping", fmt_seconds(finder.seconds) if finder.seconds >= 1 else f"{finder.seconds:.2f} s",
+          f"{per_step * 1000:.0f} ms per step" if per_step else None, delta_color="off")
+if finder.done:
+    st.markdown(f"**The test has ended:** {finder.stop_reason}.")
+elif not finder.points:
+    st.caption(f"Nothing measured yet: each step trains one batch of {batch} pictures at the next learning rate, "
+               f"on {finder.device}.")
+
+# --- suggestions -----------------------------------------------------------------------------------------
+st.subheader("Suggested learning rates")
+suggestions = finder.suggestions()
+reasons = {s.reason for s in suggestions.values()}
+same_reason = len(reasons) == 1 and all(s.lr is None for s in suggestions.values())  # one "why not", once
+cols = st.columns(len(suggestions) + 1)
+for col, (name, s) in zip(cols, suggestions.items()):
+    col.metric(name, "no suggestion" if s.lr is None else f"{s.lr:.1e}")
+    if not same_reason:
+        col.caption(s.reason)
+cols[-1].metric("the report used", f"Adam {REPORT_LR:g}")
+on_chart = " (the grey dotted line)" if start_lr <= REPORT_LR <= end_lr else ""
+cols[-1].caption(f"Adam at {REPORT_LR:g} for every network{on_chart}: a safe default, never tuned. "
+                 f"{p.title} is set to {p.config.optim.name} {p.config.optim.lr:g}.")
+if same_reason:
+    st.info(f"No suggestion yet: {reasons.pop()}.", icon=":material/info:")
+if not finder.done:
+    st.caption("Suggestions firm up once the loss has turned up again: run the test to the end before trusting them.")
+
+# --- use one -------------------------------------------------------------------------------------------------
+st.subheader("Train with it")
+usable = {name: s for name, s in suggestions.items() if s.lr is not None}
+if not usable:
+    st.caption("Once the test suggests a learning rate, you can train the experiment with it here.")
+else:
+    u1, u2, u3 = st.columns([2, 2, 1])
+    pick = u1.radio("Suggestion", list(usable), key="lrf_pick", horizontal=True,
+                    format_func=lambda n: f"{n}: {usable[n].lr:.1e}")
+    schedule = u2.selectbox("Schedule", list(SCHEDULES), key="lrf_schedule", format_func=SCHEDULES.get)
+    epochs = int(u3.number_input("Epochs", 1, 500, p.config.epochs, key="lrf_epochs"))
+    lr = float(f"{usable[pick].lr:.2g}")  # 3.2e-4, not 3.1622776e-4: the run's name and config read well
+    with friendly_errors("Preparing the run"):
+        config = schedule_for_suggestion(runlib.config_for(preset, {"batch_size": batch, "epochs": epochs}), lr,
+                                         schedule)
+        spe = steps_per_epoch(min(config.data.subset or 10**9, len(ds.train_x)), batch)
+        st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, epochs), spe,
+                                                 height=chart_height(180),
+                                                 title=f"the run's learning rate: {SCHEDULES[schedule]} {lr:g}"),
+                        width="stretch")
+        st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
+        if st.button(f"▶ Apply {lr:g} to {p.title} and queue it", key="lrf_apply", type="primary",
+                     disabled=not settings.can_control,
+                     help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
+            run_id = runlib.start(config, preset=preset, name=f"{preset} · lr {lr:g} ({schedule}, LR finder)")
+            st.session_state["lr_finder_suggestion"] = RememberedSuggestion(preset=preset, lr=lr)
+            st.session_state["lrf_run"] = run_id
+            st.toast(f"Queued {p.title} at {lr:g}. The Sweeps page's learning-rate scenarios now centre on it.")
+if st.session_state.get("lrf_run") and runlib.library().find(st.session_state["lrf_run"]) is not None:
+    _live(st.session_state["lrf_run"], "lrf")
+
+takeaway("The range test costs a few dozen steps and replaces guessing: pick a learning rate on the steep part "
+         "of the curve - roughly a tenth of where the loss is lowest. The report's fixed 1e-4 is safe for Adam but "
+         "often far from the best, and useless for SGD.")
+try_this([f"Run the test for {get_preset('cnn-sgd').title} (SGD): how far is its suggestion from Adam's?",
+          "Add batch norm (+ batch norm preset): how much further to the right does the curve stay low?",
+          "Turn smoothing down to β = 0.5: why do the suggestions jump around?",
+          "Double the batch size: does the suggested learning rate move?"])

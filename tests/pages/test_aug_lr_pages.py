@@ -1,0 +1,190 @@
+"""The augmentation lab and the LR range test pages, driven through AppTest on the synthetic dataset.
+
+Augmentation: the grid is core.augment's draw for the page's pictures and seed (captions = describe(i)), the same
+seed gives the same picture bytes (media URLs are content hashes), "New sample" moves to the next seed, an
+upload that is not a picture gets the core's message, and "your pipeline" queues the CNN with exactly the
+page's AugmentConfig. LR finder: +1 / +10 / reset / a plain rerun act on the session's finder, running to the
+end shows the core's suggestions on the chart, and "apply" queues the preset at the suggested LR.
+A running stand-in row holds the CPU slot, so queued runs stay queued and no trainer process starts.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+import torch
+
+from core.config import AugmentConfig
+from core.data import load_dataset
+from core.presets import FLIP_CROP, preset_config
+from core.runs import open_library
+from core.runs_jobs import HOST
+from tests.pages.conftest import charts, problems
+from ui.aug_preview import preview
+
+TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return load_dataset("synthetic")
+
+
+def hold_the_cpu_queue(runs_dir) -> None:
+    """A live 'terminal' run on the CPU: the one slot is taken, so submitted runs wait in the queue."""
+    lib = open_library(runs_dir)
+    lib.set_setting("stale_after_s", 3600)
+    lib.insert_run(preset_config("mlp", dataset="synthetic"), device="cpu", status="running", started_by="cli",
+                   owner="terminal", pid=os.getpid(), host=HOST, name="stand-in")
+
+
+def png_bytes(w: int, h: int) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --- augmentation lab ---------------------------------------------------------------------------------------
+
+def grid(at) -> list[tuple[list[str], list[str]]]:
+    """(urls, captions) of each st.image row: the original, then its samples."""
+    return [(img.value, img.captions) for img in at.get("image")]
+
+
+def test_grid_is_the_training_draw_same_seed_same_bytes_new_sample_next_seed(open_page, synthetic):
+    at = open_page("augmentation", **TINY)
+    assert problems(at) == []
+    rows = grid(at)
+    assert len(rows) == 4 and all(len(urls) == 1 + 7 for urls, _ in rows)  # 4 pictures: original + 7 samples
+
+    # oracle: the page's default picks (random, pick seed 0) through the preview with seed 0 and flip + crop
+    idx = torch.randperm(len(synthetic.train_x), generator=torch.Generator().manual_seed(0))[:4]
+    expected = preview(synthetic.train_x[idx], FLIP_CROP, seed=0, samples=7, fill=synthetic.mean)
+    for n, (_, captions) in enumerate(rows):
+        assert captions[0] == f"original #{int(idx[n])} · {synthetic.classes[int(synthetic.train_y[idx[n]])]}"
+        assert captions[1:] == expected.descriptions(n)
+    assert any("Grid made in" in c.value for c in at.caption)
+
+    at.run()  # same seed, same widgets: byte-identical pictures (a media URL is a hash of its bytes)
+    assert grid(at) == rows
+    at.button(key="aug_new").click().run()
+    assert at.number_input(key="aug_seed").value == 1
+    moved = grid(at)
+    assert [u[1:] for u, _ in moved] != [u[1:] for u, _ in rows]  # new samples ...
+    assert [u[0] for u, _ in moved] == [u[0] for u, _ in rows]  # ... of the same originals
+    seed1 = preview(synthetic.train_x[idx], FLIP_CROP, seed=1, samples=7, fill=synthetic.mean)
+    assert [c[1:] for _, c in moved] == [seed1.descriptions(n) for n in range(4)]
+
+
+def test_uploads_bad_files_get_the_core_message_and_pictures_get_a_row(open_page):
+    at = open_page("augmentation", **TINY)
+    at.radio(key="aug_source").set_value("upload").run()
+    at.file_uploader(key="aug_upload").set_value([("notes.txt", b"not a picture", "text/plain"),
+                                                  ("dot.png", png_bytes(1, 1), "image/png"),
+                                                  ("red.png", png_bytes(300, 200), "image/png")]).run()
+    errors = [e.value for e in at.error]
+    assert errors == ["notes.txt is not a picture this lab can read: choose a JPEG, PNG, WebP, BMP or GIF file",
+                      "dot.png is only 1×1 pixels; a picture needs at least 8×8"]
+    assert not at.exception
+    (row,) = grid(at)  # only the good picture, resized to 32×32 (shown 4× enlarged)
+    assert row[1][0] == "original red.png" and len(row[0]) == 8
+
+
+def test_your_pipeline_queues_the_cnn_with_the_pages_augmentations(open_page, lab_dirs):
+    _, runs_dir = lab_dirs
+    hold_the_cpu_queue(runs_dir)
+    at = open_page("augmentation", **TINY)
+    at.button(key="aug_load:Everything").click().run()
+    at.slider(key="aug_erase_size").set_value(5).run()
+    at.button(key="aug_mine_start").click().run()
+    assert problems(at) == []
+    (run,) = [r for r in open_library(runs_dir).list_runs() if r.tags == "augmentation-lab"]
+    assert run.status == "queued" and run.preset is None and run.model == "cnn"
+    assert run.config.data.augment == AugmentConfig(flip_p=0.5, crop_padding=4, erase_p=0.5, erase_size=5,
+                                                    brightness=0.3, contrast=0.3, saturation=0.3)
+    assert run.config.model == preset_config("cnn").model and run.config.data.subset == 500
+
+
+# --- LR range test --------------------------------------------------------------------------------------------
+
+def finder(at):
+    return at.session_state["lr_finder"]["finder"]
+
+
+def chart_frames(chart) -> list:
+    """The data frames a vega_lite_chart element carries (Streamlit ships each layer's data as Arrow)."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    return [convert_arrow_bytes_to_pandas_df(d.data.data) for d in chart.proto.datasets]
+
+
+def set_small(at, **extra) -> None:
+    """A test that fits a unit test: batch 16, 20 steps (about 0.3 s per step on one core)."""
+    at.select_slider(key="lrf_batch").set_value(16).run()
+    at.number_input(key="lrf_steps").set_value(20).run()
+    for key, value in extra.items():
+        getattr(at, {"lrf_range": "select_slider", "lrf_beta": "slider"}[key])(key=key).set_value(value).run()
+
+
+def test_step_buttons_reset_and_a_rerun_keep_the_sessions_finder(open_page):
+    at = open_page("lr_finder", **TINY)
+    set_small(at)
+    assert problems(at) == [] and len(finder(at).points) == 0
+    f = finder(at)
+    at.button(key="lrf_one").click().run()
+    assert len(finder(at).points) == 1
+    at.button(key="lrf_ten").click().run()
+    assert finder(at) is f and len(f.points) == 11
+    (chart,) = charts(at)
+    assert "loss against the learning rate" in chart.proto.spec
+    curve = chart_frames(chart)[0]  # raw and smoothed loss of each step so far
+    assert list(curve[curve.series == "smoothed"]["lr"]) == [p.lr for p in f.points]
+    assert list(curve[curve.series == "loss of each step"]["loss"]) == [p.loss for p in f.points]
+    assert {m.label: m.value for m in at.metric}["Step"] == "11 of 20"
+    assert {m.label: m.value for m in at.metric}["Learning rate now"] == f"{f.points[-1].lr:.2e}"
+    at.run()  # any rerun (another widget, a refresh of the script) keeps the state
+    assert finder(at) is f and len(f.points) == 11
+    at.button(key="lrf_reset").click().run()
+    assert finder(at) is f and f.points == [] and not f.done
+    at.number_input(key="lrf_steps").set_value(30).run()  # a new setting: a new finder, the old one closed
+    assert finder(at) is not f and finder(at).num_iter == 30 and f.done
+
+
+def test_run_to_the_end_suggests_and_apply_queues_the_preset_at_that_lr(open_page, lab_dirs):
+    _, runs_dir = lab_dirs
+    hold_the_cpu_queue(runs_dir)
+    at = open_page("lr_finder", **TINY)
+    set_small(at, lrf_range=(1e-5, 1.0), lrf_beta=0.5)
+    at.button(key="lrf_end").click().run()
+    assert problems(at) == []
+    f = finder(at)
+    assert f.done and f.stop_reason
+    assert at.button(key="lrf_one").disabled and at.button(key="lrf_end").disabled
+    suggestions = f.suggestions()
+    metrics = {m.label: m.value for m in at.metric}
+    for name, s in suggestions.items():
+        assert metrics[name] == ("no suggestion" if s.lr is None else f"{s.lr:.1e}")
+    assert metrics["the report used"] == "Adam 0.0001"
+    usable = {n: s.lr for n, s in suggestions.items() if s.lr is not None}
+    assert usable, [s.reason for s in suggestions.values()]  # this small test does suggest (checked by hand)
+    chart, schedule = charts(at)  # the loss against the LR; the queued run's schedule
+    rules = next(frame for frame in chart_frames(chart) if "label" in frame)
+    assert dict(zip(rules["name"], rules["lr"], strict=True)) == {**usable, "report": 1e-4}  # labelled rules
+
+    pick = next(iter(usable))
+    at.radio(key="lrf_pick").set_value(pick).run()
+    at.number_input(key="lrf_epochs").set_value(1).run()
+    at.button(key="lrf_apply").click().run()
+    assert problems(at) == []
+    lr = float(f"{usable[pick]:.2g}")
+    (run,) = [r for r in open_library(runs_dir).list_runs() if r.name != "stand-in"]
+    assert run.status == "queued" and run.preset == "cnn" and run.epochs == 1
+    assert run.config.optim.lr == lr and run.config.optim.schedule == "onecycle" and run.config.batch_size == 16
+    curve = chart_frames(charts(at)[1])[0]  # drawn before starting: one-cycle peaking at the LR
+    assert curve["lr"].max() == pytest.approx(lr) and curve["lr"].iloc[0] == pytest.approx(lr / 25)
+    remembered = at.session_state["lr_finder_suggestion"]
+    assert remembered == {"preset": "cnn", "lr": lr} and float(remembered) == lr
