@@ -47,5 +47,8 @@ PAGES = {
 }
 
 page = st.navigation(PAGES, expanded=True)
+deep_link = st.session_state.pop("_deep_link", None)  # see ui/settings.py: a deep link on a fresh server
+if deep_link:
+    st.switch_page(deep_link, query_params=st.query_params.to_dict())
 lab_settings()
 page.run()

@@ -142,6 +142,22 @@ def _presenter_css() -> None:
 def current() -> LabSettings:
     """The settings drawn by app.py in this script run (pages call this)."""
     settings = st.session_state.get("_lab_settings")
-    if settings is None:  # a page run on its own (tests): draw the sidebar here
-        settings = lab_settings()
+    if settings is None:
+        _reenter_through_app()  # a deep link that bypassed app.py: go round through it (does not return)
+        settings = lab_settings()  # a page script run on its own, outside the app: draw the sidebar here
     return settings
+
+
+def _reenter_through_app() -> None:
+    """On a freshly started server, until some session has run app.py, Streamlit serves a deep link such as
+    /transfer by running pages/transfer.py alone (its old pages/-folder mode): no page config, no menu. Send
+    the session through app.py, which registers the menu for every session and then opens the asked-for page
+    with the same query string (app.py reads `_deep_link`)."""
+    import inspect
+
+    pages_dir = Path(__file__).resolve().parents[1] / "pages"
+    for frame in inspect.stack():
+        path = Path(frame.filename).resolve()
+        if path.parent == pages_dir:
+            st.session_state["_deep_link"] = f"pages/{path.name}"
+            st.switch_page("app.py", query_params=st.query_params.to_dict())

@@ -99,6 +99,18 @@ def settle(page, timeout_s: float = 120.0) -> None:
     time.sleep(1.0)
 
 
+def test_a_deep_link_to_a_fresh_server_opens_the_page_inside_the_app(app_url, browser):
+    """Must run first (fresh server): Streamlit would serve pages/transfer.py alone, without app.py's menu."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{app_url}/transfer?{QUERY}", wait_until="domcontentloaded")
+    settle(page)
+    assert page.locator("h1").first.inner_text() == "Transfer learning"
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    assert nav.get_by_text("Report card").count() == 1 and nav.get_by_text("app", exact=True).count() == 0
+    assert "dataset_kind=synthetic" in page.url
+    page.close()
+
+
 def test_every_page_in_a_real_browser(app_url, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 2400})  # Streamlit scrolls inside itself
