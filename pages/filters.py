@@ -1,6 +1,166 @@
-"""Placeholder: this page is built in its own issue."""
+"""Filters & feature maps: what a trained network's convolutions look for (its filters, against the same
+network's starting weights) and what each layer sees in one chosen picture (its feature maps)."""
 
 import streamlit as st
+import torch
 
-st.title("filters")
-st.info("This page is being built.")
+from core import interpret as I
+from core.figures import tile_grid
+from core.models import conv_layers
+from ui import inspect
+from ui.charts_inside import weight_change_chart
+from ui.layout import friendly_errors, page_header, presenter, takeaway, try_this
+
+page_header(
+    "Filters & feature maps",
+    "A convolution layer is a stack of small **filters**: little k×k patches of weights slid over the picture. "
+    "Where the picture looks like a filter, the filter's output - its **feature map** - lights up. Training "
+    "shapes the filters; before training they are random noise. Here are the filters of any trained run, next "
+    "to the very weights the same run started from, and what every layer sees in a picture you choose.")
+
+source = inspect.choose_model()
+
+
+def per_filter(w: torch.Tensor) -> torch.Tensor:
+    """(out, in, k, k) -> each filter min-max scaled to [0, 1] on its own (a constant filter: 0.5), as
+    core.interpret scales filters - here also for the *change* of the weights."""
+    flat = w.detach().float().cpu().reshape(len(w), -1)
+    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    scaled = torch.where(hi > lo, (flat - lo) / (hi - lo).clamp(min=1e-12), torch.full_like(flat, 0.5))
+    return scaled.reshape(w.shape)
+
+
+def weight(model, name: str) -> torch.Tensor:
+    return dict(conv_layers(model))[name].weight.detach()
+
+
+def rgb_grid(tiles: torch.Tensor):
+    """(out, 3, k, k) in [0, 1] -> one picture, tiles about 40 px."""
+    k = tiles.shape[-1]
+    return tile_grid(tiles, cols=8 if len(tiles) <= 32 else 16, pad=2, scale=max(4, 40 // k))
+
+
+def grey_grid(w: torch.Tensor, n: int = 16):
+    """A deeper layer (out, in, k, k): rows = its first n filters, columns = their first n input channels."""
+    w = w[:n, :n]
+    k = w.shape[-1]
+    return tile_grid(per_filter(w).reshape(-1, k, k), cols=w.shape[1], pad=1, scale=max(3, 20 // k),
+                     cmap="gray")
+
+
+if source is not None:
+    st.subheader("What the first layer looks for")
+    st.markdown("Each tile is one filter of the first convolution: its weights on the red, green and blue "
+                "channels shown as a colour patch, stretched to full brightness on its own. Trained filters "
+                "become **edge and colour detectors** - a dark-to-light stripe, a green blob; untrained ones "
+                "are salt-and-pepper noise.")
+    compare = False
+    if source.trained:
+        compare = st.toggle("Compare with the same network before training", value=True, key="filters_before",
+                            help="The weights this run started from: the same architecture, the run's seed.")
+    with friendly_errors("Drawing the filters"):
+        first = conv_layers(source.model)[0][0] if conv_layers(source.model) else None
+        trained_filters = I.first_layer_filters(source.model)  # (out, 3, k, k) in [0, 1]
+        out, _, k, _ = trained_filters.shape
+        what = f"{out} filters of {k}×{k}×3"
+        cols = st.columns(3 if compare else 1)
+        cols[0].image(rgb_grid(trained_filters), width="content",
+                      caption=f"{'trained' if source.trained else 'untrained'}: {what}")
+        if compare:
+            before = inspect.before_training(source)
+            cols[1].image(rgb_grid(I.first_layer_filters(before)), width="content",
+                          caption="the same filters before training (the run's seed)")
+            cols[2].image(rgb_grid(per_filter(weight(source.model, first) - weight(before, first))),
+                          width="content", caption="what training added: trained − before")
+            st.caption("Small first layers move little in training (see the bars below), so trained and untrained "
+                       "tiles can look alike: the **change** shows what was learned - smooth colour ramps, light-"
+                       "dark edges, colour blobs.")
+        if not source.trained:
+            st.caption("This network is untrained: these are its random starting weights. Pick a trained run "
+                       "above to see what training makes of them.")
+
+    convs = [name for name, _ in conv_layers(source.model)]
+    if compare and convs:
+        with friendly_errors("Comparing the weights"):
+            before = inspect.before_training(source)
+            rows = []
+            for name in convs:
+                w0 = weight(before, name)
+                rows.append({"layer": name, "change": float((weight(source.model, name) - w0).norm() /
+                                                            w0.norm().clamp(min=1e-12))})
+            if len(rows) > 12:  # ResNets, MobileNet: about 12 layers, evenly spaced, the last included
+                step = -(-len(rows) // 12)
+                rows = rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])
+            st.markdown("**How far training moved each layer's weights** (the distance from the starting "
+                        "weights, relative to their size):")
+            st.altair_chart(weight_change_chart(rows), width="stretch")
+
+    if len(convs) > 1:
+        st.subheader("Deeper layers")
+        st.markdown("A deeper filter does not look at colours but at the previous layer's feature maps: one "
+                    "small grey k×k tile per input channel (white = its strongest positive weight, black = its "
+                    "most negative). Each **row** is one filter, each **column** the input channel it reads.")
+        layer = convs[1]
+        if not presenter():
+            layer = st.selectbox("Layer", convs[1:], key="filters_layer",
+                                 help="Every convolution of the network, in the order the picture flows through.")
+        with friendly_errors("Drawing the layer's filters"):
+            w = weight(source.model, layer)
+            cols = st.columns(3 if compare else 1)
+            cols[0].image(grey_grid(w), width="content",
+                          caption=f"{layer}: {w.shape[0]} filters × {w.shape[1]} input channels of "
+                                  f"{w.shape[-1]}×{w.shape[-1]} (the first 16 × 16)")
+            if compare:
+                w0 = weight(inspect.before_training(source), layer)
+                cols[1].image(grey_grid(w0), width="content", caption="the same before training")
+                cols[2].image(grey_grid(w - w0), width="content", caption="what training added")
+
+    st.divider()
+    st.subheader("Feature maps: what each layer sees in your picture")
+    st.markdown("Pick a picture and follow it through the network. Each grid shows one layer's output: one small "
+                "map per channel (the channels with the highest mean activation, strongest first; bright = "
+                "strong response). Early layers still look like the picture - edges and colours; deeper ones "
+                "are smaller and more abstract: *where* something the network cares about is, not what it "
+                "looks like.")
+    split = inspect.test_split(source)
+    picked = inspect.choose_image(source, split)
+    if picked is not None:
+        left, right = st.columns([1, 2])
+        inspect.show_picture(picked, left)
+        with friendly_errors("Predicting"):
+            inspect.show_prediction(source, picked, split, right)
+        top, scale_mode = 16, "layer"
+        if not presenter():
+            c1, c2 = st.columns(2)
+            top = c1.select_slider("Channels shown per layer", [8, 16, 32, 64], value=16, key="filters_top")
+            scale_mode = c2.radio("Brightness", ["layer", "channel"], key="filters_scale", horizontal=True,
+                                  format_func={"layer": "comparable across the layer",
+                                               "channel": "each channel stretched on its own"}.get)
+        with friendly_errors("Computing the feature maps"):
+            layers = [n for n, _ in I.feature_layers(source.model)]
+            if len(layers) > 10:  # MobileNetV2 has 52 convolutions: show 8 along the way, first and last included
+                step = (len(layers) - 1) / 7
+                layers = [layers[round(i * step)] for i in range(8)]
+            maps = I.feature_maps(source.model, picked.image, source.mean, source.std, layers, top=top,
+                                  scale=scale_mode)
+            cols = st.columns(2)
+            for i, fm in enumerate(maps):
+                side = fm.maps.shape[-1]
+                grid = tile_grid(fm.maps, cols=8, pad=2, scale=max(1, 64 // side), cmap="viridis")
+                c, h, w = fm.shape
+                col = cols[i % 2]
+                col.markdown(f"**{fm.label}** · {c} channels of {h}×{w}")
+                col.image(grid, width="content",
+                          caption=f"the {len(fm.channels)} most active of {c} channels, strongest first")
+            if len(I.feature_layers(source.model)) > len(layers):
+                st.caption(f"{len(layers)} of the network's {len(I.feature_layers(source.model))} layers shown, "
+                           "evenly spaced from the first to the last.")
+
+takeaway("A trained network's first layer rediscovers edge and colour detectors - much like the first stage of "
+         "our own visual system - while its deeper layers answer *where* the things it has learned to look for "
+         "are. Before training, the same filters are noise.")
+try_this(["Compare a trained run's first-layer filters with the untrained network: which tiles look like edges?",
+          "Pick a picture the model gets wrong (🎲 A mistake): do the deep feature maps still light up on the "
+          "object, or on the background?",
+          "Choose the ImageNet ResNet18 run, if the library has one: its 7×7 first-layer filters are the classic "
+          "Gabor-like stripes and colour blobs."])
