@@ -3,6 +3,7 @@ training code itself, with each sample's random parameters), then train with and
 
 import time
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
@@ -12,10 +13,10 @@ from core.errors import LabError
 from core.lessons import NOISE, compare_with_report
 from core.presets import FLIP, FLIP_CROP, get_preset
 from ui import charts, runlib, urlstate
-from ui.aug_preview import png, preview, upscaled
+from ui.aug_preview import png, preview, tile, upscaled
 from ui.data_panel import dataset_or_none
 from ui.images import read_upload
-from ui.layout import chart_height, friendly_errors, page_header, pct, presenter, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
 from ui.run_panel import _live, compare_presets, describe, run_panel
 from ui.settings import current
 
@@ -27,6 +28,8 @@ PIPELINES = {"None": AugmentConfig(), "Report: flip": FLIP, "Report: flip + crop
                                          contrast=0.3, saturation=0.3)}
 SOURCES = ["random", "by class", "by index", "upload"]
 MAX_PICTURES = 8
+# Enlarged pictures keep square pixels (the browser would otherwise blur them while scaling the row to the page).
+PIXELATED = "<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>"
 
 page_header(
     "Augmentation lab",
@@ -136,16 +139,22 @@ elif ds is not None:
     labels = [f"#{i} · {ds.classes[int(ds.train_y[i])]}" for i in idx.tolist()]
 
 if originals is not None and pipeline is not None:
-    scale = 5 if presenter() else 4
+    st.markdown(PIXELATED, unsafe_allow_html=True)
+    cells, scale, gap = samples + 1, 2, 4  # the browser enlarges the 2× pictures further, as squares
     fill = ds.mean if ds is not None else (0.5, 0.5, 0.5)  # erased pixels: the mean colour, as in training
     t0 = time.perf_counter()
     shown = preview(originals, pipeline, seed, samples, fill)
     t1 = time.perf_counter()
-    big, big_originals = upscaled(shown.images, scale), upscaled(originals, scale)  # (B, 32·s, 32·s, 3) uint8
+    big = upscaled(shown.images, scale)  # (N·K, 64, 64, 3) uint8
+    big_originals = upscaled(originals, scale)
     for n in range(len(originals)):
-        pictures = [png(big_originals[n])] + [png(big[n * samples + k]) for k in range(samples)]
-        st.image(pictures, caption=[f"original {labels[n]}"] + shown.descriptions(n), width=32 * scale,
-                 output_format="PNG")
+        # one picture per row (the original, then its samples) and one caption under each sample
+        with st.container(width="stretch" if cells >= 6 else cells * 160):
+            row = np.concatenate([big_originals[n:n + 1], big[n * samples:(n + 1) * samples]])
+            st.image(png(tile(row, gap)), width="stretch", output_format="PNG")
+            texts = [f"**original** {labels[n]}"] + shown.descriptions(n)
+            for col, text in zip(st.columns(cells, gap="xsmall"), texts, strict=True):
+                col.caption(text)
     ms_all, ms_aug = (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000
     st.caption(f"{len(originals)} pictures × {samples} samples, seed {seed}, pipeline: {pipeline.describe()}. "
                f"Drawn by `core.augment.augment`, the function every training batch goes through, with the "

@@ -20,8 +20,10 @@ REPORT_LR = 1e-4  # the report trained every network with Adam at 1e-4
 BATCHES = [16, 32, 64, 128, 256, 512]
 START_LRS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3]
 END_LRS = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0]
-SCHEDULES = {"onecycle": "one-cycle (rises to the LR, then anneals)", "cosine": "cosine decay from the LR",
+SCHEDULES = {"onecycle": "one-cycle: rises to the LR, then anneals", "cosine": "cosine decay from the LR",
              "constant": "constant at the LR"}
+SCHEDULE_TITLES = {"onecycle": "one-cycle peaking at {lr:g}", "cosine": "cosine decay from {lr:g}",
+                   "constant": "constant at {lr:g}"}
 
 
 @st.cache_resource(show_spinner=False)
@@ -159,7 +161,7 @@ m3.metric("Loss of this step", f"{last.loss:.3f}" if last else "—")
 m4.metric("Smoothed loss", f"{last.smoothed:.3f}" if last else "—")
 per_step = finder.seconds / len(finder.points) if finder.points else None
 m5.metric("Time stepping", fmt_seconds(finder.seconds) if finder.seconds >= 1 else f"{finder.seconds:.2f} s",
-          f"{per_step * 1000:.0f} ms per step" if per_step else None, delta_color="off")
+          f"{per_step * 1000:.0f} ms per step" if per_step else None, delta_color="off", delta_arrow="off")
 if finder.done:
     st.markdown(f"**The test has ended:** {finder.stop_reason}.")
 elif not finder.points:
@@ -203,7 +205,7 @@ else:
         spe = steps_per_epoch(min(config.data.subset or 10**9, len(ds.train_x)), batch)
         st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, epochs), spe,
                                                  height=chart_height(180),
-                                                 title=f"the run's learning rate: {SCHEDULES[schedule]} {lr:g}"),
+                                                 title="the run's learning rate: " + SCHEDULE_TITLES[schedule].format(lr=lr)),
                         width="stretch")
         st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
         if st.button(f"▶ Apply {lr:g} to {p.title} and queue it", key="lrf_apply", type="primary",

@@ -79,6 +79,15 @@ def upscaled(images: torch.Tensor, scale: int = 4) -> np.ndarray:
     return np.ascontiguousarray(arr.repeat(scale, axis=1).repeat(scale, axis=2))
 
 
+def tile(pictures: np.ndarray, gap: int, fill: int = 255) -> np.ndarray:
+    """(M, h, w, 3) uint8 -> one (h, M·(w + gap), 3) row: equal cells, each a picture and `gap` blank columns
+    on its right, so M equal-width columns laid over the row line up with the pictures."""
+    m, h, w, _ = pictures.shape
+    row = np.full((h, m, w + gap, 3), fill, dtype=np.uint8)
+    row[:, :, :w] = pictures.transpose(1, 0, 2, 3)
+    return row.reshape(h, m * (w + gap), 3)
+
+
 def png(img: np.ndarray) -> bytes:
     """One (H, W, 3) uint8 picture as PNG bytes (lossless: pixel edges stay sharp, unlike st.image's JPEG)."""
     from PIL import Image

@@ -4,6 +4,7 @@ suggestions and the report's LR as labelled vertical rules. No Streamlit here, s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,10 +54,14 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
     an LR and the report's LR are vertical rules with their labels."""
     frame = finder_frame(lrs, losses, smoothed)
     x_scale = alt.Scale(type="log", domain=[float(lr_range[0]), float(lr_range[1])])
-    x = alt.X("lr:Q", title="learning rate (log scale)", scale=x_scale, axis=alt.Axis(format=".0e", grid=True))
+    decades = [10.0 ** k for k in range(math.floor(math.log10(lr_range[0])), math.ceil(math.log10(lr_range[1])) + 1)]
+    x = alt.X("lr:Q", title="learning rate (log scale)", scale=x_scale,
+              axis=alt.Axis(values=decades, grid=True, labelFontSize=13,  # 1e-7 … 1e-4, then 0.001 … 10
+                            labelExpr="datum.value < 0.001 ? format(datum.value, '.0e') : format(datum.value, '~g')"))
     domain = _y_domain(losses, smoothed)
-    y_scale = alt.Scale(zero=False, **({"domain": domain} if domain else {}))
-    y = alt.Y("loss:Q", title="loss", scale=y_scale)
+    y_scale = alt.Scale(zero=False, domain=domain or [0.0, 1.0])
+    # before the first step there is no loss to label: an empty axis, not made-up numbers
+    y = alt.Y("loss:Q", title="loss", scale=y_scale, axis=alt.Axis() if domain else alt.Axis(labels=False, ticks=False))
     colour = alt.Color("series:N", scale=alt.Scale(domain=SERIES, range=["#9aa5b1", "#1f4e79"]),
                        legend=alt.Legend(orient="top", title=None))
     tooltip = [alt.Tooltip("step:Q"), alt.Tooltip("lr:Q", format=".2e"), "series:N",
@@ -79,9 +84,12 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
                                        tooltip=["name:N", alt.Tooltip("lr:Q", format=".2e")])
         dash = alt.condition(alt.datum.name == "report", alt.value([2, 3]), alt.value([7, 4]))
         layers.append(base.mark_rule(strokeWidth=2.5).encode(strokeDash=dash))
-        # labels near the top, staggered so that neighbouring rules' labels do not overlap
-        top, span = (domain[1], domain[1] - domain[0]) if domain else (1.0, 1.0)
-        rules = rules.assign(at=[top - span * (0.05 + 0.09 * i) for i in range(len(rules))])
+        # suggestions' labels near the top, staggered so that close rules' labels do not overlap; the report's
+        # at the bottom, out of their way
+        low, high = domain or (0.0, 1.0)
+        at = [low + 0.06 * (high - low) if name == "report" else high - (high - low) * (0.05 + 0.09 * i)
+              for i, name in enumerate(rules["name"])]
+        rules = rules.assign(at=at)
         layers.append(alt.Chart(rules).mark_text(align="left", dx=5, fontSize=14, fontWeight="bold").encode(
             x=alt.X("lr:Q", scale=x_scale), y=alt.Y("at:Q", scale=y_scale), text="label:N", color=rule_colour))
     return alt.layer(*layers).resolve_scale(color="independent").properties(height=height, title=title)

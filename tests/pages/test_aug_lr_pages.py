@@ -18,7 +18,7 @@ import torch
 
 from core.config import AugmentConfig
 from core.data import load_dataset
-from core.presets import FLIP_CROP, preset_config
+from core.presets import FLIP_CROP, get_preset, preset_config
 from core.runs import open_library
 from core.runs_jobs import HOST
 from tests.pages.conftest import charts, problems
@@ -50,22 +50,27 @@ def png_bytes(w: int, h: int) -> bytes:
 
 # --- augmentation lab ---------------------------------------------------------------------------------------
 
-def grid(at) -> list[tuple[list[str], list[str]]]:
-    """(urls, captions) of each st.image row: the original, then its samples."""
-    return [(img.value, img.captions) for img in at.get("image")]
+def grid(at, samples: int = 7) -> list[tuple[str, list[str]]]:
+    """(picture URL, captions) of each row of the grid: one picture per row (the original and its samples side
+    by side) with a caption under each: the original's, then each sample's parameters."""
+    urls = [img.value for img in at.get("image")]
+    assert all(len(u) == 1 for u in urls)
+    texts = [c.value for c in at.caption]
+    rows = [texts[i:i + 1 + samples] for i, t in enumerate(texts) if t.startswith("**original**")]
+    return list(zip([u[0] for u in urls], rows, strict=True))
 
 
 def test_grid_is_the_training_draw_same_seed_same_bytes_new_sample_next_seed(open_page, synthetic):
     at = open_page("augmentation", **TINY)
     assert problems(at) == []
     rows = grid(at)
-    assert len(rows) == 4 and all(len(urls) == 1 + 7 for urls, _ in rows)  # 4 pictures: original + 7 samples
+    assert len(rows) == 4 and all(len(captions) == 1 + 7 for _, captions in rows)  # 4 pictures: original + 7
 
     # oracle: the page's default picks (random, pick seed 0) through the preview with seed 0 and flip + crop
     idx = torch.randperm(len(synthetic.train_x), generator=torch.Generator().manual_seed(0))[:4]
     expected = preview(synthetic.train_x[idx], FLIP_CROP, seed=0, samples=7, fill=synthetic.mean)
     for n, (_, captions) in enumerate(rows):
-        assert captions[0] == f"original #{int(idx[n])} · {synthetic.classes[int(synthetic.train_y[idx[n]])]}"
+        assert captions[0] == f"**original** #{int(idx[n])} · {synthetic.classes[int(synthetic.train_y[idx[n]])]}"
         assert captions[1:] == expected.descriptions(n)
     assert any("Grid made in" in c.value for c in at.caption)
 
@@ -74,8 +79,8 @@ def test_grid_is_the_training_draw_same_seed_same_bytes_new_sample_next_seed(ope
     at.button(key="aug_new").click().run()
     assert at.number_input(key="aug_seed").value == 1
     moved = grid(at)
-    assert [u[1:] for u, _ in moved] != [u[1:] for u, _ in rows]  # new samples ...
-    assert [u[0] for u, _ in moved] == [u[0] for u, _ in rows]  # ... of the same originals
+    assert all(new_url != url for (new_url, _), (url, _) in zip(moved, rows, strict=True))  # new pictures ...
+    assert [c[0] for _, c in moved] == [c[0] for _, c in rows]  # ... of the same originals
     seed1 = preview(synthetic.train_x[idx], FLIP_CROP, seed=1, samples=7, fill=synthetic.mean)
     assert [c[1:] for _, c in moved] == [seed1.descriptions(n) for n in range(4)]
 
@@ -90,8 +95,8 @@ def test_uploads_bad_files_get_the_core_message_and_pictures_get_a_row(open_page
     assert errors == ["notes.txt is not a picture this lab can read: choose a JPEG, PNG, WebP, BMP or GIF file",
                       "dot.png is only 1×1 pixels; a picture needs at least 8×8"]
     assert not at.exception
-    (row,) = grid(at)  # only the good picture, resized to 32×32 (shown 4× enlarged)
-    assert row[1][0] == "original red.png" and len(row[0]) == 8
+    (row,) = grid(at)  # only the good picture, resized to 32×32, and its 7 samples
+    assert row[1][0] == "**original** red.png" and len(row[1]) == 8
 
 
 def test_your_pipeline_queues_the_cnn_with_the_pages_augmentations(open_page, lab_dirs):
@@ -107,6 +112,32 @@ def test_your_pipeline_queues_the_cnn_with_the_pages_augmentations(open_page, la
     assert run.config.data.augment == AugmentConfig(flip_p=0.5, crop_padding=4, erase_p=0.5, erase_size=5,
                                                     brightness=0.3, contrast=0.3, saturation=0.3)
     assert run.config.model == preset_config("cnn").model and run.config.data.subset == 500
+
+
+def finished(lib, preset: str | None, acc: float, **config) -> str:
+    """A completed run in the library, as if trained (no curves needed for the findings)."""
+    cfg = preset_config(preset or "cnn", dataset="synthetic", subset=500, **config)
+    return lib.insert_run(cfg, device="cpu", status="completed", started_by="cli", preset=preset,
+                          extra={"best_test_acc": acc, "test_acc": acc, "epochs_done": 20, "finished": 1.0})
+
+
+def test_findings_say_when_the_lab_disagrees_with_the_report_and_why(open_page, lab_dirs):
+    lib = open_library(lab_dirs[1])
+    finished(lib, "cnn", 0.40)
+    finished(lib, "cnn-flip", 0.35)  # the report: +6 points; here -5: disagrees
+    finished(lib, "cnn-flip-crop", 0.37)  # the report: +3 over flip; here +2: agrees
+    mine = finished(lib, None, 0.36, erase_p=0.5)
+    lib.annotate(mine, tags="augmentation-lab")
+    at = open_page("augmentation", **TINY)
+    assert problems(at) == []
+    warnings, successes = [w.value for w in at.warning], [x.value for x in at.success]
+    flip = ("+ random horizontal flip vs CNN 32/32/32/64: the report +6.0 points, your runs -5.0 points. Your data "
+            "disagrees with the report. " + get_preset("cnn-flip").caveat)
+    crop = "+ random crop vs + random horizontal flip: the report +3.0 points, your runs +2.0 points. Same direction"
+    assert flip in warnings and any(x.startswith(crop) for x in successes)
+    (yours,) = [w for w in warnings if w.startswith("Your pipeline")]
+    assert "36.0% against 40.0%, -4.0 points." in yours and get_preset("cnn-flip-crop").caveat in yours
+    assert any("compare the direction of each gain, not the digits" in c.value.lower() for c in at.caption)
 
 
 # --- LR range test --------------------------------------------------------------------------------------------
