@@ -48,7 +48,10 @@ def grey_grid(w: torch.Tensor, n: int = 16):
                      cmap="gray")
 
 
-if source is not None:
+if source is not None and not conv_layers(source.model):
+    st.info(f"{source.label} has no convolution layers - an MLP looks at every pixel with its own weight - so it "
+            "has no filters or feature maps to show. Pick a convolutional network.", icon=":material/info:")
+elif source is not None:
     st.subheader("What the first layer looks for")
     st.markdown("Each tile is one filter of the first convolution: its weights on the red, green and blue "
                 "channels shown as a colour patch, stretched to full brightness on its own. Trained filters "

@@ -63,9 +63,12 @@ def option_controls(model) -> None:
         c[1].select_slider("Noisy copies", [4, 8, 16, 32, 64], value=16, key="sal_sg_samples")
         c[1].slider("Noise (fraction of the pixel range)", 0.05, 0.5, 0.15, 0.05, key="sal_sg_noise")
         c[2].markdown("**Grad-CAM**")
-        default = last_conv(model)[0]
-        c[2].selectbox("Layer", ["default"] + [n for n, _ in conv_layers(model)], key="sal_cam_layer",
-                       format_func=lambda n: f"last conv layer ({default})" if n == "default" else n)
+        if conv_layers(model):
+            default = last_conv(model)[0]
+            c[2].selectbox("Layer", ["default"] + [n for n, _ in conv_layers(model)], key="sal_cam_layer",
+                           format_func=lambda n: f"last conv layer ({default})" if n == "default" else n)
+        else:
+            c[2].caption("This network has no convolution layers, so Grad-CAM has nothing to look at.")
         c[3].markdown("**Occlusion**")
         c[3].select_slider("Window (pixels)", [2, 4, 6, 8, 12, 16], value=8, key="sal_occ_window")
         c[3].select_slider("Stride (pixels)", [1, 2, 4, 8], value=4, key="sal_occ_stride")
@@ -131,6 +134,8 @@ if source is not None:
                                       "what in the picture speaks for it.")
         big = source.side > 64
         defaults = ["saliency", "gradcam"] if big else list(METHODS)
+        if not conv_layers(source.model):  # an MLP: Grad-CAM needs feature maps
+            defaults = [m for m in defaults if m != "gradcam"]
         methods = st.multiselect("Methods", list(METHODS), default=defaults, key="sal_methods",
                                  format_func=lambda m: METHODS[m].title)
         if big:

@@ -42,6 +42,7 @@ FRESH_PRESETS = ["cnn", "cnn-bn", "best-scratch", "resnet18-scratch", "resnet18-
 RUN_KEY, FRESH_KEY, SRC_KEY, CLASS_KEY, IMG_KEY, UPLOAD_KEY = (
     "inside_run", "inside_fresh", "inside_src", "inside_class", "inside_img", "inside_upload")
 _SHADOW = "_inside_shadow"
+_MISSING = object()
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,10 +94,11 @@ def _shadow() -> dict:
     return st.session_state.setdefault(_SHADOW, {})
 
 
-def _seed(key: str, value) -> None:
-    """Give a widget its starting value (before it is drawn) unless it already has one this page."""
-    if key not in st.session_state:
-        st.session_state[key] = value
+def _keep(key: str, fallback, valid=lambda v: True) -> None:
+    """Before a widget is drawn: keep its value (re-set as the page's own, or Streamlit drops a widget value
+    set on another page), or give it `fallback` when it has none or an invalid one."""
+    value = st.session_state.get(key, _MISSING)
+    st.session_state[key] = value if value is not _MISSING and valid(value) else fallback
 
 
 def remember_choice(run_id: str | None, index: int | None) -> None:
@@ -150,8 +152,7 @@ def choose_model(where=st) -> Source | None:
             where.warning(f"Run {wanted} from the link has no checkpoint in this lab's runs folder; showing "
                           "another model.", icon=":material/link_off:")
         wanted = next(iter(runs), FRESH)
-    if st.session_state.get(RUN_KEY) not in list(runs) + [FRESH]:
-        st.session_state[RUN_KEY] = wanted  # first time on these pages, or the run was deleted meanwhile
+    _keep(RUN_KEY, wanted, lambda v: v in runs or v == FRESH)  # a deleted run falls back
     if not runs:
         where.info("No run in the library has a checkpoint yet, so this page shows an **untrained network** "
                    "(random weights): its filters are noise and its answers are guesses. Train one on "
@@ -170,7 +171,7 @@ def choose_model(where=st) -> Source | None:
             return _trained_source(runs[choice])
         preset = "cnn"
         if c2 is not None:
-            _seed(FRESH_KEY, shadow.get("fresh", "cnn"))
+            _keep(FRESH_KEY, shadow.get("fresh", "cnn"), lambda v: v in FRESH_PRESETS)
             preset = c2.selectbox("Architecture", FRESH_PRESETS, key=FRESH_KEY,
                                   format_func=lambda p: get_preset(p).title)
             shadow["fresh"] = preset
@@ -313,9 +314,8 @@ def choose_image(source: Source, split: TestSplit | None, where=st) -> Picked | 
     modes = {"test": "From the test set", "upload": "My own picture"}
     if split is None:
         modes.pop("test")
-    _seed(SRC_KEY, "test" if url_img is not None and "test" in modes else shadow.get("src", next(iter(modes))))
-    if st.session_state[SRC_KEY] not in modes:
-        st.session_state[SRC_KEY] = next(iter(modes))
+    src = "test" if url_img is not None and "test" in modes else shadow.get("src", next(iter(modes)))
+    _keep(SRC_KEY, src if src in modes else next(iter(modes)), lambda v: v in modes)
     mode = where.radio("Picture", list(modes), format_func=modes.get, key=SRC_KEY, horizontal=True)
     shadow["src"] = mode
     if mode == "upload":
@@ -335,10 +335,9 @@ def choose_image(source: Source, split: TestSplit | None, where=st) -> Picked | 
         start = min(max(0, int(start)), n - 1)
     except (TypeError, ValueError):
         start = 0
-    if not 0 <= st.session_state.get(IMG_KEY, -1) < n:
-        st.session_state[IMG_KEY] = start  # first time here, or another model's split is smaller
+    _keep(IMG_KEY, start, lambda v: isinstance(v, int) and 0 <= v < n)  # another model's split may be smaller
     c_class, c_rand, c_wrong, c_index = where.columns([3, 2, 2, 2], vertical_alignment="bottom")
-    _seed(CLASS_KEY, -1)
+    _keep(CLASS_KEY, -1, lambda v: isinstance(v, int) and -1 <= v < len(classes))
     cls = c_class.selectbox("Class", [-1] + list(range(len(classes))), key=CLASS_KEY,
                             format_func=lambda i: "any class" if i < 0 else classes[i],
                             on_change=_first_of_class, args=(split,))

@@ -169,6 +169,21 @@ def test_mistakes_confusion_matrix_is_the_runs_own_and_explain_opens_the_salienc
     assert at.selectbox(key="inside_run").value == run_id
 
 
+def test_the_chosen_model_and_picture_follow_the_student_from_page_to_page(open_page):
+    at = open_page("filters", **TINY)
+    at.selectbox(key="inside_fresh").set_value("best-scratch").run()
+    at.number_input(key="inside_img").set_value(42).run()
+    assert at.query_params["img"] == "42"  # a link reopens it (no run in it: fresh is all an empty lab has)
+    assert "run" not in at.query_params
+    for page in ("saliency", "runs", "mistakes", "filters"):  # through a page without the pickers, too
+        at.switch_page(f"pages/{page}.py").run()
+        assert problems(at) == [], page
+        if page != "runs":
+            assert at.selectbox(key="inside_fresh").value == "best-scratch", page
+        if page in ("saliency", "filters"):
+            assert at.number_input(key="inside_img").value == 42, page
+
+
 # --- pictures from outside -------------------------------------------------------------------------------------
 
 def test_an_upload_that_is_not_a_picture_gets_a_clear_message_and_a_picture_gets_a_top5(open_page):
