@@ -15,15 +15,6 @@ from core.errors import ConfigError, LabError
 from core.models import build_model, conv_layers, count_params, get_entry, head_parameters, last_conv
 from core.presets import PRESETS
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # A spec that touches every layer kind and option: groups, no bias, strides, overlapping pools, BN without
 # affine, every activation, global max pool, several FC layers with dropout.
 MIXED = {

@@ -25,14 +25,6 @@ from core.presets import PRESETS
 from core.schedule import lr_at, steps_per_epoch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run_code(code: str) -> dict:
     """Execute generated code as a module that is not __main__ (so it builds everything but trains nothing)."""
     ns: dict = {"__name__": "generated_by_test"}

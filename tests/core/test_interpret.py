@@ -24,13 +24,6 @@ FAMILIES = {"cnn": {"widths": (4, 8), "pool_after": (1, 2), "fc": 16}, "resnet9"
             "resnet18": {}, "resnet18_imagenet": {"weights": None, "image_size": 64}, "mlp": {"hidden": (32,)}}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches gain nothing from threads; on a shared 2-core box a second thread can make them far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def image(seed: int = 0) -> torch.Tensor:

@@ -7,7 +7,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from PIL import Image
 
 from core.cli import main
@@ -19,12 +18,6 @@ CONFIG = TrainConfig(data=DataConfig(dataset="synthetic", subset=200, test_subse
                      optim=OptimConfig(name="adam", lr=3e-3), batch_size=50, epochs=1, device="cpu", log_every=100)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

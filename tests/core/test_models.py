@@ -34,14 +34,6 @@ RESNET18_FILE = "resnet18-f37072fd.pth"
 MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny batches gain nothing from threads, and on a shared 2-core box a second OpenMP thread waiting for a busy
-    core can make each small convolution 100× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small(name: str, num_classes: int = 10, **options) -> nn.Module:
