@@ -52,7 +52,7 @@ def confusion_chart(cm: torch.Tensor, classes: Sequence[str], *, keep: Sequence[
     """Heat map of the confusion matrix: rows = true class, columns = predicted class, in `keep`'s order.
 
     Right answers (the diagonal) are green, mistakes red, each on its own scale of "fraction of the true
-    class's images"; tooltips give counts. cell: the side of a cell in pixels (default: 40, smaller for many
+    class's images"; empty cells stay blank; tooltips give counts. cell: the side of a cell in pixels (default: 40, smaller for many
     classes so 100 fit in ~640 px; sized by step because Streamlit counts axes and legends into a fixed
     width). text: print the counts in the cells (default: up to TEXT_CELLS classes).
     """
@@ -73,7 +73,7 @@ def confusion_chart(cm: torch.Tensor, classes: Sequence[str], *, keep: Sequence[
                  alt.Tooltip("count:Q", title="images"), alt.Tooltip("fraction:Q", title="of the true class",
                                                                       format=".1%")],
     )
-    right = base.transform_filter("datum.right").mark_rect().encode(
+    right = base.transform_filter("datum.right && datum.count > 0").mark_rect().encode(
         color=alt.Color("fraction:Q", title="right", scale=alt.Scale(scheme="greens", domain=[0, 1]),
                         legend=alt.Legend(format=".0%", orient="right", gradientLength=120)))
     wrong = base.transform_filter("!datum.right && datum.count > 0").mark_rect().encode(

@@ -385,11 +385,14 @@ def show_prediction(source: Source, picked: Picked, split: TestSplit | None, whe
     true = source.classes[picked.label] if picked.label is not None else None
     where.altair_chart(top_k_chart(guesses, true), width="stretch")
     top = guesses[0]
-    verdict = "" if true is None else (" ✓ right" if top.name == true else f" ✗ (it is a {true})")
-    extra = f" - superclass *{top.superclass}*" if top.superclass else ""
-    if coarse is not None and true is not None:
-        true_super = coarse.names[coarse.fine_to_coarse[picked.label]]
-        if top.name != true and top.superclass == true_super:
-            extra += " (the right superclass, at least)"
-    where.markdown(f"The model says **{top.name}** ({top.prob:.0%}){extra}{verdict}")
+    said = f"**{top.name}** ({top.prob:.0%}" + (f", superclass *{top.superclass}*)" if top.superclass else ")")
+    verdict = ""
+    if true is not None:
+        verdict = " - right." if top.name == true else f" - wrong: the true class is *{true}*"
+        if top.name != true and coarse is not None:
+            same = coarse.names[coarse.fine_to_coarse[picked.label]] == top.superclass
+            verdict += ", at least of the same superclass." if same else "."
+        elif top.name != true:
+            verdict += "."
+    where.markdown(f"The model says {said}{verdict}")
     return guesses

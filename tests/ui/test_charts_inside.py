@@ -39,7 +39,7 @@ def test_confusion_chart_colours_right_and_wrong_on_their_own_scales_and_prints_
     spec = ci.confusion_chart(CM, NAMES, title="t").to_dict()
     right, wrong, text = spec["layer"]
     assert sum(r["count"] for r in data_of(spec)) == 20  # every cell, zeros included, for a small matrix
-    assert right["transform"] == [{"filter": "datum.right"}]
+    assert right["transform"] == [{"filter": "datum.right && datum.count > 0"}]
     assert right["encoding"]["color"]["scale"] == {"scheme": "greens", "domain": [0, 1]}
     assert wrong["transform"] == [{"filter": "!datum.right && datum.count > 0"}]
     assert wrong["encoding"]["color"]["scale"]["scheme"] == "reds"
