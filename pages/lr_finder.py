@@ -160,8 +160,10 @@ m2.metric("Learning rate now", f"{finder.current_lr:.2e}")
 m3.metric("Loss of this step", f"{last.loss:.3f}" if last else "—")
 m4.metric("Smoothed loss", f"{last.smoothed:.3f}" if last else "—")
 per_step = finder.seconds / len(finder.points) if finder.points else None
+to_go = "" if finder.done or per_step is None else \
+    f" · ~{fmt_seconds(per_step * (num_iter - len(finder.points)))} to the end"
 m5.metric("Time stepping", fmt_seconds(finder.seconds) if finder.seconds >= 1 else f"{finder.seconds:.2f} s",
-          f"{per_step * 1000:.0f} ms per step" if per_step else None, delta_color="off", delta_arrow="off")
+          f"{per_step * 1000:.0f} ms per step{to_go}" if per_step else None, delta_color="off", delta_arrow="off")
 if finder.done:
     st.markdown(f"**The test has ended:** {finder.stop_reason}.")
 elif not finder.points:

@@ -219,3 +219,23 @@ def test_run_to_the_end_suggests_and_apply_queues_the_preset_at_that_lr(open_pag
     assert curve["lr"].max() == pytest.approx(lr) and curve["lr"].iloc[0] == pytest.approx(lr / 25)
     remembered = at.session_state["lr_finder_suggestion"]
     assert remembered == {"preset": "cnn", "lr": lr} and float(remembered) == lr
+    at.switch_page("pages/sweeps.py").run()  # its LR scenarios centre on the remembered suggestion
+    assert problems(at) == [] and any("the LR finder suggestion" in c.value for c in at.caption)
+
+
+def test_without_a_dataset_uploads_still_work_and_the_lr_page_offers_the_download(open_page):
+    at = open_page("augmentation", device="cpu")  # CIFAR-100, not on disk
+    assert problems(at) == [] and at.radio(key="aug_source").options == ["upload"]
+    assert any(b.label.startswith("Download CIFAR-100") for b in at.button)
+    at.file_uploader(key="aug_upload").set_value(("red.png", png_bytes(40, 40), "image/png")).run()
+    assert problems(at) == [] and len(grid(at)) == 1
+    at = open_page("lr_finder", device="cpu")
+    assert problems(at) == [] and any(b.label.startswith("Download CIFAR-100") for b in at.button)
+    assert "lr_finder" not in at.session_state
+
+
+def test_the_passcode_reserves_queueing_from_both_pages(open_page, monkeypatch):
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    at = open_page("augmentation", **TINY)
+    assert at.button(key="aug_mine_start").disabled and at.button(key="aug:start").disabled
+    assert not at.button(key="aug_new").disabled  # previews are for everyone
