@@ -203,8 +203,10 @@ if source is not None:
                 row = st.columns(per_row)
                 for col, s in zip(row, steps[start:start + per_row]):
                     factor = max(1, 128 // s.map.shape[-1])
-                    caption = "trained" if s.step == 0 else f"+ {s.layer} · ρ {s.rank_corr:.2f}"
-                    col.image(upscale(colorize(s.map, cmap), factor), caption=caption, width="stretch")
+                    col.image(upscale(colorize(s.map, cmap), factor), width="stretch")
+                    col.caption("**trained**  \nthe reference" if s.step == 0 else
+                                f"**+ {s.layer.rsplit('.', 1)[-1]}**  \nρ = {s.rank_corr:.2f}",
+                                help=None if s.step == 0 else f"randomized so far: {', '.join(s.randomized)}")
             st.altair_chart(sanity_chart(steps, height=chart_height(300)), width="stretch")
             if result.flag:
                 st.error(f"**Fails the check.** {result.verdict}", icon=":material/gpp_bad:")

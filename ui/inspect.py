@@ -30,7 +30,7 @@ from ui import runlib, urlstate
 from ui.charts_inside import top_k_chart
 from ui.data_panel import dataset_or_none, load_full
 from ui.images import read_upload, to_hwc_uint8
-from ui.layout import friendly_errors, pct, presenter
+from ui.layout import chart_height, friendly_errors, pct, presenter
 from ui.models import checkpoint_of, trained_model
 from ui.settings import current
 
@@ -158,6 +158,7 @@ def choose_model(where=st) -> Source | None:
                    "(random weights): its filters are noise and its answers are guesses. Train one on "
                    "**MLP vs CNN** (or any experiment page), or in a terminal with `python -m core train "
                    "--preset cnn`; it appears here after its first epoch.", icon=":material/info:")
+        where.page_link("pages/mlp_vs_cnn.py", label="Train a CNN on the MLP vs CNN page", icon=":material/hub:")
     options = list(runs) + [FRESH]
     c1, c2 = where.columns([3, 1]) if not presenter() else (where.container(), None)
     choice = c1.selectbox("Model", options, key=RUN_KEY,
@@ -383,7 +384,7 @@ def show_prediction(source: Source, picked: Picked, split: TestSplit | None, whe
     coarse = split.coarse if split is not None else None
     guesses = I.predict(source.model, picked.image, source.mean, source.std, source.classes, coarse, k=k)
     true = source.classes[picked.label] if picked.label is not None else None
-    where.altair_chart(top_k_chart(guesses, true), width="stretch")
+    where.altair_chart(top_k_chart(guesses, true, height=chart_height(34 * len(guesses) + 20)), width="stretch")
     top = guesses[0]
     said = f"**{top.name}** ({top.prob:.0%}" + (f", superclass *{top.superclass}*)" if top.superclass else ")")
     verdict = ""

@@ -194,6 +194,8 @@ def test_an_upload_that_is_not_a_picture_gets_a_clear_message_and_a_picture_gets
     assert not at.exception
     assert [e.value for e in at.error] == [
         "notes.txt is not a picture this lab can read: choose a JPEG, PNG, WebP, BMP or GIF file"]
+    at.file_uploader(key="inside_upload").set_value(("dot.png", png(1), "image/png")).run()
+    assert [e.value for e in at.error] == ["dot.png is only 1×1 pixels; a picture needs at least 8×8"]
     at.file_uploader(key="inside_upload").set_value(("red.png", png(), "image/png")).run()
     assert problems(at) == []
     assert "your picture: red.png" in captions(at)
