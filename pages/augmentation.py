@@ -59,10 +59,10 @@ def other_pictures() -> None:
 
 # --- 1 · the augmentations --------------------------------------------------------------------------------
 st.subheader("1 · The augmentations")
-cols = st.columns(len(PIPELINES) + 1)
-cols[0].markdown("**Start from:**")
-for col, (label, cfg) in zip(cols[1:], PIPELINES.items()):
-    col.button(label, key=f"aug_load:{label}", on_click=load_pipeline, args=(cfg,), width="stretch")
+start_from = st.container(horizontal=True, vertical_alignment="center")
+start_from.markdown("**Start from:**", width="content")
+for label, cfg in PIPELINES.items():
+    start_from.button(label, key=f"aug_load:{label}", on_click=load_pipeline, args=(cfg,))
 g, e, c = st.columns(3)
 with g.container(border=True):
     st.markdown("**Geometry**")
@@ -93,12 +93,14 @@ except LabError as err:
 st.subheader("2 · What the network would see")
 ds = dataset_or_none(settings)
 sources = SOURCES if ds is not None else ["upload"]
-p1, p2, p3, p4 = st.columns([2, 1, 1, 1])
-source = p1.radio("Pictures", sources, key="aug_source", horizontal=True)
-n_pics = p2.slider("Pictures", 1, MAX_PICTURES, 4, key="aug_n")
+p1, p2, p3 = st.columns([2, 1, 1])
+source = p1.radio("Which pictures", sources, key="aug_source", horizontal=True)
+n_pics = p2.slider("How many", 1, MAX_PICTURES, 4, key="aug_n")
 samples = p3.slider("Samples per picture", 1, 8, 7, key="aug_k")
-with p4:
+row = st.container(horizontal=True, vertical_alignment="bottom")
+with row:
     seed = int(urlstate.number_input(st, "Seed", key="aug_seed", default=0, min_value=0, max_value=10**9, step=1,
+                                     width=200,
                                      help="Seed s shows what a training run with seed s would draw for the first "
                                           "batch of its first epoch, if that batch held these pictures"))
     st.button("🎲 New sample", key="aug_new", on_click=next_seed, help="The next seed: new random draws")
@@ -126,12 +128,12 @@ elif ds is not None:
     pick = torch.Generator().manual_seed(int(st.session_state["aug_pick"]))
     if source == "random":
         idx = torch.randperm(n_train, generator=pick)[:n_pics]
-        st.button("🔀 Other pictures", key="aug_other", on_click=other_pictures)
+        row.button("🔀 Other pictures", key="aug_other", on_click=other_pictures)
     elif source == "by class":
         cls = st.selectbox("Class", range(ds.num_classes), key="aug_class", format_func=lambda i: ds.classes[i])
         members = (ds.train_y == cls).nonzero().flatten()
         idx = members[torch.randperm(len(members), generator=pick)[:n_pics]]
-        st.button("🔀 Other pictures", key="aug_other", on_click=other_pictures)
+        row.button("🔀 Other pictures", key="aug_other", on_click=other_pictures)
     else:
         first = int(st.number_input(f"First index (0 … {n_train - 1:,})", 0, n_train - 1, 0, key="aug_index"))
         idx = torch.arange(first, min(first + n_pics, n_train))

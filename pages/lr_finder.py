@@ -55,29 +55,31 @@ if ds is None:
 
 # --- settings: changing any of them rebuilds the test --------------------------------------------------------
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
+    c1, c2, c3 = st.columns([3, 2, 2])
     names = list(PRESETS)
     preset = urlstate.selectbox(c1, "Experiment", names, key="lrf_preset", default="cnn",
                                 format_func=lambda n: f"{get_preset(n).title} ({get_preset(n).config.optim.name})")
     batch = c2.select_slider("Batch size", BATCHES, 128, key="lrf_batch")
     num_iter = int(c3.number_input("Steps", 5, 1000, 100, step=10, key="lrf_steps",
                                    help="How many steps the test takes from the start LR to the end LR"))
-    mode = c4.radio("LR grows", ["exp", "linear"], key="lrf_mode", horizontal=True,
-                    format_func={"exp": "exponentially", "linear": "linearly"}.get)
-    d1, d2, d3, d4 = st.columns([3, 2, 2, 2])
+    d1, d2, d3 = st.columns([3, 2, 2])
     start_lr, end_lr = d1.select_slider("From … to learning rate", sorted(set(START_LRS + END_LRS)),
                                         (1e-7, 10.0), key="lrf_range", format_func=lambda v: f"{v:g}")
     beta = d2.slider("Smoothing β", 0.0, 0.99, 0.98, 0.01, key="lrf_beta",
                      help="The smoothed curve averages about 1/(1-β) steps: 0.98 ≈ the last 50")
-    val_mode = d3.toggle("Validation loss", False, key="lrf_val",
-                         help="Measure the loss on a fixed set of test images after each step (slower, less noisy) "
-                              "instead of on the training batch")
-    val_batches = int(d3.number_input("Test batches", 1, 10, 2, key="lrf_val_batches")) if val_mode else 2
+    mode = d3.radio("LR grows", ["exp", "linear"], key="lrf_mode", horizontal=True,
+                    format_func={"exp": "exponentially", "linear": "linearly"}.get)
+    toggles = st.container(horizontal=True, vertical_alignment="center")
+    val_mode = toggles.toggle("Validation loss", False, key="lrf_val",
+                              help="Measure the loss on a fixed set of test images after each step (slower, less "
+                                   "noisy) instead of on the training batch")
+    val_batches = int(toggles.number_input("Test batches", 1, 10, 2, key="lrf_val_batches", width=160)) \
+        if val_mode else 2
     device = resolve_device(settings.device)
     bf16 = False
     if device.type == "cpu" and cpu_has_native_bf16():
-        bf16 = d4.toggle("bf16 on this CPU", False, key="lrf_bf16",
-                         help="About twice as fast here; rounds differently, so the curve differs in its digits")
+        bf16 = toggles.toggle("bf16 on this CPU", False, key="lrf_bf16",
+                              help="About twice as fast here; rounds differently, so the curve differs in its digits")
     p = get_preset(preset)
     st.caption(p.lesson + f"  \nThe run it would train: {describe(runlib.config_for(preset, {'batch_size': batch}))}"
                f" · on **{settings.dataset_label}**")
@@ -146,11 +148,11 @@ elif clicked["lrf_end"]:
         if len(finder.points) == before and not finder.done:  # a failure ended nothing: do not spin
             break
     progress_slot.empty()
-b1, b2, b3, b4, _ = controls.columns([1, 1, 2, 1, 3])
-b1.button("+1 step", key="lrf_one", disabled=finder.done, width="stretch")
-b2.button("+10 steps", key="lrf_ten", disabled=finder.done, width="stretch")
-b3.button("▶ Run to the end", key="lrf_end", type="primary", disabled=finder.done, width="stretch")
-b4.button("↺ Reset", key="lrf_reset", disabled=not finder.points, width="stretch")
+buttons = controls.container(horizontal=True)
+buttons.button("+1 step", key="lrf_one", disabled=finder.done)
+buttons.button("+10 steps", key="lrf_ten", disabled=finder.done)
+buttons.button("▶ Run to the end", key="lrf_end", type="primary", disabled=finder.done)
+buttons.button("↺ Reset", key="lrf_reset", disabled=not finder.points)
 
 live.altair_chart(chart(finder, finder.done or len(finder.points) >= 10), width="stretch")
 m1, m2, m3, m4, m5 = st.columns(5)
