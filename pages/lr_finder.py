@@ -186,9 +186,9 @@ cols[-1].metric("the report used", f"Adam {REPORT_LR:g}")
 on_chart = " (the grey dotted line)" if start_lr <= REPORT_LR <= end_lr else ""
 cols[-1].caption(f"Adam at {REPORT_LR:g} for every network{on_chart}: a safe default, never tuned. "
                  f"{p.title} is set to {p.config.optim.name} {p.config.optim.lr:g}.")
-if same_reason:
+if same_reason and finder.points:
     st.info(f"No suggestion yet: {reasons.pop()}.", icon=":material/info:")
-if not finder.done:
+if finder.points and not finder.done:
     st.caption("Suggestions firm up once the loss has turned up again: run the test to the end before trusting them.")
 
 # --- use one -------------------------------------------------------------------------------------------------
@@ -225,7 +225,8 @@ if st.session_state.get("lrf_run") and runlib.library().find(st.session_state["l
 takeaway("The range test costs a few dozen steps and replaces guessing: pick a learning rate on the steep part "
          "of the curve - roughly a tenth of where the loss is lowest. The report's fixed 1e-4 is safe for Adam but "
          "often far from the best, and useless for SGD.")
-try_this([f"Run the test for {get_preset('cnn-sgd').title} (SGD): how far is its suggestion from Adam's?",
+try_this([f"Run the test for *{get_preset('cnn-sgd').title}*, which trains with SGD: how far is its suggestion "
+          "from Adam's?",
           "Add batch norm (+ batch norm preset): how much further to the right does the curve stay low?",
           "Turn smoothing down to β = 0.5: why do the suggestions jump around?",
           "Double the batch size: does the suggested learning rate move?"])
