@@ -22,10 +22,8 @@ page_header(
     "something real about what they share.",
     report="the best from-scratch CNN: 60% on CIFAR-100; most of its mistakes stay inside a superclass.")
 
-source = inspect.choose_model()
-split = inspect.test_split(source) if source is not None else None
 
-if source is not None and split is not None:
+def show(source: inspect.Source, split: inspect.TestSplit) -> None:
     classes = source.classes
     pred, probs = inspect.test_predictions(source, split)
     C = len(classes)
@@ -121,10 +119,15 @@ if source is not None and split is not None:
         for col, idx in zip(row, wrong[start:start + COLUMNS].tolist()):
             p = int(pred[idx])
             col.image(to_hwc_uint8(split.x[idx], 4), width="stretch")
-            if col.button("Explain", key=f"mistakes_explain:{idx}", width="stretch"):
-                with friendly_errors("Opening the saliency page"):
-                    inspect.open_in_saliency(source, idx)
+            inspect.explain_link(col, source, idx)
             col.caption(f"said **{classes[p]}** {float(probs[idx, p]):.0%}  \ntrue: {classes[int(split.y[idx])]}")
+
+
+source = inspect.choose_model()
+split = inspect.test_split(source) if source is not None else None
+if source is not None and split is not None:
+    with friendly_errors("Looking at the test pictures"):
+        show(source, split)
 
 takeaway("A network's mistakes have structure: it confuses the classes that look alike, and on CIFAR-100 most "
          "wrong answers are still the right *kind* of thing. The confusion matrix tells you where more data, "

@@ -101,19 +101,20 @@ def _keep(key: str, fallback, valid=lambda v: True) -> None:
     st.session_state[key] = value if value is not _MISSING and valid(value) else fallback
 
 
-def remember_choice(run_id: str | None, index: int | None) -> None:
-    """Make the next of these pages open on this run (None = fresh) and test picture (e.g. from a gallery)."""
-    shadow = _shadow()
-    shadow.update(run=run_id or FRESH, img=index, src="test" if index is not None else shadow.get("src"))
-    for key in (RUN_KEY, IMG_KEY, SRC_KEY):
-        st.session_state.pop(key, None)
+def _from_link(key: str, shadow_key: str) -> str | None:
+    """The URL's value when it differs from what these pages last wrote there: a link was followed (a deep
+    link, or a gallery's Explain), so it wins over this tab's remembered choice."""
+    value = urlstate.get(key)
+    last = _shadow().get(shadow_key)
+    return value if value is not None and value != (None if last is None else str(last)) else None
 
 
-def open_in_saliency(source: Source, index: int) -> None:
-    """Switch to the saliency page on this model and test picture (the URL carries both)."""
-    run_id = source.run.id if source.run else None
-    remember_choice(run_id, index)
-    st.switch_page("pages/saliency.py", query_params={"run": run_id or FRESH, "img": str(index)})
+def explain_link(where, source: Source, index: int, label: str = "Explain") -> None:
+    """A link to the saliency page on this model and test picture (a link, not a button: the browser navigates
+    like the menu does, so the sidebar's settings stay in the URL)."""
+    query = {**st.query_params.to_dict(), "run": source.run.id if source.run else FRESH, "img": str(index)}
+    where.page_link("pages/saliency.py", label=label, icon=":material/visibility:", query_params=query,
+                    width="stretch")
 
 
 # --- the model ------------------------------------------------------------------------------------------------
@@ -146,12 +147,15 @@ def choose_model(where=st) -> Source | None:
     settings = current()
     runs = {r.id: r for r in runs_with_checkpoints()}
     shadow = _shadow()
-    wanted = urlstate.get("run") or shadow.get("run")
+    linked = _from_link("run", "run")
+    wanted = linked or shadow.get("run")
     if wanted not in runs and wanted != FRESH:
-        if wanted and urlstate.get("run") == wanted:
-            where.warning(f"Run {wanted} from the link has no checkpoint in this lab's runs folder; showing "
+        if linked:
+            where.warning(f"Run {linked} from the link has no checkpoint in this lab's runs folder; showing "
                           "another model.", icon=":material/link_off:")
         wanted = next(iter(runs), FRESH)
+    elif linked:
+        st.session_state[RUN_KEY] = linked  # the link's run, not the one this tab had picked before
     _keep(RUN_KEY, wanted, lambda v: v in runs or v == FRESH)  # a deleted run falls back
     if not runs:
         where.info("No run in the library has a checkpoint yet, so this page shows an **untrained network** "
@@ -311,11 +315,13 @@ def choose_image(source: Source, split: TestSplit | None, where=st) -> Picked | 
     """Draw the picture picker: a test picture (by class, at random, a mistake, or by number) or an upload.
     None until there is a picture to show (a bad upload shows its message)."""
     shadow = _shadow()
-    url_img = urlstate.get("img")
+    url_img = _from_link("img", "img")
     modes = {"test": "From the test set", "upload": "My own picture"}
     if split is None:
         modes.pop("test")
     src = "test" if url_img is not None and "test" in modes else shadow.get("src", next(iter(modes)))
+    if url_img is not None and "test" in modes:
+        st.session_state[SRC_KEY] = "test"
     _keep(SRC_KEY, src if src in modes else next(iter(modes)), lambda v: v in modes)
     mode = where.radio("Picture", list(modes), format_func=modes.get, key=SRC_KEY, horizontal=True)
     shadow["src"] = mode
@@ -336,6 +342,8 @@ def choose_image(source: Source, split: TestSplit | None, where=st) -> Picked | 
         start = min(max(0, int(start)), n - 1)
     except (TypeError, ValueError):
         start = 0
+    if url_img is not None:
+        st.session_state[IMG_KEY] = start  # the link's picture
     _keep(IMG_KEY, start, lambda v: isinstance(v, int) and 0 <= v < n)  # another model's split may be smaller
     c_class, c_rand, c_wrong, c_index = where.columns([3, 2, 2, 2], vertical_alignment="bottom")
     _keep(CLASS_KEY, -1, lambda v: isinstance(v, int) and -1 <= v < len(classes))

@@ -5,6 +5,7 @@ its weight changes, its top-5, its sanity verdict, its confusion matrix - plus u
 from __future__ import annotations
 
 import io
+from urllib.parse import parse_qs
 
 import pyarrow as pa
 import pytest
@@ -96,7 +97,7 @@ def test_with_no_runs_the_pages_offer_the_untrained_network(open_page, page):
     if page == "mistakes":
         cm = chart_with(at, "pred")
         assert sum(r["count"] for r in chart_rows(cm)) == 500  # the sidebar's 500 test pictures
-        assert any(b.label == "Explain" for b in at.button)
+        assert any(link.proto.label == "Explain" for link in at.get("page_link"))
 
 
 # --- a trained run ---------------------------------------------------------------------------------------------
@@ -146,27 +147,34 @@ def test_saliency_explains_the_linked_picture_with_gradcam_and_runs_the_sanity_c
     assert [r["rank_corr"] for r in steps if "label" in r] == pytest.approx([s.rank_corr for s in expected.steps])
 
 
-def test_mistakes_confusion_matrix_is_the_runs_own_and_explain_opens_the_saliency_page(open_page, trained):
+def test_mistakes_confusion_matrix_is_the_runs_own_and_explain_links_to_the_saliency_page(open_page, trained):
     run_id, rm, split = trained
     at = open_page("mistakes", **TINY)
     assert problems(at) == []
-    pred, _ = I.predict_split(rm.model, split.test_x, rm.mean, rm.std)
+    pred, probs = I.predict_split(rm.model, split.test_x, rm.mean, rm.std)
     cm = I.confusion_matrix(pred, split.test_y, len(rm.classes))
     rows = chart_rows(chart_with(at, "pred"))
     assert sum(r["count"] for r in rows) == len(split.test_y) == 100
     index = {c: i for i, c in enumerate(rm.classes)}
     assert all(cm[index[r["true"]], index[r["pred"]]] == r["count"] for r in rows)
     wrong = int((pred != split.test_y).sum())
-    explain = [b for b in at.button if b.label == "Explain"]
-    assert len(explain) == min(24, wrong) > 0
     assert {m.label: m.value for m in at.metric}["Mistakes"] == f"{wrong:,}"
+    links = [link.proto for link in at.get("page_link") if link.proto.label == "Explain"]
+    assert len(links) == min(24, wrong) > 0
+    first = int(I.misclassified(pred, split.test_y, probs)[0])  # the most confident mistake comes first
+    query = parse_qs(links[0].query_string)
+    assert links[0].page == "pages/saliency.py" or links[0].page.endswith("saliency")
+    assert query["run"] == [run_id] and query["img"] == [str(first)] and query["dataset_kind"] == ["synthetic"]
 
-    first = I.misclassified(pred, split.test_y, I.predict_split(rm.model, split.test_x, rm.mean, rm.std)[1])[0]
-    explain[0].click().run()
+    at.switch_page("pages/saliency.py").run()  # this tab looked at another picture before ...
+    at.number_input(key="inside_img").set_value(first + 1).run()
+    at.switch_page("pages/mistakes.py").run()
+    at.query_params.update({k: v[0] for k, v in query.items()})  # ... then follows the link
+    at.switch_page("pages/saliency.py").run()
     assert problems(at) == []
-    assert at.title[0].value == "Saliency maps"
-    assert at.number_input(key="inside_img").value == int(first)
+    assert at.number_input(key="inside_img").value == first
     assert at.selectbox(key="inside_run").value == run_id
+    assert f"test picture #{first} · true class: {rm.classes[int(split.test_y[first])]}" in captions(at)
 
 
 def test_the_chosen_model_and_picture_follow_the_student_from_page_to_page(open_page):
