@@ -17,7 +17,7 @@ from ui.aug_preview import png, preview, tile, upscaled
 from ui.data_panel import dataset_or_none
 from ui.images import read_upload
 from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
-from ui.run_panel import _live, compare_presets, describe, run_panel
+from ui.run_panel import compare_presets, describe, live_run, run_panel
 from ui.settings import current
 
 FAMILY = ["cnn", "cnn-flip", "cnn-flip-crop"]
@@ -194,7 +194,7 @@ with st.container(border=True):
     mine = lib.find(st.session_state["aug_mine_run"]) if st.session_state.get("aug_mine_run") else None
     mine = mine or next((r for r in mine_runs if r.active), mine_runs[0] if mine_runs else None)
     if mine is not None:
-        _live(mine.id, "aug-mine")
+        live_run(mine.id, "aug-mine")
 
 st.subheader("The runs compared")
 runs = compare_presets(FAMILY, key="aug-cmp", title="train (dashed) and test (solid) accuracy")

@@ -22,7 +22,7 @@ from core.errors import LabError
 from core.presets import PRESETS, get_preset
 from ui import charts_lessons, runlib
 from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
-from ui.run_panel import STATUS_ICON, _live, describe
+from ui.run_panel import STATUS_ICON, describe, live_run
 from ui.settings import current
 
 SPEC_KEY = "builder_spec"
@@ -322,7 +322,7 @@ if mine is not None:
                               key="builder_shown")
         mine = lib.find(picked) or mine
         st.session_state["builder_run"] = mine.id
-    _live(mine.id, "builder")
+    live_run(mine.id, "builder")
 else:
     st.caption("No network from the builder has run on this dataset yet.")
 

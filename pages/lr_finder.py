@@ -12,7 +12,7 @@ from core.schedule import schedule_curve, steps_per_epoch
 from ui import charts, charts_lr, runlib, urlstate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
-from ui.run_panel import _live, describe, fmt_seconds
+from ui.run_panel import describe, fmt_seconds, live_run
 from ui.settings import current
 
 STATE = "lr_finder"  # session_state key: {"key": the settings it was built from, "finder": LRFinder}
@@ -32,13 +32,6 @@ def step_lock() -> threading.Lock:
     shared): the finder swaps its dropout stream into torch's global RNG while it builds and steps, so two
     students' finders must never step at the same moment."""
     return threading.Lock()
-
-
-class RememberedSuggestion(dict):
-    """{"preset": name, "lr": value} for the sweeps page; float() of it is the LR, for readers that want a number."""
-
-    def __float__(self) -> float:
-        return float(self["lr"])
 
 
 page_header(
@@ -216,11 +209,11 @@ else:
                      disabled=not settings.can_control,
                      help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
             run_id = runlib.start(config, preset=preset, name=f"{preset} · lr {lr:g} ({schedule}, LR finder)")
-            st.session_state["lr_finder_suggestion"] = RememberedSuggestion(preset=preset, lr=lr)
+            st.session_state["lr_finder_suggestion"] = {"preset": preset, "lr": float(lr)}
             st.session_state["lrf_run"] = run_id
             st.toast(f"Queued {p.title} at {lr:g}. The Sweeps page's learning-rate scenarios now centre on it.")
 if st.session_state.get("lrf_run") and runlib.library().find(st.session_state["lrf_run"]) is not None:
-    _live(st.session_state["lrf_run"], "lrf")
+    live_run(st.session_state["lrf_run"], "lrf")
 
 takeaway("The range test costs a few dozen steps and replaces guessing: pick a learning rate on the steep part "
          "of the curve - roughly a tenth of where the loss is lowest. The report's fixed 1e-4 is safe for Adam but "

@@ -159,7 +159,8 @@ if st.button(f"▶ Queue {len(pairs)} runs" if pairs else "▶ Queue", key="swee
 st.subheader("2 · Ready-made lessons")
 l1, l2 = st.columns(2)
 if base is not None:
-    suggestion = st.session_state.get("lr_finder_suggestion")
+    found = st.session_state.get("lr_finder_suggestion") or {}
+    suggestion = found.get("lr") if found.get("preset") == preset else None  # an LR is only good for its network
     good = float(suggestion) if suggestion else base.optim.lr
     factor = HIGH_FACTOR.get(base.optim.name, LR_FACTOR)
     low, high = (float(f"{v:.2g}") for v in (good / LR_FACTOR, min(good * factor, 100.0)))  # 3.3e-06, not 3.33333e-06

@@ -120,7 +120,7 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
                 runlib.remember(key, run_id)
         run = _shown_run(key, preset, settings.dataset, c2)
         if run is not None:
-            _live(run.id, key)
+            live_run(run.id, key)
         return run
 
 
@@ -143,7 +143,9 @@ def _shown_run(key: str, preset: str, dataset: str, where) -> RunRecord | None:
     return run
 
 
-def _live(run_id: str, key: str) -> None:
+def live_run(run_id: str, key: str) -> None:
+    """A run's live view (status, progress, curves, Stop/Resume, result vs report), polling every second
+    while the run is queued or running. Pages that start runs their own way (builder, LR finder) use it too."""
     run = runlib.library().find(run_id)
     if run is None:
         return

@@ -155,9 +155,12 @@ def test_a_sweep_queued_through_the_page_trains_and_is_charted(open_page, lab_di
 
 
 def test_lr_scenarios_use_the_lr_finder_suggestion(open_page):
-    at = open_page("sweeps", state={"lr_finder_suggestion": 3e-4}, **TINY)
+    at = open_page("sweeps", state={"lr_finder_suggestion": {"preset": "cnn", "lr": 3e-4}}, **TINY)
     assert any("**0.0003** (the LR finder suggestion)" in c.value for c in at.caption)
     assert any("0.03 (×100)" in c.value for c in at.caption)  # Adam: × 100 so the CNN clearly fails
+    # a suggestion found for another network is not used for this one
+    at = open_page("sweeps", state={"lr_finder_suggestion": {"preset": "mlp", "lr": 3e-4}}, **TINY)
+    assert not any("the LR finder suggestion" in c.value for c in at.caption)
 
 
 # --- more data ----------------------------------------------------------------------------------------------
