@@ -100,6 +100,16 @@ def test_with_no_runs_the_pages_offer_the_untrained_network(open_page, page):
         assert any(link.proto.label == "Explain" for link in at.get("page_link"))
 
 
+def test_presenter_mode_hides_the_advanced_controls(open_page):
+    for page, keys in (("saliency", ["sal_ig_steps", "sal_occ_window"]), ("filters", ["filters_layer", "filters_top"])):
+        normal = open_page(page, **TINY)
+        shown = open_page(page, presenter="true", **TINY)
+        assert problems(shown) == []
+        for key in keys:
+            assert key in normal.session_state and key not in shown.session_state, (page, key)
+        assert shown.get("image"), page
+
+
 # --- a trained run ---------------------------------------------------------------------------------------------
 
 def test_filters_show_the_first_layer_and_how_far_training_moved_each_layer(open_page, trained):
@@ -135,6 +145,15 @@ def test_saliency_explains_the_linked_picture_with_gradcam_and_runs_the_sanity_c
     assert [r["prob"] for r in shown] == pytest.approx(top.values.tolist(), abs=1e-6)
 
     at.multiselect(key="sal_methods").set_value(["gradcam"]).run()
+    pred, _ = I.predict_split(rm.model, split.test_x, rm.mean, rm.std)
+    [b for b in at.button if b.label == "🎲 A mistake"][0].click().run()
+    mistake = at.number_input(key="inside_img").value
+    assert pred[mistake] != split.test_y[mistake]
+    at.selectbox(key="inside_class").set_value(3).run()  # a class: its first test picture
+    assert at.number_input(key="inside_img").value == int(torch.nonzero(split.test_y == 3)[0])
+    [b for b in at.button if b.label == "🎲 Random picture"][0].click().run()
+    assert split.test_y[at.number_input(key="inside_img").value] == 3
+    at.number_input(key="inside_img").set_value(7).run()
     assert problems(at) == []
     assert sum(1 for c in captions(at) if c.startswith("⏱")) == 1
     at.selectbox(key="sal_sanity_method").set_value("gradcam").run()
@@ -178,18 +197,19 @@ def test_mistakes_confusion_matrix_is_the_runs_own_and_explain_links_to_the_sali
 
 
 def test_the_chosen_model_and_picture_follow_the_student_from_page_to_page(open_page):
-    at = open_page("filters", **TINY)
-    at.selectbox(key="inside_fresh").set_value("best-scratch").run()
+    at = open_page("saliency", **TINY)
+    at.selectbox(key="inside_fresh").set_value("mlp").run()  # cheap to explain; filters has none to show
     at.number_input(key="inside_img").set_value(42).run()
     assert at.query_params["img"] == "42"  # a link reopens it (no run in it: fresh is all an empty lab has)
     assert "run" not in at.query_params
-    for page in ("saliency", "runs", "mistakes", "filters"):  # through a page without the pickers, too
+    for page in ("filters", "runs", "mistakes", "saliency"):  # through a page without the pickers, too
         at.switch_page(f"pages/{page}.py").run()
         assert problems(at) == [], page
         if page != "runs":
-            assert at.selectbox(key="inside_fresh").value == "best-scratch", page
-        if page in ("saliency", "filters"):
-            assert at.number_input(key="inside_img").value == 42, page
+            assert at.selectbox(key="inside_fresh").value == "mlp", page
+        if page == "filters":
+            assert any("has no convolution layers" in i.value for i in at.info)
+    assert at.number_input(key="inside_img").value == 42
 
 
 # --- pictures from outside -------------------------------------------------------------------------------------
