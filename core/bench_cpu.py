@@ -221,13 +221,22 @@ def run(plan: Plan, progress: bench.Progress | None = bench.say) -> dict[str, An
     report["augment"] = _summary(vals, batch=batch, what=FLIP_CROP.describe())
 
     # (b) end to end
-    for key in plan.models:
-        report["models"].append(_end_to_end(catalogue[key], plan, peak["fp32"], bf16_arm, say))
+    rows = [_end_to_end(catalogue[key], plan, bf16_arm, say) for key in plan.models]
+    # The yardstick again at the end: on a shared machine the rate moves with the neighbours' load; the better
+    # of the two is what this CPU can do, and the fractions are taken against it.
+    again = bench.matmul_gflops("cpu", torch.float32, seconds=plan.matmul_seconds)
+    report["matmul_gflops_runs"] = {"fp32": [peak["fp32"], again]}
+    peak["fp32"] = max(peak["fp32"], again)
+    for row in rows:
+        for arm in ("baseline", "lab", "lab_bf16"):
+            if arm in row:
+                row[f"{arm}_fp32_peak_fraction"] = row[arm] * row["train_flops"] / 1e9 / peak["fp32"]
+    report["models"] = rows
     report["load_average_after"] = bench.load_average()
     return report
 
 
-def _end_to_end(m: BenchModel, plan: Plan, fp32_peak: float, bf16_arm: bool, say: bench.Progress) -> dict[str, Any]:
+def _end_to_end(m: BenchModel, plan: Plan, bf16_arm: bool, say: bench.Progress) -> dict[str, Any]:
     cfg = replace(m.config, batch_size=plan.batch_size) if plan.batch_size else m.config
     steps = plan.steps.get(m.key, m.steps)
     ds = bench.synthetic_dataset(cfg.batch_size * (plan.warmup + steps), 100, seed=1)
@@ -240,11 +249,8 @@ def _end_to_end(m: BenchModel, plan: Plan, fp32_peak: float, bf16_arm: bool, say
     if bf16_arm:
         arms.append(("lab_bf16", lambda: time_lab_training(cfg, ds, warmup=plan.warmup, steps=steps, bf16=True)))
     vals = bench.alternate(arms, plan.reps, say)
-    row = _summary(vals, key=m.key, label=m.label, batch=cfg.batch_size, steps=steps, forward_macs=macs,
-                   train_flops=bench.train_flops_per_image(macs))
-    for arm in vals:
-        row[f"{arm}_fp32_peak_fraction"] = row[arm] * row["train_flops"] / 1e9 / fp32_peak
-    return row
+    return _summary(vals, key=m.key, label=m.label, batch=cfg.batch_size, steps=steps, forward_macs=macs,
+                    train_flops=bench.train_flops_per_image(macs))
 
 
 def _summary(vals: dict[str, list[float]], **extra: Any) -> dict[str, Any]:
@@ -280,7 +286,8 @@ def format_report(report: dict[str, Any]) -> str:
     plan = report["plan"]
     head = [f"machine: {bench.describe_machine(info)}",
             f"load average after: {'/'.join(f'{v:.1f}' for v in report.get('load_average_after') or ())}",
-            "measured matmul rate: " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peak.items()),
+            "measured matmul rate (best of start and end for fp32): "
+            + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peak.items()),
             f"baseline: PIL RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, DataLoader "
             f"num_workers={plan['workers']}; medians of {plan['reps']} alternating runs", ""]
     rows = [("what", "baseline img/s", "lab img/s", "ratio", "lab bf16 img/s", "ratio", "GFLOP/img",
