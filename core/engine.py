@@ -3,7 +3,8 @@
 How a step works (the airbench recipe, same code on CPU and CUDA):
   the whole training set sits on the device as uint8  ->  index a batch  ->  augment + normalize on the device
   (core/augment.py, the same ops the preview page shows)  ->  forward under bf16 autocast (CUDA; on the CPU only
-  when asked for, see `cpu_bf16_requested`)  ->  backward  ->  fused optimizer step where torch has one.
+  when asked for, see `cpu_bf16_requested`; CPU evaluation stays fp32)  ->  backward  ->  fused optimizer step
+  where torch has one.
 Losses and accuracies are accumulated as device tensors and read back only every `log_every` steps, so the
 GPU is never stalled by a per-step `.item()` (nor by a per-step host->device copy: every per-step constant is
 made on the device). A non-finite loss is still caught exactly: the first bad step is remembered on the device
@@ -198,7 +199,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, b
              return_logits: bool = False, cpu_amp: bool = False) -> EvalResult:
     """Loss, accuracy and predictions of `model` on uint8 images x (M, 3, H, W) with labels y (M,).
     The model is put in eval mode for the pass and its previous mode is restored afterwards.
-    amp: bf16 autocast on CUDA; cpu_amp: also on the CPU (the engine passes what the run trained with)."""
+    amp: bf16 autocast on CUDA; cpu_amp: also on the CPU. The engine leaves cpu_amp off even for runs that train
+    in CPU bf16, so the accuracy a run reports is exactly what evaluate() with its defaults gives on the
+    checkpoint (forward-only evaluation is a small part of a CPU epoch)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -404,8 +407,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
 
             # ---- end of epoch: evaluate, record, checkpoint ----
             ev = evaluate(model, test_x, test_y, mean=mean, std=std, batch_size=config.eval_batch_size,
-                          device=device, amp=config.amp, channels_last=mem_format == torch.channels_last,
-                          cpu_amp=bf16 and device.type == "cpu")
+                          device=device, amp=config.amp, channels_last=mem_format == torch.channels_last)
             loss_sum, correct, seen = sums.tolist()
             if not math.isfinite(ev.loss):
                 yield finished("diverged", f"test loss became non-finite at the end of epoch {epoch}: try a lower "

@@ -246,8 +246,17 @@ def test_cpu_bf16_is_opt_in_and_only_where_native(ds, monkeypatch):
     assert not engine.use_amp(tiny_config(amp=False), cpu)
     assert engine.use_amp(tiny_config(amp=True), torch.device("cuda")) and not engine.use_amp(
         tiny_config(amp=False), torch.device("cuda"))
-    events = list(engine.train(tiny_config(), dataset=ds))  # the bf16 path (where native) trains and evaluates
+
+
+def test_a_cpu_bf16_run_reports_what_its_checkpoint_scores_in_fp32(ds, monkeypatch, tmp_path):
+    from core.checkpoint import load_model
+
+    monkeypatch.setenv(engine.CPU_BF16_ENV, "1")  # the bf16 path where the CPU has it, fp32 elsewhere
+    events = list(engine.train(tiny_config(), dataset=ds, checkpoint_dir=tmp_path))
     assert events[-1].status == "completed" and math.isfinite(_epochs(events)[0][0])
+    model, _, meta = load_model(tmp_path / "last.pt")
+    r = engine.evaluate(model, ds.test_x, ds.test_y, mean=meta["mean"], std=meta["std"])
+    assert r.acc == _epochs(events)[0][1]
 
 
 def test_evaluate_in_cpu_bf16_is_close_to_fp32():
