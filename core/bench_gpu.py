@@ -280,20 +280,20 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [f"machine: {bench.describe_machine(report['machine'])}"]
     if "matmul_tflops" in report:
         lines.append("measured matmul: " + ", ".join(f"{k} {v:,.1f} TFLOP/s" for k, v in report["matmul_tflops"].items()))
-    lines.append(f"{'item':40s} {'epoch s':>9s} {'train img/s':>12s} {'eval s':>8s} {'1st epoch s':>12s} "
+    lines.append(f"{'item':46s} {'epoch s':>9s} {'train img/s':>12s} {'eval s':>8s} {'1st epoch s':>12s} "
                  f"{'TFLOP/s':>8s} {'% bf16 mm':>9s}")
     for name, row in report["items"].items():
         if name == "lr_finder":
-            lines.append(f"{row['label']:40s} {row['ms_per_step']:9.1f} ms/step, {row['steps']} steps, setup "
+            lines.append(f"{row['label']:46s} {row['ms_per_step']:9.1f} ms/step, {row['steps']} steps, setup "
                          f"{row['setup_s']:.1f} s")
             continue
         frac = row.get("bf16_matmul_fraction")
-        lines.append(f"{row['label'][:40]:40s} {_num(row.get('epoch_s'), 9, 2)} "
+        lines.append(f"{row['label'][:46]:46s} {_num(row.get('epoch_s'), 9, 2)} "
                      f"{_num(row.get('train_images_per_s'), 12, 0)} {_num(row.get('eval_s'), 8, 2)} "
                      f"{_num(row.get('first_epoch_s'), 12, 2)} {_num(row.get('achieved_tflops'), 8, 1)} "
                      f"{(f'{frac:.0%}' if frac else '—'):>9s}")
         if name == "best_scratch":
-            lines.append(f"{'':40s} {row['epochs_done']}/{row['epochs_planned']} epochs in {row['wall_s']:.1f} s; "
+            lines.append(f"{'':46s} {row['epochs_done']}/{row['epochs_planned']} epochs in {row['wall_s']:.1f} s; "
                          f"projected {row['epochs_planned']} epochs: {_s(row.get('projected_total_s'))}")
     for name, err in report["errors"].items():
         lines.append(f"{name}: FAILED {err}")
