@@ -6,10 +6,12 @@ in ui/, and everything that computes lives in core/.
 
 import os
 
-import streamlit as st
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see core/__init__.py
 
-from ui.settings import lab_settings
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
+
+from ui.settings import lab_settings  # noqa: E402
 
 # The server shares the machine's cores with trainer processes and every student's session: previews, attributions
 # and the LR finder use at most half of them (on a busy 2-core box one thread was 10x faster than two).

@@ -9,8 +9,8 @@ crop on the device, bf16 autocast, channels-last, log_every, eval batch), and is
   resnet18_224           ImageNet ResNet18 (random weights) fine-tuned at 224×224: a fraction of an epoch after
                          10 warm-up steps, extrapolated to 50,000 images + a 10,000-image evaluation (says so).
   lr_finder              LRFinder.from_config on best-scratch, 100 steps (no early stop).
-  best_scratch           the best-scratch preset (24 epochs) for a wall-time budget: epochs/s and the projected
-                         24-epoch time; `--best-scratch` runs all 24 epochs (or until its budget).
+  best_scratch           the best-scratch preset (its 40 epochs) for a wall-time budget: epochs/s and the projected
+                         full-run time; `--best-scratch` runs all its epochs (or until its budget).
   base_compile           the base CNN with torch.compile (optional, last: its warm-up takes tens of seconds).
 
 Each item is independent: a failure prints its error and the run goes on. Results are printed as a table and
@@ -57,7 +57,7 @@ class Sizes:
     r224_fraction: float = 0.4  # of an epoch, for ResNet18 at 224
     r224_image_size: int = 224
     lr_steps: int = 100
-    best_budget_s: float = 60.0  # long enough for all 24 epochs if the 2-minute target holds with room
+    best_budget_s: float = 60.0  # long enough for all its epochs if the 2-minute target holds with room
     batch_size: int | None = None  # None = each preset's
     log_every: int | None = None  # None = each preset's (the app's default)
 
@@ -170,7 +170,7 @@ def item_lr_finder(ds: data_mod.Dataset, sizes: Sizes, device: str) -> dict[str,
 
 def item_best_scratch(ds: data_mod.Dataset, sizes: Sizes, device: str, peak: float | None,
                       budget_s: float | None = None) -> dict[str, Any]:
-    """The best-scratch preset as configured (24 epochs, one-cycle over all of them) until its wall budget:
+    """The best-scratch preset as configured (40 epochs, one-cycle over all of them) until its wall budget:
     epochs/s and the projected time of all epochs (setup + first epoch + the rest at the steady pace)."""
     budget = sizes.best_budget_s if budget_s is None else budget_s
     cfg = _cfg(preset_config("best-scratch"), sizes, device)

@@ -3,7 +3,7 @@ finder, best-scratch, torch.compile), table on stdout, JSON in $OUT/gpu_bench.js
 
     PYTHONUNBUFFERED=1 python3 scripts/gpu_bench.py            # everything, ~3 minutes on one H100
     python3 scripts/gpu_bench.py --quick                         # ~30-second smoke run
-    python3 scripts/gpu_bench.py --best-scratch --budget 150     # can best-scratch do its 24 epochs in 2 min?
+    python3 scripts/gpu_bench.py --best-scratch --budget 150     # can best-scratch do all its epochs in 2 min?
     python3 scripts/gpu_bench.py --tiny --device cpu             # seconds: does every item still work?
 
 Imports only core modules that need nothing beyond torch/torchvision (see core/bench_gpu.py for what is timed).

@@ -16,6 +16,7 @@ from core import bench, bench_cpu, bench_gpu, engine
 from core import events as ev
 from core.cli import main as cli_main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from core.presets import preset_config
 
 TINY_CNN = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 16, "batch_norm": True})
 FLIP_CROP = AugmentConfig(flip_p=0.5, crop_padding=4)
@@ -158,7 +159,7 @@ def test_gpu_suite_items_run_on_the_cpu_and_write_json(tmp_path, monkeypatch):
     assert r224["epoch_s"] > 0 and r224["measured_train_images"] == 24 and r224["fraction"] == 0.5
     assert r["items"]["lr_finder"]["steps"] == 3
     best = r["items"]["best_scratch"]
-    assert best["epochs_planned"] == 24 and best["status"] in ("stopped", "completed")
+    assert best["epochs_planned"] == preset_config("best-scratch").epochs and best["status"] in ("stopped", "completed")
     saved = json.loads(out.read_text())
     assert set(saved["items"]) == set(r["items"])
     assert "base CNN" in bench_gpu.format_table(r) and "nope: FAILED" in bench_gpu.format_table(r)
@@ -237,13 +238,14 @@ def test_channels_last_on_the_cpu_changes_only_rounding(ds):
     assert a[0][0] == pytest.approx(b[0][0], rel=1e-4)
 
 
-def test_cpu_bf16_is_opt_in_and_only_where_native(ds, monkeypatch):
+def test_cpu_bf16_is_on_by_config_only_where_native_and_can_be_switched_off(ds, monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.delenv(engine.CPU_BF16_ENV, raising=False)
-    assert not engine.use_amp(tiny_config(), cpu)
-    monkeypatch.setenv(engine.CPU_BF16_ENV, "1")
-    assert engine.use_amp(tiny_config(), cpu) == engine.cpu_has_native_bf16()
+    assert engine.use_amp(tiny_config(), cpu) == engine.cpu_has_native_bf16()  # the default: cpu_amp=True
+    assert not engine.use_amp(tiny_config(cpu_amp=False), cpu)
     assert not engine.use_amp(tiny_config(amp=False), cpu)
+    monkeypatch.setenv(engine.CPU_BF16_ENV, "0")  # a process-wide off switch
+    assert not engine.use_amp(tiny_config(), cpu)
     assert engine.use_amp(tiny_config(amp=True), torch.device("cuda")) and not engine.use_amp(
         tiny_config(amp=False), torch.device("cuda"))
 
