@@ -146,6 +146,7 @@ bad = TrainConfig(data=DataConfig(dataset="folder:/nonexistent/x"), model=model,
 good = TrainConfig(data=DataConfig(dataset="synthetic", subset=200, test_subset=100), model=model, batch_size=50,
                    epochs=1, device="cpu")
 print(lib.submit(bad, name="bad dataset"), lib.submit(good, name="next in line"), flush=True)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a server in a terminal has it (nohup or CI may ignore it)
 os.killpg(0, signal.SIGHUP)  # the server's terminal closes: its whole process group is hung up
 """
 

@@ -94,8 +94,8 @@ def test_a_bad_combination_queues_nothing():
 def test_sweep_ids_are_short_readable_and_unique():
     ids = {new_sweep_id(["lr", "data.augment.flip_p"]) for _ in range(300)}
     assert len(ids) == 300
-    assert all(re.fullmatch(r"lr-flip_p-[0-9a-f]{6}", i) for i in ids)
-    assert re.fullmatch(r"sweep-[0-9a-f]{6}", new_sweep_id())
+    assert all(re.fullmatch(r"lr-flip_p-[0-9a-f]{8}", i) for i in ids)
+    assert re.fullmatch(r"sweep-[0-9a-f]{8}", new_sweep_id())
 
 
 def test_submit_sweep_queues_every_combination_under_one_id():
