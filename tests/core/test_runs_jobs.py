@@ -96,8 +96,10 @@ def test_ten_concurrent_submissions_all_complete_one_at_a_time(tmp_path):
 @pytest.mark.slow
 def test_stop_kill_and_resume_give_one_continuous_curve(tmp_path):
     lib = open_library(tmp_path / "runs")
-    epochs = 8
-    run_id = lib.submit(tiny(epochs=epochs, data=DataConfig(dataset="synthetic", subset=300, test_subset=100)),
+    # Long enough that a stop requested after epoch 1 arrives mid-run even on a fast, idle machine (the stop
+    # flag is read every 0.5 s; 8 epochs of 300 images once finished in under a second with CPU bf16).
+    epochs = 30
+    run_id = lib.submit(tiny(epochs=epochs, data=DataConfig(dataset="synthetic", subset=1000, test_subset=100)),
                         name="stop me")
 
     # 1) stop from "the app" once an epoch is in: the trainer checkpoints and ends `stopped`
