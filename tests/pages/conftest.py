@@ -46,6 +46,27 @@ def open_page(lab_dirs):
     return open_
 
 
+def tiny_run(runs_dir, data_dir, seed: int = 0, dataset: str = "synthetic") -> str:
+    """A finished run with a checkpoint in the library, trained in this process in seconds (the CLI's recorder +
+    the engine), for pages that need a trained model."""
+    from core import engine
+    from core.presets import preset_config
+    from core.runs import cli_recorder
+
+    small = dataset == "synthetic"
+    config = preset_config("cnn", dataset=dataset, subset=200 if small else None, test_subset=100 if small else None,
+                           epochs=1, batch_size=50, device="cpu", seed=seed, lr=1e-3,
+                           **{"model.widths": (8, 8, 8, 16), "model.fc": 32})
+    rec = cli_recorder(config, str(runs_dir), name=f"tiny {dataset} seed {seed}")
+    try:
+        for event in engine.train(config, should_stop=rec.should_stop, checkpoint_dir=rec.checkpoint_dir,
+                                  data_root=data_dir):
+            rec.record(event)
+    finally:
+        rec.close()
+    return rec.run_id
+
+
 def problems(at: AppTest) -> list[str]:
     """Exceptions, and error boxes, shown by a page."""
     return [e.value for e in at.exception] + [e.value for e in at.error]

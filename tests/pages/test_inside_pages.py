@@ -12,28 +12,14 @@ import pytest
 import torch
 
 from core import data as data_mod
-from core import engine
 from core import interpret as I
-from core.presets import preset_config
-from core.runs import cli_recorder, open_library
-from tests.pages.conftest import charts, problems
+from core.runs import open_library
+from tests.pages.conftest import charts, problems, tiny_run
 
 TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
 INSIDE = ["filters", "saliency", "mistakes"]
 
 
-def tiny_run(runs_dir, data_dir, seed: int = 0) -> str:
-    """A finished run with a checkpoint in the library, trained here in about a second."""
-    config = preset_config("cnn", dataset="synthetic", subset=200, test_subset=100, epochs=1, batch_size=50,
-                           device="cpu", seed=seed, lr=1e-3, **{"model.widths": (8, 8, 8, 16), "model.fc": 32})
-    rec = cli_recorder(config, str(runs_dir), name="tiny inside")
-    try:
-        for event in engine.train(config, should_stop=rec.should_stop, checkpoint_dir=rec.checkpoint_dir,
-                                  data_root=data_dir):
-            rec.record(event)
-    finally:
-        rec.close()
-    return rec.run_id
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ import time
 import pytest
 
 from core import data as data_mod
-from core import engine
 from core.builder import normalize_spec, spec_from_preset, summarize
 from core.ensemble import ensemble_from_checkpoints
-from core.presets import preset_config
-from core.runs import cli_recorder, open_library
+from core.runs import open_library
 from tests.fakes import write_fake_cifar
-from tests.pages.conftest import charts, problems
+from tests.pages.conftest import charts, problems, tiny_run
 
 TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
 LESSONS = ["builder", "sweeps", "more_data", "ensembles"]
@@ -184,19 +182,6 @@ def test_more_data_queues_four_sizes_as_one_sweep_and_charts_them(open_page, lab
 
 # --- ensembles ---------------------------------------------------------------------------------------------
 
-def tiny_run(runs_dir, data_dir, seed: int, dataset: str = "synthetic") -> str:
-    """A finished run in the library, trained in this process (seconds): the CLI's recorder + the engine."""
-    config = preset_config("cnn", dataset=dataset, subset=200 if dataset == "synthetic" else None,
-                           test_subset=100 if dataset == "synthetic" else None, epochs=1, batch_size=50,
-                           device="cpu", seed=seed, lr=1e-3, **{"model.widths": (8, 8, 8, 16), "model.fc": 32})
-    rec = cli_recorder(config, str(runs_dir), name=f"tiny {dataset} seed {seed}")
-    try:
-        for event in engine.train(config, should_stop=rec.should_stop, checkpoint_dir=rec.checkpoint_dir,
-                                  data_root=data_dir):
-            rec.record(event)
-    finally:
-        rec.close()
-    return rec.run_id
 
 
 @pytest.mark.slow
