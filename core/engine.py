@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from core import augment as aug
 from core import data as data_mod
 from core.checkpoint import latest_checkpoint, save_checkpoint
-from core.config import TrainConfig, apply_overrides
+from core.config import TrainConfig
 from core.engine_setup import (  # noqa: F401 - re-exported: core.engine is where callers look for these
     CPU_BF16_ENV,
     _accepts_fused,
@@ -347,12 +347,3 @@ def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_clas
     total = torch.bincount(labels, minlength=num_classes).double()
     return tuple((correct / total).tolist())
 
-
-def run_to_end(config: TrainConfig, **kwargs: Any) -> list[Event]:
-    """All events of a run, for tests and scripts."""
-    return list(train(config, **kwargs))
-
-
-def quick_config(base: TrainConfig, **overrides: Any) -> TrainConfig:
-    """A preset plus overrides (`epochs`, `subset`, `lr`, ...) - a thin alias of config.apply_overrides."""
-    return apply_overrides(base, overrides)

@@ -1,4 +1,4 @@
-"""Pictures for pages: tensors -> upscaled numpy images, and captioned `st.image` grids.
+"""Pictures for pages: tensors -> upscaled numpy images, and uploaded files -> CIFAR-sized tensors.
 
 CIFAR images are 32×32, so everything is enlarged with nearest-neighbour: students should see real pixels,
 not a blur.
@@ -6,10 +6,7 @@ not a blur.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
-import streamlit as st
 import torch
 
 MAX_UPLOAD_MB = 10
@@ -25,17 +22,6 @@ def to_hwc_uint8(img: torch.Tensor, scale: int = 4) -> np.ndarray:
     if scale > 1:
         arr = arr.repeat(scale, axis=0).repeat(scale, axis=1)
     return np.ascontiguousarray(arr)
-
-
-def image_grid(images: Sequence[torch.Tensor | np.ndarray], captions: Sequence[str] | None = None, *,
-               columns: int = 8, scale: int = 4, width: int | None = None) -> None:
-    """A grid of pictures with captions, `columns` per row."""
-    captions = list(captions) if captions is not None else [""] * len(images)
-    for start in range(0, len(images), columns):
-        cols = st.columns(columns)
-        for col, img, cap in zip(cols, images[start:start + columns], captions[start:start + columns]):
-            arr = img if isinstance(img, np.ndarray) else to_hwc_uint8(img, scale)
-            col.image(arr, caption=cap or None, width=width or "stretch")
 
 
 def read_upload(uploaded) -> torch.Tensor:

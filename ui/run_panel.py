@@ -252,13 +252,9 @@ def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: st
     rows = []
     for k, r in runs.items():
         p = get_preset(k)
+        epochs = curves.get(p.title) or [{}]  # the curves read above: no second query per run
         rows.append({"experiment": p.title, "parameters": f"{(r.params or 0) / 1e6:.1f}M", "report": p.report_label,
-                     "lab (best)": pct(r.best_test_acc), "train acc (last)": pct(_last(runlib, r.id, "train_acc")),
+                     "lab (best)": pct(r.best_test_acc), "train acc (last)": pct(epochs[-1].get("train_acc")),
                      "epochs": f"{r.epochs_done}/{r.epochs}", "time": fmt_seconds(r.seconds), "status": r.status})
     st.dataframe(rows, hide_index=True, width="stretch")
     return runs
-
-
-def _last(lib_module, run_id: str, field: str) -> float | None:
-    rows = lib_module.library().curves(run_id)
-    return getattr(rows[-1], field) if rows else None

@@ -68,10 +68,6 @@ def curves_of(runs: dict[str, RunRecord], label: str = "preset") -> dict[str, li
     return out
 
 
-def can_control() -> bool:
-    return current().can_control
-
-
 def remember(key: str, run_id: str | None) -> None:
     """Which run a panel shows, for this browser tab."""
     st.session_state[f"_run:{key}"] = run_id
