@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
@@ -138,7 +139,9 @@ def test_sidebar_settings_survive_an_interaction(app_url, browser):
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert sidebar.get_by_text("Lab settings").count() == 1
     sidebar.get_by_text("Presenter mode").click()  # a widget in the entrypoint: forces a full rerun
+    # Right after the click the old run still reads "notRunning": wait for the rerun's URL before settling.
+    page.wait_for_url(re.compile(r"presenter=true", re.IGNORECASE), timeout=60_000)
     settle(page)
-    assert "presenter=True" in page.url or "presenter=true" in page.url.lower()
+    assert "presenter=true" in page.url.lower()
     assert sidebar.get_by_text("Lab settings").count() == 1 and page.locator("h1").first.inner_text() == "MLP vs CNN"
     page.close()
