@@ -4,8 +4,10 @@ import streamlit as st
 
 from core.engine import model_size
 from core.presets import get_preset
+from ui import runlib
 from ui.layout import page_header, takeaway, try_this
-from ui.run_panel import compare_presets, run_panel
+from ui.run_panel import compare_presets, num_classes, run_panel
+from ui.settings import current
 
 page_header(
     "MLP vs CNN",
@@ -18,8 +20,9 @@ page_header(
 mlp, cnn = get_preset("mlp"), get_preset("cnn")
 c1, c2 = st.columns(2)
 for col, p in ((c1, mlp), (c2, cnn)):
-    params, _ = model_size(p.config, 100)
-    col.metric(p.title, f"{params / 1e6:.1f}M parameters", f"report: {p.report_label}", delta_color="off")
+    params, _ = model_size(runlib.config_for(p.name), num_classes(current().dataset))  # as the run panel counts
+    col.metric(p.title, f"{params / 1e6:.1f}M parameters")
+    col.caption(f"report: {p.report_label} on CIFAR-100")
 st.caption("Most of the CNN's parameters sit in its fully connected layer (4,096 × 4,096): the convolutions "
            "themselves hold under 40,000.")
 

@@ -34,7 +34,8 @@ def fmt_seconds(s: float | None) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def _num_classes(dataset: str) -> int:
+def num_classes(dataset: str) -> int:
+    """Classes of a dataset by name without loading it (folders: 10 until loaded - only used for counts)."""
     return {"cifar100": 100, "cifar10": 10, "synthetic": 10}.get(dataset, 10)
 
 
@@ -75,7 +76,7 @@ def _applicable(preset: str, extra: dict[str, Any]) -> dict[str, Any]:
 def describe(config: TrainConfig) -> str:
     """One line a student can read: model, size, optimizer, data."""
     try:
-        params, trainable = model_size(config, _num_classes(config.data.dataset))
+        params, trainable = model_size(config, num_classes(config.data.dataset))
         size = f"{params / 1e6:.1f}M parameters" + (f" ({trainable / 1e6:.2f}M trained)" if trainable < params else "")
     except LabError as e:
         size = f"invalid model: {e}"
