@@ -10,8 +10,8 @@ import torch
 
 from core.config import AugmentConfig
 from core.errors import LabError
-from core.lessons import NOISE, compare_with_report
-from core.presets import FLIP, FLIP_CROP, get_preset
+from core.lessons.findings import NOISE, compare_with_report
+from core.lessons.presets import FLIP, FLIP_CROP, get_preset
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
 from ui.data_panel import dataset_or_none
@@ -159,7 +159,7 @@ if originals is not None and pipeline is not None:
                 col.caption(text)
     ms_all, ms_aug = (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000
     st.caption(f"{len(originals)} pictures × {samples} samples, seed {seed}, pipeline: {pipeline.describe()}. "
-               f"Drawn by `core.augment.augment`, the function every training batch goes through, with the "
+               f"Drawn by `core.data.augment.augment`, the function every training batch goes through, with the "
                f"generator a run with seed {seed} starts with (tests/core/test_preview_equals_training.py checks "
                f"that they match). Grid made in {ms_all:.0f} ms, {ms_aug:.0f} ms of it augmenting.")
     with st.expander("Every sampled parameter, as a table"):

@@ -2,7 +2,7 @@
 starting from any CNN preset; read every layer's output shape, parameters and multiply-adds before anything
 runs (an impossible layer is flagged and Start stays disabled); start it; and read it as plain PyTorch.
 
-The editor starts from `st.session_state["builder_spec"]` - a core.builder spec ({"layers": [...], "fc": [...]}).
+The editor starts from `st.session_state["builder_spec"]` - a core.models.builder spec ({"layers": [...], "fc": [...]}).
 Picking a preset (or Reset) writes that preset's spec there; anything else (a test, another page's "open in the
 builder") may set it too before the page runs. The edits on top of it live in the two data editors.
 """
@@ -15,11 +15,12 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from core.builder import ACTIVATIONS, LAYER_OPTIONS, POOL_MODES, normalize_spec, spec_from_preset, summarize
-from core.codegen import generate
 from core.config import ModelConfig
 from core.errors import LabError
-from core.presets import PRESETS, get_preset
+from core.lessons.presets import PRESETS, get_preset
+from core.models.builder import normalize_spec, spec_from_preset, summarize
+from core.models.codegen import generate
+from core.models.layers import ACTIVATIONS, LAYER_OPTIONS, POOL_MODES
 from ui import charts_lessons, runlib
 from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
 from ui.run_panel import STATUS_ICON, describe, live_run

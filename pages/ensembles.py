@@ -9,9 +9,9 @@ import streamlit as st
 
 from core import data as data_mod
 from core.config import from_json, to_json
-from core.ensemble import ensemble_from_checkpoints, gain_curve
-from core.presets import PRESETS, get_preset
-from core.sweeps import new_sweep_id, submit_sweep
+from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
+from core.lessons.presets import PRESETS, get_preset
+from core.runs.sweeps import new_sweep_id, submit_sweep
 from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
 from ui.run_panel import STATUS_ICON

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from core.engine import model_size
-from core.presets import get_preset
+from core.lessons.presets import get_preset
+from core.models.registry import model_size
 from ui import charts
 from ui.layout import chart_height, page_header, takeaway, try_this
 from ui.run_panel import compare_presets, run_panel

@@ -4,9 +4,9 @@ network's starting weights) and what each layer sees in one chosen picture (its 
 import streamlit as st
 import torch
 
-from core import interpret as I
-from core.figures import tile_grid
-from core.models import conv_layers
+from core import explain as I
+from core.explain.figures import tile_grid
+from core.models.registry import conv_layers
 from ui import inspect
 from ui.charts_inside import weight_change_chart
 from ui.layout import friendly_errors, page_header, presenter, takeaway, try_this
@@ -23,7 +23,7 @@ source = inspect.choose_model()
 
 def per_filter(w: torch.Tensor) -> torch.Tensor:
     """(out, in, k, k) -> each filter min-max scaled to [0, 1] on its own (a constant filter: 0.5), as
-    core.interpret scales filters - here also for the *change* of the weights."""
+    core.explain scales filters - here also for the *change* of the weights."""
     flat = w.detach().float().cpu().reshape(len(w), -1)
     lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
     scaled = torch.where(hi > lo, (flat - lo) / (hi - lo).clamp(min=1e-12), torch.full_like(flat, 0.5))

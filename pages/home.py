@@ -3,8 +3,8 @@
 
 import streamlit as st
 
-from core.lessons import compare_with_report
-from core.presets import PRESETS, SECTIONS
+from core.lessons.findings import compare_with_report
+from core.lessons.presets import PRESETS, SECTIONS
 from ui import charts, runlib
 from ui.data_panel import dataset_panel
 from ui.layout import friendly_errors, pct, try_this

@@ -5,10 +5,10 @@ import threading
 
 import streamlit as st
 
-from core.engine import cpu_has_native_bf16, resolve_device
-from core.lr_finder import LRFinder, schedule_for_suggestion
-from core.presets import PRESETS, get_preset
-from core.schedule import schedule_curve, steps_per_epoch
+from core.lessons.presets import PRESETS, get_preset
+from core.train.lr_finder import LRFinder, schedule_for_suggestion
+from core.train.schedule import schedule_curve, steps_per_epoch
+from core.train.setup import cpu_has_native_bf16, resolve_device
 from ui import charts, charts_lr, runlib, urlstate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this

@@ -4,8 +4,8 @@ away from its saliency maps."""
 
 import streamlit as st
 
-from core import interpret as I
-from core.confusion import per_class_accuracy as cm_per_class_accuracy
+from core import explain as I
+from core.explain.confusion import per_class_accuracy as cm_per_class_accuracy
 from ui import inspect
 from ui.charts_inside import confusion_chart, grouped_order, most_confused_classes, per_class_chart
 from ui.images import to_hwc_uint8

@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import LabError
-from core.presets import PRESETS, get_preset
-from core.sweeps import (
+from core.lessons.presets import PRESETS, get_preset
+from core.runs.sweeps import (
     DATA_FRACTIONS,
     accuracy_vs,
     data_size_lesson,

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.config import OptimConfig
-from core.schedule import schedule_curve
+from core.train.schedule import schedule_curve
 from ui import charts
 from ui.layout import chart_height, page_header, takeaway, try_this
 from ui.run_panel import compare_presets, run_panel

@@ -3,9 +3,9 @@
 import streamlit as st
 import torch
 
-from core.activations import pre_activations, summary
-from core.augment import normalize
-from core.presets import get_preset
+from core.data.augment import normalize
+from core.explain.activations import pre_activations, summary
+from core.lessons.presets import get_preset
 from ui import charts, runlib
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this

@@ -8,9 +8,9 @@ import streamlit as st
 
 from core.config import to_dict
 from core.errors import LabError
-from core.presets import PRESETS
-from core.runs import RUN_STATUSES
-from core.runs_io import curves_csv, export_dict, import_dict
+from core.lessons.presets import PRESETS
+from core.runs.records import RUN_STATUSES
+from core.runs.transfer import curves_csv, export_dict, import_dict
 from ui import charts, runlib, urlstate
 from ui.data_panel import class_names
 from ui.layout import chart_height, friendly_errors, page_header, pct

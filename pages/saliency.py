@@ -6,11 +6,11 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from core import interpret as I
-from core.attribution import BASELINES, METHODS
-from core.figures import colorize, overlay, upscale
-from core.models import conv_layers, last_conv
-from core.sanity import randomization_units
+from core import explain as I
+from core.explain.attribution import BASELINES, METHODS
+from core.explain.figures import colorize, overlay, upscale
+from core.explain.sanity import randomization_units
+from core.models.registry import conv_layers, last_conv
 from ui import inspect
 from ui.charts_inside import sanity_chart
 from ui.images import to_hwc_uint8

@@ -9,8 +9,8 @@ import time
 import streamlit as st
 
 from core.errors import LabError
-from core.presets import PRESETS, get_preset
-from core.sweeps import (
+from core.lessons.presets import PRESETS, get_preset
+from core.runs.sweeps import (
     LR_FACTOR,
     accuracy_vs,
     batch_epochs_lesson,
@@ -74,7 +74,7 @@ def parse_values(key: str, text: str) -> list:
 
 
 def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
-    """core.sweeps' submit callable: queue one run through the app (respects the passcode)."""
+    """core.runs.sweeps' submit callable: queue one run through the app (respects the passcode)."""
     return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
 
 

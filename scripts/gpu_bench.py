@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere: `core` is next to scripts/
 
-from core import bench_gpu  # noqa: E402 - after the path is set
+from bench import gpu as bench_gpu  # noqa: E402 - after the path is set
 
 
 def main(argv: list[str] | None = None) -> int:

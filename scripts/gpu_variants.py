@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core import bench, engine  # noqa: E402
-from core.presets import preset_config  # noqa: E402
+from bench import common as bench  # noqa: E402
+from core.lessons.presets import preset_config  # noqa: E402
+from core.train import engine
 
 
 def epoch_seconds(cfg, ds) -> dict:

@@ -1,4 +1,4 @@
-"""The augmentation lab's preview: training's own augmentation (core.augment.augment) on the chosen pictures,
+"""The augmentation lab's preview: training's own augmentation (core.data.augment.augment) on the chosen pictures,
 with the random generator a training run of the same seed starts its first epoch with, and PNG-encoded pictures
 for the grid. No Streamlit here, so the preview can be tested against the training loop directly.
 
@@ -17,16 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from core import augment as aug
-from core.augment import AugmentParams
 from core.config import AugmentConfig
-from core.engine import _AUG_SEED, _PERM_SEED  # the engine's per-epoch stream offsets
+from core.data import augment as aug
+from core.data.augment import AugmentParams
+from core.train.engine import _AUG_SEED, _PERM_SEED  # the engine's per-epoch stream offsets
 
 PNG_LEVEL = 1  # zlib level: ~2x faster than PIL's default 6 on 128×128 pictures, files barely larger
 
 
 def engine_generator(seed: int, epoch: int = 1, device: torch.device | str = "cpu") -> torch.Generator:
-    """The augmentation generator core.engine creates for `epoch` (1-based) of a run with `seed`."""
+    """The augmentation generator core.train.engine creates for `epoch` (1-based) of a run with `seed`."""
     return aug.make_generator(seed * _PERM_SEED + _AUG_SEED + epoch, device)
 
 

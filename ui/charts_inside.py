@@ -1,7 +1,7 @@
 """Altair builders for the "Inside the network" pages (filters, saliency, where it errs): plain data in,
 `alt.Chart` out, no Streamlit, so each is unit-tested on its own.
 
-Confusion matrices are (C, C) int64 with rows = true class and columns = predicted class (core.confusion).
+Confusion matrices are (C, C) int64 with rows = true class and columns = predicted class (core.explain.confusion).
 Conventions follow ui/charts.py: fractions shown as percentages, every mark has a tooltip. In a confusion
 heat map the diagonal (right answers) and the rest (mistakes) get their own colour scales: with one scale the
 diagonal's hundreds would wash every mistake out to white.
@@ -18,7 +18,7 @@ import torch
 
 RIGHT_COLOR, WRONG_COLOR, OTHER_COLOR = "#2a9d55", "#d1495b", "#8a97a8"
 TEXT_CELLS = 12  # matrices up to this many classes print their counts in the cells
-FLAG_ABOVE, PASS_BELOW = 0.8, 0.5  # core.sanity's thresholds (rank correlation), drawn as guide lines
+FLAG_ABOVE, PASS_BELOW = 0.8, 0.5  # core.explain.sanity's thresholds (rank correlation), drawn as guide lines
 
 
 # --- confusion matrices ---------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def per_class_chart(accs: Sequence[float], classes: Sequence[str], *, overall: f
 # --- predictions ----------------------------------------------------------------------------------------------
 
 def top_k_rows(guesses: Sequence[Any], true_name: str | None = None) -> list[dict[str, Any]]:
-    """Rows {rank, class, prob, superclass, kind} from core.interpret.predict's Guesses. kind: "right" (the
+    """Rows {rank, class, prob, superclass, kind} from core.explain.predict's Guesses. kind: "right" (the
     true class), "wrong" (the top answer when it is not the true class), "other"."""
     rows = []
     for rank, g in enumerate(guesses, start=1):
@@ -194,7 +194,7 @@ def top_k_chart(guesses: Sequence[Any], true_name: str | None = None, *, height:
 # --- the sanity check -----------------------------------------------------------------------------------------
 
 def sanity_rows(steps: Sequence[Any]) -> list[dict[str, Any]]:
-    """Rows {step, label, rank_corr, ssim, target_prob} from core.sanity's SanitySteps; label says what has
+    """Rows {step, label, rank_corr, ssim, target_prob} from core.explain.sanity's SanitySteps; label says what has
     been randomized by then ("trained" at step 0, "+ layer" after)."""
     return [{"step": s.step, "label": "trained" if s.step == 0 else f"+ {s.layer}", "rank_corr": float(s.rank_corr),
              "ssim": float(s.ssim), "target_prob": float(s.target_prob)} for s in steps]

@@ -1,7 +1,7 @@
 """Altair builders for the report's last lessons (builder, sweeps, more data, ensembles): plain rows in,
 `alt.Chart` out, no Streamlit, so each is unit-tested on its own.
 
-Rows come from core.sweeps (`accuracy_vs`, `curve_rows`), core.builder (`Summary.table()`) and core.ensemble
+Rows come from core.runs.sweeps (`accuracy_vs`, `curve_rows`), core.models.builder (`Summary.table()`) and core.explain.ensemble
 (member accuracies, gain curves). Conventions follow ui/charts.py: accuracies are fractions shown as
 percentages, train is dashed and test solid, every mark has a tooltip.
 """
@@ -72,7 +72,7 @@ def accuracy_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swep
                       show_train: bool = True, annotate: bool = False, height: int = 280,
                       title: str = "") -> alt.LayerChart:
     """Final test (solid) and train (dashed) accuracy against the swept value, one colour per `series`, the best
-    run ringed and labelled. rows: core.sweeps.accuracy_vs output (value, label, series, test_acc, train_acc,
+    run ringed and labelled. rows: core.runs.sweeps.accuracy_vs output (value, label, series, test_acc, train_acc,
     is_best, name). Numeric values get a quantitative axis (log when they span a wide range), others a
     categorical one in the given order. annotate: write each run's label (e.g. "too high") under its test point."""
     df = _splits_frame(rows, show_train)
@@ -134,7 +134,7 @@ def gap_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept val
 def data_size_chart(rows: Sequence[Mapping[str, Any]], *, height: int = 300,
                     title: str = "accuracy against training-set size") -> alt.LayerChart:
     """"More data is better": test (solid) and train (dashed) accuracy against the number of training images on
-    a log axis, the gap between them shaded. rows: core.sweeps.accuracy_vs(records, "subset")."""
+    a log axis, the gap between them shaded. rows: core.runs.sweeps.accuracy_vs(records, "subset")."""
     band = pd.DataFrame([{"value": r["value"], "train_acc": float(r["train_acc"]), "test_acc": float(r["test_acc"])}
                          for r in rows if is_number(r.get("value")) and is_number(r.get("train_acc"))
                          and is_number(r.get("test_acc"))], columns=["value", "train_acc", "test_acc"])
@@ -148,7 +148,7 @@ def data_size_chart(rows: Sequence[Mapping[str, Any]], *, height: int = 300,
 
 
 def curves_long(curve_rows: Iterable[Mapping[str, Any]], metric: str) -> pd.DataFrame:
-    """core.sweeps.curve_rows → one row per (run, epoch, split) with `value` = the metric (None dropped)."""
+    """core.runs.sweeps.curve_rows → one row per (run, epoch, split) with `value` = the metric (None dropped)."""
     field = {"accuracy": "acc"}.get(metric, metric)  # rows carry train_acc / train_loss
     out = []
     for r in curve_rows:
@@ -226,7 +226,7 @@ def gain_chart(curves: Mapping[str, Sequence[tuple[int, float]]], *, best_single
 def params_chart(table: Sequence[Mapping[str, Any]], *, height: int | None = None,
                  title: str = "where the parameters are") -> alt.Chart:
     """Horizontal bars: parameters per layer (layers without any are left out), in network order.
-    table: core.builder.Summary.table() rows (layer, params)."""
+    table: core.models.builder.Summary.table() rows (layer, params)."""
     rows = [{"layer": r["layer"], "params": int(r["params"])} for r in table if r.get("params")]
     df = pd.DataFrame(rows, columns=["layer", "params"])
     total = max(1, int(df["params"].sum())) if not df.empty else 1

@@ -26,7 +26,7 @@ def finder_frame(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequen
 
 def rules_frame(suggestions: Iterable[Any], report_lr: float | None = None,
                 lr_range: tuple[float, float] | None = None) -> pd.DataFrame:
-    """One row per suggestion that has an LR (objects with .name and .lr, e.g. core.lr_finder.Suggestion), and
+    """One row per suggestion that has an LR (objects with .name and .lr, e.g. core.train.lr_finder.Suggestion), and
     the report's LR when given and inside lr_range. Suggestions without an LR are left out."""
     rows = [{"name": s.name, "lr": float(s.lr), "label": f"{s.name} {s.lr:.1e}"} for s in suggestions
             if s.lr is not None]

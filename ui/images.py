@@ -26,7 +26,7 @@ def to_hwc_uint8(img: torch.Tensor, scale: int = 4) -> np.ndarray:
 
 def read_upload(uploaded) -> torch.Tensor:
     """An uploaded file -> (3, 32, 32) uint8. Raises LabError for anything that is not a usable picture."""
-    from core.images import decode_image  # core owns the rules, the page only shows the message
+    from core.data.images import decode_image  # core owns the rules, the page only shows the message
 
     data = uploaded.getvalue()
     if len(data) > MAX_UPLOAD_MB * 2**20:

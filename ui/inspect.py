@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from core import data as data_mod
-from core import interpret as I
-from core.attribution import internal_size
+from core import explain as I
 from core.config import TrainConfig, from_json, to_json
 from core.errors import LabError
-from core.presets import get_preset
-from core.runs import RunRecord
+from core.explain.attribution import internal_size
+from core.lessons.presets import get_preset
+from core.runs.records import RunRecord
 from ui import runlib, urlstate
 from ui.charts_inside import top_k_chart
 from ui.data_panel import dataset_or_none, load_full
@@ -200,7 +200,7 @@ def _trained_source(run: RunRecord) -> Source:
 
 
 def _fresh_source(preset: str, settings) -> Source | None:
-    from core.engine import input_stats
+    from core.train.engine import input_stats
 
     ds = dataset_or_none(settings)
     if ds is None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from core.checkpoint import load_model
 from core.config import TrainConfig
-from core.engine import build_for_config
-from core.runs import RunRecord
+from core.models.registry import build_for_config
+from core.runs.records import RunRecord
+from core.train.checkpoint import load_model
 from ui import runlib
 
 

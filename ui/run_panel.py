@@ -14,11 +14,11 @@ from typing import Any
 import streamlit as st
 
 from core.config import TrainConfig
-from core.engine import model_size
 from core.errors import LabError
-from core.presets import get_preset
-from core.runs import RunRecord
-from core.schedule import schedule_curve, steps_per_epoch
+from core.lessons.presets import get_preset
+from core.models.registry import model_size
+from core.runs.records import RunRecord
+from core.train.schedule import schedule_curve, steps_per_epoch
 from ui import charts, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, pct
 from ui.settings import current
@@ -67,7 +67,7 @@ def _tweaks(preset: str, key: str) -> dict[str, Any]:
 
 def _applicable(preset: str, extra: dict[str, Any]) -> dict[str, Any]:
     """Model options in `extra` apply only to presets whose model takes them (freeze_backbone: pretrained)."""
-    from core.models import get_entry
+    from core.models.registry import get_entry
 
     defaults = get_entry(get_preset(preset).config.model.name).defaults
     return {k: v for k, v in extra.items() if not k.startswith("model.") or k[6:] in defaults}

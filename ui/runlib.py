@@ -13,8 +13,10 @@ import streamlit as st
 
 from core.config import TrainConfig, apply_overrides
 from core.errors import LabError
-from core.presets import get_preset
-from core.runs import RunLibrary, RunRecord, open_library
+from core.lessons.presets import get_preset
+from core.runs.library import open_library
+from core.runs.queue import RunLibrary
+from core.runs.records import RunRecord
 from ui.settings import LabSettings, current
 
 

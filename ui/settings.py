@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import data as data_mod
-from core.runs import runs_root
+from core.runs.library import runs_root
 from ui import urlstate
 
 DATASETS = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10", "folder": "Image folder", "synthetic": "Synthetic"}
@@ -47,7 +47,7 @@ class LabSettings:
 @st.cache_resource(show_spinner=False)
 def detected_devices() -> list[tuple[str, str]]:
     """(value, label) of the devices torch sees here, detected once per server."""
-    from core.engine import available_devices
+    from core.train.setup import available_devices
 
     return available_devices()
 

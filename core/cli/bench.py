@@ -73,10 +73,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     if args.gpu:
-        from core import bench_gpu
+        from bench import gpu as bench_gpu
 
         return bench_gpu.main_from_args(args)
-    from core import bench_cpu
+    from bench import cpu as bench_cpu
 
     plan = bench_cpu.Plan.named(quick=args.quick, tiny=args.tiny)
     known = tuple(bench_cpu.bench_models())

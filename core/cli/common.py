@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from core.config import TrainConfig, apply_overrides, from_json
-from core.presets import PRESETS, get_preset
+from core.lessons.presets import PRESETS, get_preset
 
 
 def parse_value(text: str) -> Any:

@@ -4,7 +4,7 @@
     python -m core explain --checkpoint runs/ID/best.pt --image photo.jpg --method ig --baseline blur --out x.png
 
 --image is test:INDEX (the run's own test split: its dataset, test subset and seed) or a picture file (made
-RGB and 32×32 by core.images). Methods: the attributions of core/attribution.py, `filters` (first-layer filters,
+RGB and 32×32 by core.data.images). Methods: the attributions of core/explain/attribution.py, `filters` (first-layer filters,
 trained vs. the same run's initial weights), `featuremaps` and `sanity` (the cascading-randomization check).
 """
 
@@ -71,7 +71,7 @@ def _resolve_target(text: str | None, classes: tuple[str, ...]) -> int | None:
 def _load_image(spec: str, rm: Any, data_dir: str | None) -> tuple[Any, str, Any]:
     """(image (3, 32, 32) uint8, its caption, the dataset when one was loaded)."""
     from core import data as data_mod
-    from core.images import read_image_file
+    from core.data.images import read_image_file
 
     if spec.startswith("test:"):
         index_text = spec[5:]
@@ -98,9 +98,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not str(args.out).lower().endswith(".png"):
         raise ConfigError(f"--out must name a .png file, got {args.out!r}")
 
-    from core import figures
-    from core import interpret as I
-    from core.engine import resolve_device
+    from core import explain as I
+    from core.explain import figures
+    from core.train.setup import resolve_device
 
     path = args.checkpoint or I.run_checkpoint(args.run, args.runs_dir, args.which)
     rm = I.load_run_model(path, resolve_device(args.device))
@@ -146,8 +146,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _filters_figure(args: argparse.Namespace, rm: Any, lines: list[str], title: str) -> Any:
-    from core import figures
-    from core import interpret as I
+    from core import explain as I
+    from core.explain import figures
 
     before = I.fresh_model(rm.config, len(rm.classes))
     if args.layer:  # one conv layer: rows = filters (up to 16), columns = input channels (up to 16)

@@ -36,7 +36,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     import torch  # deferred: keeps `--help` and bad flags fast
 
     from core.errors import ConfigError
-    from core.lr_finder import LRFinder, check_range
+    from core.train.lr_finder import LRFinder, check_range
 
     check_range(args.start_lr, args.end_lr, args.num_iter, args.mode)  # before loading any data
     _keep_freed_memory()

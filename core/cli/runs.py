@@ -12,7 +12,9 @@ import time
 from typing import Any
 
 from core.cli.common import pct, print_json
-from core.runs import RUN_STATUSES, RunLibrary, RunRecord, open_library
+from core.runs.library import open_library
+from core.runs.queue import RunLibrary
+from core.runs.records import RUN_STATUSES, RunRecord
 
 
 def register(sub: argparse._SubParsersAction) -> None:

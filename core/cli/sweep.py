@@ -15,10 +15,10 @@ import functools
 import sys
 from typing import Any
 
-from core import sweeps
 from core.cli.common import add_config_args, config_from_args, parse_value, print_json
 from core.config import TrainConfig
 from core.errors import ConfigError
+from core.runs import sweeps
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,7 +103,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 print(f"  {i:>3}  {sweeps.describe(overrides)}")
         return 0
 
-    from core.runs import open_library  # deferred: only queueing needs the library
+    from core.runs.library import open_library  # deferred: only queueing needs the library
 
     lib = open_library(args.runs_dir)
     submit = functools.partial(lib.submit, started_by="cli", data_dir=args.data_dir, download=args.download)

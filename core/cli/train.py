@@ -7,9 +7,9 @@ import sys
 from typing import Any
 
 from core import data as data_mod
-from core import events as ev
 from core.cli.common import add_config_args, config_from_args, pct, print_json
-from core.presets import PRESETS
+from core.lessons.presets import PRESETS
+from core.train import events as ev
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -77,7 +77,7 @@ class ProgressLine:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from core import engine  # deferred: keeps `--help` and bad flags fast
+    from core.train import engine  # deferred: keeps `--help` and bad flags fast
 
     def download_progress(done: int, total: int | None) -> None:
         if sys.stderr.isatty():

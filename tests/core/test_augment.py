@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from core.augment import (
+from core.config import AugmentConfig
+from core.data.augment import (
     AugmentParams,
     apply_crop,
     apply_erase,
@@ -23,7 +24,6 @@ from core.augment import (
     sample_params,
     train_batch,
 )
-from core.config import AugmentConfig
 from core.errors import ConfigError
 
 DEVICES = [

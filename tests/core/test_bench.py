@@ -12,11 +12,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from core import bench, bench_cpu, bench_gpu, engine
-from core import events as ev
+from bench import common as bench
+from bench import cpu as bench_cpu
+from bench import gpu as bench_gpu
 from core.cli import main as cli_main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
-from core.presets import preset_config
+from core.lessons.presets import preset_config
+from core.train import engine
+from core.train import events as ev
 
 TINY_CNN = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 16, "batch_norm": True})
 FLIP_CROP = AugmentConfig(flip_p=0.5, crop_padding=4)
@@ -37,7 +40,7 @@ def ds():
 # --- building blocks -----------------------------------------------------------------------------------------
 
 def test_forward_macs_of_the_base_cnn_match_the_analytic_count():
-    from core.models import build_model
+    from core.models.registry import build_model
 
     model = build_model("cnn", 100)  # 32/32/32/64, pools after 2 and 4, FC 4096
     convs = 32 * 32 * 32 * 27 + 32 * 32 * 32 * 288 + 16 * 16 * 32 * 288 + 16 * 16 * 64 * 288
@@ -48,7 +51,7 @@ def test_forward_macs_of_the_base_cnn_match_the_analytic_count():
 
 
 def test_forward_macs_see_an_internal_resize():
-    from core.resnet import Resize
+    from core.models.resnet import Resize
 
     model = torch.nn.Sequential(Resize(64), torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten(), torch.nn.Linear(2 * 64 * 64, 5))
     assert bench.forward_macs(model) == 64 * 64 * 2 * 3 + 2 * 64 * 64 * 5
@@ -251,7 +254,7 @@ def test_cpu_bf16_is_on_by_config_only_where_native_and_can_be_switched_off(ds, 
 
 
 def test_a_cpu_bf16_run_reports_what_its_checkpoint_scores_in_fp32(ds, monkeypatch, tmp_path):
-    from core.checkpoint import load_model
+    from core.train.checkpoint import load_model
 
     monkeypatch.setenv(engine.CPU_BF16_ENV, "1")  # the bf16 path where the CPU has it, fp32 elsewhere
     events = list(engine.train(tiny_config(), dataset=ds, checkpoint_dir=tmp_path))

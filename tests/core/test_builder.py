@@ -8,12 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from core.builder import ACTIVATIONS, LayerError, normalize_spec, spec_from_preset, summarize
 from core.config import ModelConfig, TrainConfig, apply_overrides, from_json, to_json
-from core.engine import build_for_config
 from core.errors import ConfigError, LabError
-from core.models import build_model, conv_layers, count_params, get_entry, head_parameters, last_conv
-from core.presets import PRESETS
+from core.lessons.presets import PRESETS
+from core.models.builder import LayerError, normalize_spec, spec_from_preset, summarize
+from core.models.layers import ACTIVATIONS
+from core.models.registry import (
+    build_for_config,
+    build_model,
+    conv_layers,
+    count_params,
+    get_entry,
+    head_parameters,
+    last_conv,
+)
 
 # A spec that touches every layer kind and option: groups, no bias, strides, overlapping pools, BN without
 # affine, every activation, global max pool, several FC layers with dropout.

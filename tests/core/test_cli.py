@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.presets import PRESETS
+from core.lessons.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--dataset", "synthetic", "--subset", "200", "--test-subset", "100", "--epochs", "1", "--batch-size", "50",

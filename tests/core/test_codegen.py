@@ -14,15 +14,14 @@ import torch
 import torchvision
 from torch import nn
 
-from core import augment as aug
-from core.builder import spec_from_preset
-from core.codegen import KNOWN_STATS, generate
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig, apply_overrides
-from core.engine import build_for_config
+from core.data import augment as aug
 from core.errors import ConfigError
-from core.models import IMAGENET_MEAN, IMAGENET_STD, build_model, count_params
-from core.presets import PRESETS
-from core.schedule import lr_at, steps_per_epoch
+from core.lessons.presets import PRESETS
+from core.models.builder import spec_from_preset
+from core.models.codegen import KNOWN_STATS, generate
+from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, build_for_config, build_model, count_params
+from core.train.schedule import lr_at, steps_per_epoch
 
 
 def run_code(code: str) -> dict:

@@ -15,7 +15,7 @@ from core.config import (
     to_json,
 )
 from core.errors import ConfigError
-from core.presets import PRESETS, preset_config
+from core.lessons.presets import PRESETS, preset_config
 
 
 def test_defaults_are_the_reports_settings():

@@ -1,4 +1,4 @@
-"""core/data.py, core/folder_data.py, core/synthetic_data.py: exact pixels and labels from official-format files,
+"""core/data.py, core/data/folder.py, core/synthetic_data.py: exact pixels and labels from official-format files,
 caches, downloads over file:// URLs (never the network), image folders, synthetic data and stratified subsets."""
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from core import data, folder_data
+from core import data
 from core.config import DataConfig
+from core.data import cifar
+from core.data import folder as folder_data
 from core.errors import DataError
 from tests.fakes import write_fake_archive, write_fake_cifar, write_image_folder
 
-# torchvision 0.29 warns on each use of its JPEG decoder (core/folder_data.py silences it outside pytest)
+# torchvision 0.29 warns on each use of its JPEG decoder (core/data/folder.py silences it outside pytest)
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
 UNREACHABLE = "http://127.0.0.1:9/cifar.tar.gz"  # the discard port: refused at once, no network needed
 
@@ -79,8 +81,8 @@ def test_second_load_comes_from_memory_then_from_the_pt_cache_until_files_change
 
     data.clear_memory_cache()  # as a new process would: only the .pt file can answer now
     reads = []
-    real_read = data._read_pickle
-    monkeypatch.setattr(data, "_read_pickle", lambda path: reads.append(path) or real_read(path))
+    real_read = cifar._read_pickle
+    monkeypatch.setattr(cifar, "_read_pickle", lambda path: reads.append(path) or real_read(path))
     again = data.load_dataset("cifar10", tmp_path)
     assert not reads and torch.equal(again.train_x, first.train_x) and torch.equal(again.test_y, first.test_y)
     assert again.classes == first.classes and again.mean == first.mean
@@ -133,7 +135,7 @@ def served(tmp_path, monkeypatch):
 
 def test_download_checks_md5_extracts_and_reports_progress(tmp_path, served, monkeypatch):
     archive, _, fake = served
-    monkeypatch.setattr(data, "DOWNLOAD_CHUNK", 64 << 10)  # several progress steps for a small file
+    monkeypatch.setattr(cifar, "DOWNLOAD_CHUNK", 64 << 10)  # several progress steps for a small file
     calls: list[tuple[int, int | None]] = []
     root = tmp_path / "root"
     ds = data.load_dataset("cifar100", root, download=True, progress=lambda done, total: calls.append((done, total)))
@@ -355,7 +357,7 @@ def test_folder_status_when_ready(image_folder, tmp_path):
 def test_synthetic_is_deterministic_balanced_and_learnable_but_not_trivial():
     ds = data.load_dataset("synthetic")
     assert data.load_dataset("synthetic") is ds
-    from core.synthetic_data import make_synthetic
+    from core.data.synthetic import make_synthetic
 
     other = make_synthetic()
     assert torch.equal(ds.train_x, other.train_x) and torch.equal(ds.test_y, other.test_y)

@@ -6,11 +6,12 @@ import math
 import pytest
 import torch
 
-from core import events as ev
-from core.checkpoint import load_model
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
-from core.data import load_dataset, stratified_subset
-from core.engine import evaluate, per_class_accuracy, train
+from core.data.dataset import stratified_subset
+from core.data.loading import load_dataset
+from core.train import events as ev
+from core.train.checkpoint import load_model
+from core.train.engine import evaluate, per_class_accuracy, train
 
 SMALL_CNN = ModelConfig("cnn", {"widths": (8, 8, 16, 16), "fc": 64, "batch_norm": True})
 

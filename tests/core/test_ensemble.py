@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from core import augment as aug
-from core.checkpoint import save_checkpoint
 from core.config import DataConfig, ModelConfig, TrainConfig
-from core.data import Dataset
-from core.ensemble import (
+from core.data import augment as aug
+from core.data.dataset import Dataset
+from core.errors import LabError
+from core.explain.ensemble import (
     check_compatible,
     check_logits,
     ensemble_accuracy,
@@ -22,8 +22,8 @@ from core.ensemble import (
     members_accuracy,
     run_logits,
 )
-from core.errors import LabError
-from core.models import build_model
+from core.models.registry import build_model
+from core.train.checkpoint import save_checkpoint
 
 
 def logits_of(probs) -> torch.Tensor:

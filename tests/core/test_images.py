@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
+from core.data.images import decode_image, read_image_file
 from core.errors import LabError
-from core.images import decode_image, read_image_file
 
 
 def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -43,7 +43,7 @@ def test_refusals_say_what_to_do(data, words):
 
 
 def test_huge_pictures_are_refused_before_decoding(monkeypatch):
-    import core.images as images
+    import core.data.images as images
     monkeypatch.setattr(images, "MAX_PIXELS", 100)
     with pytest.raises(LabError, match="too large"):
         decode_image(encode(Image.new("RGB", (20, 20))))

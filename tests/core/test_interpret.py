@@ -1,4 +1,4 @@
-"""core/attribution.py, core/sanity.py, core/interpret.py: attributions against models whose answer is known,
+"""core/explain/attribution.py, core/sanity.py, core/explain/features.py: attributions against models whose answer is known,
 the eval-mode/BatchNorm guard, the cascading-randomization check, filters, feature maps and predictions."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import interpret as I
-from core.attribution import attribute, display_map, gaussian_blur, ig_baseline
-from core.augment import normalize
+from core import explain as I
 from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-from core.data import Dataset
+from core.data.augment import normalize
+from core.data.dataset import Dataset
 from core.errors import ConfigError, LabError
-from core.models import build_model
-from core.sanity import SanityStep, average_ranks, judge, randomization_units, rank_correlation, ssim
+from core.explain.attribution import attribute, display_map, gaussian_blur, ig_baseline
+from core.explain.sanity import SanityStep, average_ranks, judge, randomization_units, rank_correlation, ssim
+from core.models.registry import build_model
 
 MEAN, STD = (0.5, 0.45, 0.4), (0.25, 0.24, 0.26)
 FAST = {"saliency": {}, "ig": {"n_steps": 4}, "smoothgrad": {"nt_samples": 3}, "gradcam": {},
@@ -239,8 +239,8 @@ def test_progress_counts_forward_images_and_raising_aborts_cleanly():
 @pytest.fixture(scope="module")
 def trained_tiny_cnn(tmp_path_factory):
     """A tiny cnn trained for four epochs on the synthetic patterns (well above chance), its test image and stats."""
-    from core.data import load
-    from core.engine import input_stats, train
+    from core.data.loading import load
+    from core.train.engine import input_stats, train
 
     cfg = TrainConfig(data=DataConfig(dataset="synthetic", subset=1000, test_subset=100),
                       model=ModelConfig("cnn", {"widths": (8, 16), "pool_after": (1, 2), "fc": 32}),
@@ -389,6 +389,6 @@ def test_fresh_model_is_the_runs_starting_point_and_leaves_the_global_rng_alone(
     torch.manual_seed(123)
     a = I.fresh_model(cfg, 10)
     assert torch.equal(torch.rand(3), expected_next)
-    torch.manual_seed(3)  # what core.engine.train does before building the model
+    torch.manual_seed(3)  # what core.train.engine.train does before building the model
     b = build_model("cnn", 10, **FAMILIES["cnn"])
     assert same_state(a, state(b)) and not a.training

@@ -1,4 +1,4 @@
-"""`python -m core explain`: a PNG for a checkpoint trained by core.engine on the synthetic set, found directly or
+"""`python -m core explain`: a PNG for a checkpoint trained by core.train.engine on the synthetic set, found directly or
 through the run library, and one-line errors for pictures and flags that are wrong."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from PIL import Image
 
 from core.cli import main
 from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-from core.engine import train
+from core.train.engine import train
 
 CONFIG = TrainConfig(data=DataConfig(dataset="synthetic", subset=200, test_subset=50),
                      model=ModelConfig("cnn", {"widths": (4, 8), "pool_after": (1, 2), "fc": 16}),
@@ -61,7 +61,7 @@ def test_other_views_write_pngs(checkpoint, tmp_path, method, capsys):
 def test_a_picture_file_and_the_run_library(checkpoint, tmp_path, capsys):
     picture = tmp_path / "photo.jpg"
     Image.new("RGB", (64, 48), (200, 30, 30)).save(picture)
-    from core.runs import open_library
+    from core.runs.library import open_library
 
     lib = open_library(tmp_path / "runs", recover=False)
     run_id = lib.insert_run(CONFIG, device="cpu", status="completed", started_by="cli")

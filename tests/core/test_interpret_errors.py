@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from core.confusion import (
+from core.errors import LabError
+from core.explain.confusion import (
     coarse_confusion,
     confusion_matrix,
     misclassified,
@@ -17,8 +18,7 @@ from core.confusion import (
     per_class_accuracy,
     predict_split,
 )
-from core.errors import LabError
-from core.figures import colorize, colormap_lut, overlay, tile_grid, upscale
+from core.explain.figures import colorize, colormap_lut, overlay, tile_grid, upscale
 
 
 def labels(n: int, c: int, seed: int) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.lessons import compare_with_report
+from core.lessons.findings import compare_with_report
 
 
 def test_agreeing_and_disagreeing_gains():

@@ -15,10 +15,10 @@ from torch import nn
 
 from core.cli import main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
-from core.data import load_dataset
-from core.engine import build_for_config
+from core.data.loading import load_dataset
 from core.errors import ConfigError
-from core.lr_finder import (
+from core.models.registry import build_for_config
+from core.train.lr_finder import (
     MIN_POINTS,
     NON_FINITE,
     REACHED_END,
@@ -30,7 +30,7 @@ from core.lr_finder import (
     smooth,
     suggest,
 )
-from core.schedule import schedule_curve
+from core.train.schedule import schedule_curve
 
 # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -279,8 +279,8 @@ def test_steps_in_chunks_equal_one_run_and_reset_repeats_it(synthetic):
 def test_from_config_sees_what_training_would_see(synthetic):
     """Step 0's loss (before any update) and step 1's (after one update at start_lr) equal the engine's first two
     per-step losses for a run at a constant lr = start_lr: same weights, batches, augmentation and dropout."""
-    from core import events as ev
-    from core.engine import train
+    from core.train import events as ev
+    from core.train.engine import train
 
     cfg = tiny_config(optim=OptimConfig(name="adam", lr=1e-3), epochs=1, log_every=1, seed=2)
     steps = [e for e in train(cfg, dataset=synthetic) if isinstance(e, ev.Step)]
@@ -318,8 +318,8 @@ def test_engine_batches_are_the_engines_and_any_index_gives_the_same_batch(synth
         xb, yb = jumpy(i)
         assert torch.equal(xb, in_order[i][0]) and torch.equal(yb, in_order[i][1])
     # the engine's recipe for epoch 1, batch 1: its permutation and its augmentation generator continued
-    from core import augment as aug
-    from core.engine import _AUG_SEED, _PERM_SEED
+    from core.data import augment as aug
+    from core.train.engine import _AUG_SEED, _PERM_SEED
     perm = torch.randperm(50, generator=torch.Generator().manual_seed(5 * _PERM_SEED + 1))
     gen = aug.make_generator(5 * _PERM_SEED + _AUG_SEED + 1)
     aug.train_batch(x[perm[:16]], aug_cfg, gen, mean, std)

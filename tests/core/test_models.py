@@ -1,4 +1,4 @@
-"""core/models.py and core/resnet.py: shapes, parameter counts, option errors, hook-safety, weight loading, freezing."""
+"""core/models/ (registry, zoo, resnet): shapes, parameter counts, option errors, hook-safety, weight loading, freezing."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from core import models
 from core.errors import ConfigError, LabError
-from core.models import (
+from core.models import registry
+from core.models.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     build_model,
@@ -25,7 +25,7 @@ from core.models import (
     list_models,
     register_model,
 )
-from core.resnet import Resize
+from core.models.resnet import Resize
 
 NAMES = ["mlp", "cnn", "resnet9", "resnet18", "resnet18_imagenet", "mobilenet_v2_imagenet", "custom"]
 SMALL = {"resnet18_imagenet": {"weights": None, "image_size": 64},
@@ -71,7 +71,7 @@ def test_registry_lists_every_model_with_its_metadata():
 
 
 def test_register_model_rejects_a_duplicate_name_and_options_without_defaults(monkeypatch):
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
     @register_model("tiny_test", "a test model")
     def tiny(num_classes: int, width: int = 4) -> nn.Module:

@@ -1,15 +1,15 @@
 """The augmentation lab shows what training feeds the network: the preview (ui.aug_preview, what the page draws)
-normalized equals the batch core.engine.train hands to the model for the same seed and pictures, and drawing
+normalized equals the batch core.train.engine.train hands to the model for the same seed and pictures, and drawing
 a preview leaves torch's global RNG alone."""
 
 import pytest
 import torch
 
-from core import augment as aug
 from core import data as data_mod
-from core import engine
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
-from core.data import load_dataset
+from core.data import augment as aug
+from core.data.loading import load_dataset
+from core.train import engine
 from ui.aug_preview import engine_generator, preview
 
 EVERYTHING = AugmentConfig(flip_p=0.5, crop_padding=4, crop_mode="reflect", erase_p=0.5, erase_size=10,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from core import trainer
 from core.config import DataConfig, ModelConfig, TrainConfig
-from core.runs import open_library
-from core.runs_recorder import attach_worker
+from core.runs import trainer
+from core.runs.library import open_library
+from core.runs.recorder import attach_worker
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_MODEL = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32})
@@ -223,7 +223,7 @@ def test_a_setup_error_fails_the_run_with_its_message(claimed):
 
 
 def test_an_unexpected_exception_fails_the_run_and_logs_the_traceback(claimed, monkeypatch, capsys):
-    from core import engine
+    from core.train import engine
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from core import events as ev
-from core import runs_recorder, runs_store
 from core.cli import main as cli_main
 from core.config import DataConfig, ModelConfig, TrainConfig, to_json
 from core.errors import LabError
-from core.runs import RunLibrary, open_library, pid_alive, runs_root
-from core.runs_recorder import Recorder, _claim_terminal, cli_recorder
+from core.runs import recorder as runs_recorder
+from core.runs import store as runs_store
+from core.runs.library import open_library, runs_root
+from core.runs.queue import RunLibrary, pid_alive
+from core.runs.recorder import Recorder, _claim_terminal, cli_recorder
+from core.train import events as ev
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from core.config import OptimConfig
-from core.schedule import lr_at, schedule_curve, steps_per_epoch
+from core.train.schedule import lr_at, schedule_curve, steps_per_epoch
 
 
 def test_constant_and_warmup():

@@ -12,9 +12,10 @@ from core.cli import main
 from core.cli.sweep import parse_params, split_values
 from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, get_value, to_dict
 from core.errors import ConfigError
-from core.presets import preset_config
-from core.runs import EpochRow, open_library
-from core.sweeps import (
+from core.lessons.presets import preset_config
+from core.runs.library import open_library
+from core.runs.records import EpochRow
+from core.runs.sweeps import (
     accuracy_vs,
     batch_epochs_lesson,
     curve_rows,

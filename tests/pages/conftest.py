@@ -49,9 +49,9 @@ def open_page(lab_dirs):
 def tiny_run(runs_dir, data_dir, seed: int = 0, dataset: str = "synthetic") -> str:
     """A finished run with a checkpoint in the library, trained in this process in seconds (the CLI's recorder +
     the engine), for pages that need a trained model."""
-    from core import engine
-    from core.presets import preset_config
-    from core.runs import cli_recorder
+    from core.lessons.presets import preset_config
+    from core.runs.recorder import cli_recorder
+    from core.train import engine
 
     small = dataset == "synthetic"
     config = preset_config("cnn", dataset=dataset, subset=200 if small else None, test_subset=100 if small else None,

@@ -1,6 +1,6 @@
 """The augmentation lab and the LR range test pages, driven through AppTest on the synthetic dataset.
 
-Augmentation: the grid is core.augment's draw for the page's pictures and seed (captions = describe(i)), the same
+Augmentation: the grid is core.data.augment's draw for the page's pictures and seed (captions = describe(i)), the same
 seed gives the same picture bytes (media URLs are content hashes), "New sample" moves to the next seed, an
 upload that is not a picture gets the core's message, and "your pipeline" queues the CNN with exactly the
 page's AugmentConfig. LR finder: +1 / +10 / reset / a plain rerun act on the session's finder, running to the
@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from core.config import AugmentConfig
-from core.data import load_dataset
-from core.presets import FLIP_CROP, get_preset, preset_config
-from core.runs import open_library
-from core.runs_jobs import HOST
+from core.data.loading import load_dataset
+from core.lessons.presets import FLIP_CROP, get_preset, preset_config
+from core.runs.library import open_library
+from core.runs.queue import HOST
 from tests.pages.conftest import charts, problems
 from ui.aug_preview import preview
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from core import data as data_mod
-from core import interpret as I
-from core.runs import open_library
+from core import explain as I
+from core.runs.library import open_library
 from tests.pages.conftest import charts, problems, tiny_run
 
 TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
@@ -107,7 +107,7 @@ def test_filters_show_the_first_layer_and_how_far_training_moved_each_layer(open
     assert "trained: 8 filters of 3×3×3" in caps
     assert "the same filters before training (the run's seed)" in caps and "what training added: trained − before" in caps
     before = I.fresh_model(rm.config, len(rm.classes))
-    from core.models import conv_layers
+    from core.models.registry import conv_layers
 
     expected = {n: float((a.weight - b.weight).detach().norm() / b.weight.detach().norm())
                 for (n, a), (_, b) in zip(conv_layers(rm.model), conv_layers(before), strict=True)}

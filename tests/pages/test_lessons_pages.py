@@ -1,6 +1,6 @@
-"""The report's last lessons as pages: CNN builder (summary = core.builder's, an impossible layer flagged with
+"""The report's last lessons as pages: CNN builder (summary = core.models.builder's, an impossible layer flagged with
 Start disabled, code view, a custom run), sweeps (grid size, a sweep queued through the page and charted),
-more data (four sizes queued as one sweep) and ensembles (the page's accuracy = core.ensemble's)."""
+more data (four sizes queued as one sweep) and ensembles (the page's accuracy = core.explain.ensemble's)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 import pytest
 
 from core import data as data_mod
-from core.builder import normalize_spec, spec_from_preset, summarize
-from core.ensemble import ensemble_from_checkpoints
-from core.runs import open_library
+from core.explain.ensemble import ensemble_from_checkpoints
+from core.models.builder import normalize_spec, spec_from_preset, summarize
+from core.runs.library import open_library
 from tests.fakes import write_fake_cifar
 from tests.pages.conftest import charts, problems, tiny_run
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from core.runs import open_library
+from core.runs.library import open_library
 from tests.pages.conftest import charts, problems
 
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.interpret import Guess
-from core.sanity import SanityStep
+from core.explain.features import Guess
+from core.explain.sanity import SanityStep
 from ui import charts_inside as ci
 
 NAMES = ["cat", "dog", "frog"]
@@ -114,7 +114,7 @@ def test_sanity_chart_draws_the_steps_in_order_with_the_checks_thresholds():
     line, rules, notes = spec["layer"]
     assert line["encoding"]["x"]["sort"] == ["trained", "+ fc", "+ conv1"]
     assert line["encoding"]["y"]["scale"]["domain"] == [-0.2, 1]  # a negative correlation stays in view
-    from core.sanity import FLAG_ABOVE, PASS_BELOW
+    from core.explain.sanity import FLAG_ABOVE, PASS_BELOW
 
     assert (ci.FLAG_ABOVE, ci.PASS_BELOW) == (FLAG_ABOVE, PASS_BELOW)
     assert sorted(r["rank_corr"] for r in data_of(spec, rules)) == [PASS_BELOW, FLAG_ABOVE]

@@ -3,7 +3,7 @@ rule for each suggestion that has an LR (none for those without) plus the report
 
 import math
 
-from core.lr_finder import Suggestion, smooth, suggest
+from core.train.lr_finder import Suggestion, smooth, suggest
 from ui import charts_lr
 
 LRS = [1e-6 * 10 ** (i / 10) for i in range(61)]  # 1e-6 … 1

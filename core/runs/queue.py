@@ -1,0 +1,336 @@
+"""Background training jobs: a FIFO queue per device, detached trainer processes, stop/resume and crash recovery.
+
+How a run gets trained
+  `submit(config)` inserts a `queued` row (device "auto" resolved to cpu / cuda:N / mps and stored) and calls
+  `kick(device)`. kick, inside one `BEGIN IMMEDIATE` transaction, counts the device's running runs and, while
+  that is below `max_per_device` (a setting in the library, 1 by default), claims the oldest queued run
+  (status running, heartbeat now). After the commit it starts one trainer process per claimed run:
+
+      subprocess.Popen([sys.executable, "-m", "core.runs.trainer", "--runs-dir", ROOT, "--run-id", ID],
+                       cwd=REPO_ROOT, env=os.environ + PYTHONPATH=REPO_ROOT, stdin=DEVNULL,
+                       stdout=ROOT/ID/train.log (append), stderr=STDOUT, start_new_session=True)
+
+  start_new_session puts the trainer in its own session and process group, so neither Ctrl-C in the server's
+  terminal nor the terminal closing (SIGINT/SIGHUP to the foreground group) reaches it, and it outlives the
+  process that started it (Streamlit server, CLI or another trainer). A daemon thread waits on the child only
+  to reap it (no zombies in a long-lived server); nothing else depends on the parent staying alive.
+  The trainer (core/trainer.py) records its events; when its run ends cleanly it claims the device's next
+  queued run for itself (claim_next: same rule, same transaction; torch and the data are already loaded),
+  otherwise - or after 20 runs - it exits and calls kick(device), which starts a fresh process. Either way
+  the next queued run starts with no server at all. Ten sessions pressing Start at once give one running
+  run and nine queued ones: every claim is serialized by SQLite's write lock.
+
+Supervision
+  A trainer writes a heartbeat every ~2 s from a background thread. `recover()` (run when a library is opened
+  and cheap enough for every page poll: at most once a second per process) marks failed every running run
+  whose heartbeat is older than `stale_after_s` (setting, 20 s by default) or whose process, on this host,
+  is gone or a zombie; then it kicks every device's queue. A run recover() failed by mistake (its process was
+  only frozen) notices at its next heartbeat and stops itself, keeping its checkpoint for `resume`.
+
+Server restart
+  Nothing to do: trainers run on; the new server reads the same library; queued runs start as trainers
+  finish (or at the next recover() if the last trainer died before it could kick the queue).
+
+CLI runs (`python -m core train`) are trained by the terminal process itself (owner "terminal"): it waits in
+the same queue and claims its own slot (core/runs/recorder.py); kick never claims them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config import TrainConfig
+from core.errors import LabError
+from core.runs import transfer
+from core.runs.store import RunStore
+
+HOST = socket.gethostname()
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HEARTBEAT_S = 2.0  # how often a trainer writes its heartbeat
+RECOVER_EVERY_S = 1.0  # recover() does its work at most this often per library object
+LOG_NAME = "train.log"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` on this machine is alive (a zombie counts as dead)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it on Windows: rely on the heartbeat there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process with that pid: alive
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): os.kill is all we have
+        return True
+    state = stat.rsplit(")", 1)[-1].split()[0]  # the field after "(comm)": R, S, D, Z, X...
+    return state not in ("Z", "X")
+
+
+def _clock(t: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "never"
+
+
+def trainer_command(root: Path, run_id: str) -> list[str]:
+    return [sys.executable, "-m", "core.runs.trainer", "--runs-dir", str(root), "--run-id", run_id]
+
+
+class RunLibrary(RunStore):
+    """The run library: storage (RunStore) plus the job queue. Get one with core.runs.open_library()."""
+
+    def __init__(self, root: str | Path) -> None:
+        super().__init__(root)
+        self._recover_lock = threading.Lock()
+        self._last_recover = 0.0
+
+    # ---- settings -------------------------------------------------------------------------------------
+
+    @property
+    def max_per_device(self) -> int:
+        return int(self.get_setting("max_per_device", "1") or 1)
+
+    def set_max_per_device(self, n: int) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise LabError(f"max_per_device must be a whole number >= 1, got {n!r}")
+        self.set_setting("max_per_device", n)
+        self.kick()
+
+    @property
+    def stale_after_s(self) -> float:
+        return float(self.get_setting("stale_after_s", "20") or 20)
+
+    def set_stale_after_s(self, seconds: float) -> None:
+        if not seconds > HEARTBEAT_S:
+            raise LabError(f"stale_after_s must be longer than the {HEARTBEAT_S:g} s heartbeat, got {seconds!r}")
+        self.set_setting("stale_after_s", float(seconds))
+
+    # ---- queue ----------------------------------------------------------------------------------------
+
+    def submit(self, config: TrainConfig, name: str | None = None, preset: str | None = None,
+               started_by: str = "app", sweep_id: str | None = None, *, tags: str | None = None,
+               data_dir: str | Path | None = None, download: bool = False) -> str:
+        """Queue `config` for a trainer process and start it if its device has a free slot; returns the id.
+        device "auto" is resolved here (ConfigError if the asked-for device is not on this machine)."""
+        if started_by not in ("app", "cli"):
+            raise ValueError(f"started_by must be app or cli, got {started_by!r}")
+        from core.data.dataset import data_root  # deferred: both import torch
+        from core.train.setup import resolve_device
+
+        device = str(resolve_device(config.device))
+        run_id = self.insert_run(config, device=device, status="queued", started_by=started_by, name=name,
+                                 preset=preset, sweep_id=sweep_id, tags=tags, data_dir=str(data_root(data_dir)),
+                                 download=download)
+        self.kick(device)
+        return run_id
+
+    def kick(self, device: str | None = None) -> list[str]:
+        """Start queued worker runs on `device` (every device when None) while it has free slots; returns
+        the ids started. Safe to call from anywhere, any time: it never exceeds max_per_device."""
+        claimed = self._claim(device)
+        for run_id in claimed:
+            self._spawn(run_id)
+        return claimed
+
+    def claim_next(self, device: str) -> str | None:
+        """For a trainer that just finished a run cleanly: claim the device's next queued run for this very
+        process (torch, the device and the data are already loaded) and start trainers for any further free
+        slots. Returns the id this process should train next, or None."""
+        claimed = self._claim(device, first_for=os.getpid())
+        for run_id in claimed[1:]:
+            self._spawn(run_id)
+        return claimed[0] if claimed else None
+
+    def _claim(self, device: str | None, first_for: int | None = None) -> list[str]:
+        """Mark the oldest queued worker runs `running` while their device has free slots (one transaction);
+        the first one claimed gets pid `first_for` (a trainer that continues with it)."""
+        claimed: list[str] = []
+        with self.connect() as conn:  # cheap read first: most calls find nothing to do
+            if device is None:
+                devices = [r[0] for r in conn.execute("SELECT DISTINCT device FROM runs WHERE status = 'queued'")]
+            else:
+                devices = [device] if conn.execute("SELECT 1 FROM runs WHERE status = 'queued' AND device = ? "
+                                                   "LIMIT 1", (device,)).fetchone() else []
+        if not devices:
+            return claimed
+        with self.transaction() as conn:
+            limit = int(conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()[0])
+            now = time.time()
+            for dev in devices:
+                running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running' AND device = ?",
+                                       (dev,)).fetchone()[0]
+                while running < limit:
+                    head = conn.execute("SELECT id, owner FROM runs WHERE status = 'queued' AND device = ? "
+                                        "ORDER BY queue_order, seq LIMIT 1", (dev,)).fetchone()
+                    if head is None or head["owner"] != "worker":
+                        break  # a terminal waiting at the head claims its slot itself
+                    pid = first_for if not claimed else None
+                    conn.execute("UPDATE runs SET status = 'running', started = COALESCE(started, ?), "
+                                 "heartbeat = ?, pid = ?, host = ?, stop_requested = 0 WHERE id = ?",
+                                 (now, now, pid, HOST, head["id"]))
+                    claimed.append(head["id"])
+                    running += 1
+        return claimed
+
+    def _spawn(self, run_id: str) -> None:
+        folder = self.run_dir(run_id)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"  # the log shows progress as it happens
+        detach: dict = {"start_new_session": True} if os.name != "nt" else {
+            "creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / LOG_NAME, "ab") as log:
+                proc = subprocess.Popen(trainer_command(self.root, run_id), cwd=REPO_ROOT, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        close_fds=True, **detach)
+        except OSError as e:
+            self._finish_failed(run_id, f"could not start the trainer process: {e}")
+            return
+        with self.connect() as conn:
+            conn.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'running' AND pid IS NULL",
+                         (proc.pid, run_id))
+        threading.Thread(target=proc.wait, name=f"reap-{run_id}", daemon=True).start()
+
+    def _finish_failed(self, run_id: str, reason: str, *, only_if: tuple[str, ...] = ("running",)) -> bool:
+        with self.connect() as conn:
+            changed = conn.execute(
+                f"UPDATE runs SET status = 'failed', reason = ?, finished = ?, resume_requested = 0 "
+                f"WHERE id = ? AND status IN ({','.join('?' * len(only_if))})",
+                (reason, time.time(), run_id, *only_if)).rowcount
+        return bool(changed)
+
+    def queue_position(self, run_id: str) -> int | None:
+        """How many queued runs on the same device start before this one (0 = next); None if not queued."""
+        run = self.get(run_id)
+        if run.status != "queued":
+            return None
+        with self.connect() as conn:
+            return conn.execute("SELECT COUNT(*) FROM runs r, runs me WHERE me.id = ? AND r.status = 'queued' "
+                                "AND r.device = me.device AND (r.queue_order < me.queue_order OR "
+                                "(r.queue_order = me.queue_order AND r.seq < me.seq))", (run_id,)).fetchone()[0]
+
+    def device_load(self, device: str) -> tuple[int, int]:
+        """(running, queued) runs on a device."""
+        with self.connect() as conn:
+            rows = dict(conn.execute("SELECT status, COUNT(*) FROM runs WHERE device = ? AND status IN "
+                                     "('running', 'queued') GROUP BY status", (device,)).fetchall())
+        return rows.get("running", 0), rows.get("queued", 0)
+
+    # ---- stop / resume --------------------------------------------------------------------------------
+
+    def request_stop(self, run_id: str) -> str:
+        """Ask a run to stop; returns its status now. A running run saves a checkpoint and ends `stopped`
+        within about a second; a queued one is stopped at once; a finished one is left as it is."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise LabError(f"no run with id {run_id!r} in {self.root}: list them with `python -m core runs`")
+            status = row["status"]
+            if status == "queued":
+                conn.execute("UPDATE runs SET status = 'stopped', reason = 'stopped before it started', "
+                             "finished = ?, stop_requested = 1 WHERE id = ?",
+                             (time.time(), run_id))
+                status = "stopped"
+            elif status == "running":
+                conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+        return status
+
+    def resume(self, run_id: str) -> None:
+        """Queue a stopped (or failed) run again; it continues from its last checkpoint and appends to the same
+        curve. A run that never trained an epoch starts over. LabError if its checkpoint is gone."""
+        run = self.get(run_id)
+        if run.status in ("queued", "running"):
+            raise LabError(f"run {run_id} is already {run.status}")
+        if run.status == "completed":
+            raise LabError(f"run {run_id} already completed its {run.epochs} epochs: start a new run to train more")
+        if run.status == "diverged":
+            raise LabError(f"run {run_id} diverged: resuming it would diverge again the same way; start a new run "
+                           f"with a lower learning rate")
+        folder = self.run_dir(run_id)
+        has_checkpoint = (folder / "last.pt").is_file()
+        trained = run.epochs_done > 0 or (run.progress is not None and run.progress.step > 0)
+        if not has_checkpoint and (trained or run.imported):
+            where = f"its folder {folder} was deleted" if not folder.exists() else \
+                f"its checkpoint {folder / 'last.pt'} is missing"
+            raise LabError(f"cannot resume run {run_id}: {where} (by hand?); start a new run with the same "
+                           f"settings instead")
+        with self.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE runs SET status = 'queued', owner = 'worker', reason = '', finished = NULL, pid = NULL, "
+                "heartbeat = NULL, stop_requested = 0, resume_requested = ?, "
+                "queue_order = (SELECT COALESCE(MAX(queue_order), 0) + 1 FROM runs) "
+                "WHERE id = ? AND status NOT IN ('queued', 'running')",
+                (int(has_checkpoint), run_id)).rowcount
+        if not changed:
+            raise LabError(f"run {run_id} was started by someone else meanwhile")
+        self.kick(run.device)
+
+    # ---- crash recovery -------------------------------------------------------------------------------
+
+    def recover(self, *, force: bool = False) -> list[str]:
+        """Mark failed the runs whose process died without saying so, then kick every queue. Returns the ids
+        marked failed. Throttled to once a second per library object unless force=True."""
+        with self._recover_lock:
+            now = time.time()
+            if not force and now - self._last_recover < RECOVER_EVERY_S:
+                return []
+            self._last_recover = now
+        stale_after = self.stale_after_s
+        with self.connect() as conn:
+            rows = conn.execute("SELECT id, status, owner, pid, host, heartbeat, epoch, epochs_done FROM runs "
+                                "WHERE status = 'running' OR (status = 'queued' AND owner = 'terminal')").fetchall()
+        failed = []
+        for r in rows:
+            local_dead = r["host"] == HOST and r["pid"] is not None and not pid_alive(r["pid"])
+            age = now - r["heartbeat"] if r["heartbeat"] is not None else None
+            if not local_dead and age is not None and age <= stale_after:
+                continue
+            who = "trainer process" if r["owner"] == "worker" else "terminal (`python -m core train`) process"
+            what = "stopped unexpectedly (killed or crashed)" if local_dead or age is None else \
+                f"stopped responding (no heartbeat for {age:.0f} s)"
+            epoch = r["epoch"] or (r["epochs_done"] or 0) + 1
+            where = f"at epoch {epoch}" if r["status"] == "running" else "while waiting in the queue"
+            reason = f"{who} {what} {where}; last heartbeat {_clock(r['heartbeat'])}"
+            if r["owner"] == "worker":
+                reason += f" (its log: {self.run_dir(r['id']) / LOG_NAME})"
+            # Only if nothing changed since we looked (the run may have just finished or beaten its heartbeat).
+            with self.connect() as conn:
+                changed = conn.execute(
+                    "UPDATE runs SET status = 'failed', reason = ?, finished = ?, resume_requested = 0 "
+                    "WHERE id = ? AND status = ? AND heartbeat IS ?",
+                    (reason, now, r["id"], r["status"], r["heartbeat"])).rowcount
+            if changed:
+                failed.append(r["id"])
+        self.kick()
+        return failed
+
+    # ---- export / import (core/runs/transfer.py) -------------------------------------------------------------
+
+    def export_dict(self, run_id: str) -> dict[str, Any]:
+        """The run and its curves as a JSON-ready dict (for a download button)."""
+        return transfer.export_dict(self, run_id)
+
+    def curves_csv(self, run_id: str) -> str:
+        return transfer.curves_csv(self.curves(run_id))
+
+    def export_run(self, run_id: str, path: str | Path | None = None, *, with_checkpoint: bool = False) -> list[Path]:
+        """Write the run to PATH (JSON) + PATH's .csv (+ its checkpoints); returns the files written."""
+        return transfer.export_run(self, run_id, path, with_checkpoint=with_checkpoint)
+
+    def import_run(self, path: str | Path) -> str:
+        """Import an export file; returns the new run's id (a fresh one if the exported id is taken)."""
+        return transfer.import_run(self, path)
+
+    def import_dict(self, data: Any, *, source: str = "the upload") -> str:
+        """Import an export already parsed from JSON (an upload); no checkpoint."""
+        return transfer.import_dict(self, data, source=source)

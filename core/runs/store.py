@@ -1,0 +1,383 @@
+"""The run library's storage: one SQLite file (`<runs dir>/lab.db`, WAL mode) plus one folder per run.
+
+Tables: `runs` (one row per run: what it is, where it stands, its latest step-level progress, who owns it),
+`epochs` (one row per finished epoch, keyed by (run_id, epoch) so a re-done epoch replaces itself) and
+`settings` (key/value: max_per_device, stale_after_s, shared by every process that opens the folder).
+The schema is versioned with PRAGMA user_version and grown by MIGRATIONS; a file written by a newer CIFAR Lab,
+or a file that is not SQLite at all, is a LabError that says what to do.
+
+Concurrency: the Streamlit server (many script threads), trainer processes and the CLI all write at once, so
+every operation opens its own short-lived connection (busy timeout 30 s) and read-modify-write operations run
+inside `BEGIN IMMEDIATE`. Nothing here imports torch: listing runs stays fast. Rows come back as the plain
+dataclasses of core/runs_records.py. Jobs (queue, trainers) live in
+core/runs/queue.py, event recording in core/runs/recorder.py, export/import in core/runs/transfer.py.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from core.config import TrainConfig, to_json
+from core.errors import LabError
+from core.runs.records import (
+    ACTIVE,
+    EPOCH_FIELDS,
+    RUN_STATUSES,
+    EpochRow,
+    Progress,
+    RunRecord,
+    record_from_row,
+)
+
+__all__ = ["ACTIVE", "EPOCH_FIELDS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "EpochRow", "Progress",
+           "RunRecord", "RunStore", "new_run_id"]
+
+DB_NAME = "lab.db"
+BUSY_TIMEOUT_S = 30.0
+STARTED_BY = ("app", "cli", "import")
+DEFAULT_SETTINGS = {"max_per_device": "1", "stale_after_s": "20"}
+
+# Each entry upgrades the schema by one version (index 0: empty file -> v1). Never edit a shipped entry:
+# append a new one, and opening an older library migrates it in place.
+MIGRATIONS: tuple[str, ...] = (
+    # v1: the run library as first shipped.
+    """
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- insertion order, ties in the queue
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        preset TEXT,
+        config TEXT NOT NULL,                    -- TrainConfig as JSON (core.config.to_json)
+        dataset TEXT NOT NULL,
+        model TEXT NOT NULL,
+        device TEXT NOT NULL,                    -- concrete: cpu | cuda:0 | mps (auto resolved at submit)
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,                   -- unix seconds
+        started REAL,
+        finished REAL,
+        started_by TEXT NOT NULL DEFAULT 'app',  -- app | cli | import
+        owner TEXT NOT NULL DEFAULT 'worker',    -- worker: a trainer process; terminal: the CLI process itself
+        params INTEGER, trainable_params INTEGER, train_size INTEGER, test_size INTEGER,
+        num_classes INTEGER, steps_per_epoch INTEGER,
+        epochs_done INTEGER NOT NULL DEFAULT 0,
+        test_acc REAL, best_test_acc REAL,
+        seconds REAL NOT NULL DEFAULT 0,         -- training wall time, summed over stop/resume
+        messages TEXT NOT NULL DEFAULT '',       -- the engine's Note events, one per line
+        pid INTEGER, host TEXT, heartbeat REAL,
+        stop_requested INTEGER NOT NULL DEFAULT 0,
+        resume_requested INTEGER NOT NULL DEFAULT 0,
+        queue_order INTEGER,                     -- set each time the run is (re)queued: FIFO per device
+        data_dir TEXT, download INTEGER NOT NULL DEFAULT 0,
+        step INTEGER, total_steps INTEGER, epoch INTEGER, loss REAL, lr REAL, images_per_s REAL, progress_at REAL
+    );
+    CREATE INDEX runs_queue ON runs (device, status, queue_order);
+    CREATE TABLE epochs (
+        run_id TEXT NOT NULL, epoch INTEGER NOT NULL,
+        train_loss REAL, train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
+        PRIMARY KEY (run_id, epoch)
+    );
+    """,
+    # v2: sweeps, tags/notes and per-class accuracy (for the sweep, report-card and confusion pages).
+    """
+    ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+    ALTER TABLE runs ADD COLUMN tags TEXT;
+    ALTER TABLE runs ADD COLUMN notes TEXT;
+    ALTER TABLE runs ADD COLUMN per_class_acc TEXT;   -- JSON list, null for classes absent from the test set
+    CREATE INDEX runs_sweep ON runs (sweep_id);
+    CREATE INDEX runs_preset ON runs (preset, status);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(4)  # 8 hex digits: short enough to type, 4 billion of them
+
+
+class RunStore:
+    """Rows and files of one runs folder. Cheap to construct; safe to share between threads and processes."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.db_path = self.root / DB_NAME
+        self._init_lock = threading.Lock()
+        self._ensure_schema()
+
+    # ---- connections ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        if not self.db_path.is_file():  # deleted by hand while we were running: start a fresh library
+            self._ensure_schema()
+        conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            yield conn
+        except sqlite3.DatabaseError as e:
+            if "not a database" in str(e) or "malformed" in str(e):
+                raise self._not_a_library() from None
+            raise
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the write lock from its first statement (no upgrade deadlocks)."""
+        with self.connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _not_a_library(self) -> LabError:
+        return LabError(f"{self.db_path} is not a CIFAR Lab run library (not an SQLite database, or damaged): "
+                        f"choose another runs folder (--runs-dir or $CIFAR_LAB_RUNS) or move that file away")
+
+    def _ensure_schema(self) -> None:
+        with self._init_lock:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise LabError(f"cannot create the runs folder {self.root}: {e.strerror}; choose another one "
+                               f"(--runs-dir or $CIFAR_LAB_RUNS)") from None
+            try:
+                conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            except sqlite3.Error as e:
+                raise LabError(f"cannot open {self.db_path}: {e}; choose another runs folder") from None
+            try:
+                self._migrate(conn)
+            except sqlite3.DatabaseError as e:
+                if "not a database" in str(e) or "malformed" in str(e):
+                    raise self._not_a_library() from None
+                if any(w in str(e) for w in ("unable to open", "readonly", "disk I/O", "locking protocol")):
+                    raise LabError(f"cannot use the run library {self.db_path} ({e}): choose another runs folder "
+                                   f"(--runs-dir or $CIFAR_LAB_RUNS) or fix its permissions") from None
+                raise
+            finally:
+                conn.close()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        self._check_version(version)
+        _set_wal(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            self._check_version(version)
+            for sql in MIGRATIONS[version:]:
+                for statement in _statements(sql):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for key, value in DEFAULT_SETTINGS.items():
+                conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise LabError(f"the run library {self.db_path} was written by a newer CIFAR Lab (schema v{version}; "
+                           f"this one knows up to v{SCHEMA_VERSION}): upgrade CIFAR Lab, or choose another runs "
+                           f"folder (--runs-dir or $CIFAR_LAB_RUNS)")
+
+    # ---- settings -------------------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self.connect() as conn:
+            conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, str(value)))
+
+    # ---- reading --------------------------------------------------------------------------------------
+
+    def run_dir(self, run_id: str) -> Path:
+        """The run's folder: last.pt, best.pt and train.log live here."""
+        return self.root / run_id
+
+    def find(self, run_id: str) -> RunRecord | None:
+        with self.connect() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return record_from_row(row) if row else None
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run, or LabError when there is no such id."""
+        run = self.find(run_id)
+        if run is None:
+            raise LabError(f"no run with id {run_id!r} in {self.root}: list them with `python -m core runs`")
+        return run
+
+    def list_runs(self, *, status: str | Iterable[str] | None = None, preset: str | None = None,
+                  dataset: str | None = None, sweep_id: str | None = None, started_by: str | None = None,
+                  device: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first, filtered by any of the given fields (status may be one or several)."""
+        where, args = [], []
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            bad = sorted(set(statuses) - set(RUN_STATUSES))
+            if bad:
+                raise LabError(f"unknown status {', '.join(bad)}: use one of {', '.join(RUN_STATUSES)}")
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        for column, value in (("preset", preset), ("dataset", dataset), ("sweep_id", sweep_id),
+                              ("started_by", started_by), ("device", device)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.connect() as conn:
+            return [record_from_row(r) for r in conn.execute(sql, args).fetchall()]
+
+    def curves(self, run_id: str) -> list[EpochRow]:
+        """The run's finished epochs in order (one row per epoch number)."""
+        self.get(run_id)
+        with self.connect() as conn:
+            rows = conn.execute(f"SELECT {', '.join(EPOCH_FIELDS)} FROM epochs WHERE run_id = ? ORDER BY epoch",
+                                (run_id,)).fetchall()
+        return [EpochRow(**dict(r)) for r in rows]
+
+    def compare(self, run_ids: Iterable[str]) -> dict[str, list[EpochRow]]:
+        """Several runs' curves, keyed by run id in the order given."""
+        return {rid: self.curves(rid) for rid in run_ids}
+
+    def best_per_preset(self, *, dataset: str | None = None,
+                        statuses: Iterable[str] = ("completed",)) -> dict[str, RunRecord]:
+        """For the report card: each preset's run with the highest best test accuracy."""
+        best: dict[str, RunRecord] = {}
+        for run in self.list_runs(status=tuple(statuses), dataset=dataset):
+            if run.preset is None or run.best_test_acc is None:
+                continue
+            current = best.get(run.preset)
+            if current is None or run.best_test_acc > (current.best_test_acc or 0.0):
+                best[run.preset] = run
+        return best
+
+    # ---- editing --------------------------------------------------------------------------------------
+
+    def rename(self, run_id: str, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise LabError("a run's name cannot be empty")
+        self._update_existing(run_id, "UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
+
+    def annotate(self, run_id: str, *, tags: str | None = None, notes: str | None = None) -> None:
+        """Set a run's free-text tags and/or notes (None leaves a field as it is)."""
+        if tags is not None:
+            self._update_existing(run_id, "UPDATE runs SET tags = ? WHERE id = ?", (tags, run_id))
+        if notes is not None:
+            self._update_existing(run_id, "UPDATE runs SET notes = ? WHERE id = ?", (notes, run_id))
+
+    def _update_existing(self, run_id: str, sql: str, args: tuple) -> None:
+        with self.connect() as conn:
+            changed = conn.execute(sql, args).rowcount
+        if not changed:
+            self.get(run_id)  # raises the "no run with id" error
+
+    def delete(self, run_id: str) -> None:
+        """Remove the run's rows and its folder. A running run (or one a terminal is waiting to train) must be
+        stopped first."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise LabError(f"no run with id {run_id!r} in {self.root}: list them with `python -m core runs`")
+            if row["status"] == "running" or (row["status"] == "queued" and row["owner"] == "terminal"):
+                raise LabError(f"run {run_id} is {row['status']}: stop it first (`python -m core runs stop {run_id}`)")
+            conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        folder = self.run_dir(run_id)
+        if folder.exists():
+            try:
+                shutil.rmtree(folder)
+            except OSError as e:
+                raise LabError(f"run {run_id} was removed from the library but its folder {folder} could not be "
+                               f"deleted ({e.strerror}); delete it by hand") from None
+
+    # ---- inserting ------------------------------------------------------------------------------------
+
+    def insert_run(self, config: TrainConfig, *, device: str, status: str, started_by: str, owner: str = "worker",
+                   name: str | None = None, preset: str | None = None, sweep_id: str | None = None,
+                   tags: str | None = None, data_dir: str | None = None, download: bool = False,
+                   pid: int | None = None, host: str | None = None, run_id: str | None = None,
+                   extra: dict[str, Any] | None = None, conn: sqlite3.Connection | None = None) -> str:
+        """Insert a new run row (a fresh id unless given) and return its id. Queued runs join the end of the
+        queue. `extra` sets further columns (used by import); `conn` inserts inside the caller's transaction."""
+        if status not in RUN_STATUSES or started_by not in STARTED_BY:
+            raise ValueError(f"bad status/started_by: {status!r}/{started_by!r}")
+        now = time.time()
+        values: dict[str, Any] = dict(
+            id=run_id or new_run_id(), name=name or _default_name(config, preset), preset=preset,
+            config=to_json(config), dataset=config.data.dataset, model=config.model.name, device=device,
+            status=status, created=now, started_by=started_by, owner=owner, sweep_id=sweep_id, tags=tags,
+            data_dir=data_dir, download=int(download), pid=pid, host=host,
+            heartbeat=now if pid is not None else None)
+        values.update(extra or {})
+        columns = ", ".join(values)
+        placeholders = ", ".join("?" * len(values))
+        queue = ", (SELECT COALESCE(MAX(queue_order), 0) + 1 FROM runs)" if status == "queued" else ", NULL"
+        sql = f"INSERT INTO runs ({columns}, queue_order) VALUES ({placeholders}{queue})"
+        if conn is not None:
+            conn.execute(sql, tuple(values.values()))
+            return values["id"]
+        for _ in range(5):  # a random id clash is astronomically rare; try again rather than fail
+            try:
+                with self.connect() as own:
+                    own.execute(sql, tuple(values.values()))
+                return values["id"]
+            except sqlite3.IntegrityError:
+                if run_id is not None:
+                    raise
+                values["id"] = new_run_id()
+        raise RuntimeError("could not find a free run id")
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode (persistent in the file): readers never block the writer. Switching needs a moment with no
+    other connection, and SQLite does not wait for that by itself when several processes open a new library
+    at once, so retry for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (not executescript: it would commit our transaction)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf)
+            buf = ""
+    assert not buf.strip(), f"incomplete statement in a migration: {buf!r}"
+    return out
+
+
+def _default_name(config: TrainConfig, preset: str | None) -> str:
+    label = preset or config.model.name
+    return f"{label} · {config.data.dataset} · {config.epochs} ep"

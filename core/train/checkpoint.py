@@ -1,0 +1,80 @@
+"""Checkpoint files: model + optimizer + config + where the run was, written atomically, read with
+weights_only=True (a checkpoint is data, never code)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from core.config import TrainConfig, from_dict, to_dict
+from core.errors import LabError
+
+FORMAT = 1
+
+
+def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                    config: TrainConfig, epoch: int, batch: int, sums: list[float], history: list[dict],
+                    best_acc: float | None, aug_state: torch.Tensor | None, classes: list[str],
+                    mean: list[float], std: list[float]) -> None:
+    """Write a checkpoint. `epoch`/`batch` say where training resumes (1-based epoch, 0-based batch)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "config": to_dict(config),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "epoch": epoch,
+        "batch": batch,
+        "sums": list(sums),
+        "history": history,
+        "best_acc": best_acc,
+        "aug_state": aug_state.cpu() if aug_state is not None else None,
+        "classes": list(classes),
+        "mean": list(mean),
+        "std": list(std),
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def latest_checkpoint(folder: str | Path | None) -> Path | None:
+    if folder is None:
+        return None
+    path = Path(folder) / "last.pt"
+    return path if path.is_file() else None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's dict (tensors on CPU). LabError when missing or not a CIFAR Lab checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise LabError(f"checkpoint {path} does not exist (was the run deleted, or did it never finish an epoch?)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same advice
+        raise LabError(f"checkpoint {path} cannot be read ({type(e).__name__}); it may be truncated or not a "
+                       f"CIFAR Lab checkpoint") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or "model" not in payload:
+        raise LabError(f"{path} is not a CIFAR Lab checkpoint (format {FORMAT})")
+    return payload
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
+    """Rebuild a trained model from a checkpoint, in eval mode: (model, config, metadata with classes/mean/std).
+    Pretrained architectures are rebuilt without downloading anything - the checkpoint holds every weight."""
+    from core.models.registry import build_for_config  # local import: engine imports this module
+
+    payload = load_checkpoint(path)
+    config = from_dict(payload["config"])
+    classes = payload.get("classes") or []
+    model = build_for_config(config, len(classes), load_pretrained=False)
+    model.load_state_dict(payload["model"])
+    model.to(device).eval()
+    meta = {k: payload.get(k) for k in ("classes", "mean", "std", "epoch", "history", "best_acc")}
+    return model, config, meta

@@ -1,0 +1,530 @@
+"""Leslie Smith's learning-rate range test as a steppable object, and the learning rates it suggests.
+
+`LRFinder` raises the learning rate every optimizer step from `start_lr` to `end_lr` (log-spaced or linear),
+records the loss (of the training batch, or of a fixed held-out set in validation mode), smooths it with a
+bias-corrected exponential moving average and stops when the smoothed loss exceeds `diverge_factor` × the best
+seen, when a loss is non-finite (that point is cut off) or at `end_lr`. Whatever happens - end, early stop,
+exception, `close()` - the model, optimizer, gradients and the finder's random streams go back to exactly the
+state they had at construction, so a second test from the same object (`reset()`) repeats the curve bit for bit.
+
+`step(n)` advances n steps and returns the new points (a page can draw the curve as it grows); `run()` goes to the
+end. Data order and augmentation come from seeded generators that continue across `step` calls, so 10 × step(10)
+equals step(100). `LRFinder.from_config` builds model, optimizer, loss and batches exactly like core.train.engine;
+`suggest` turns a curve into the three suggestions (steepest, minimum/10, valley); `schedule_for_suggestion`
+turns a suggested LR into a training config whose schedule a page can draw before starting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from core import data as data_mod
+from core.config import SCHEDULES, TrainConfig
+from core.data import augment as aug
+from core.errors import ConfigError, LabError
+from core.models.registry import build_for_config
+from core.train.engine import _AUG_SEED, _PERM_SEED, input_stats
+from core.train.schedule import steps_per_epoch
+from core.train.setup import (
+    build_optimizer,
+    cpu_has_native_bf16,
+    epoch_permutation,
+    resolve_device,
+    use_amp,
+    use_channels_last,
+)
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets)
+BatchFn = Callable[[int], Batch]  # step index -> the batch of that step
+MODES = ("exp", "linear")
+SUGGESTIONS = ("steepest", "minimum/10", "valley")
+MIN_POINTS = 5  # fewer points than this (after skipping) and no suggestion is made
+MIN_FALL = 0.01  # a smoothed loss that falls less than this fraction is treated as noise: no suggestion
+REACHED_END = "reached end_lr"
+NON_FINITE = "loss became non-finite"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One step of the test."""
+
+    step: int  # 0-based
+    lr: float  # the learning rate this step used
+    loss: float  # raw: the training batch's loss before the step, or the held-out loss after it (val mode)
+    smoothed: float  # bias-corrected exponential moving average of the raw losses up to here
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A suggested learning rate (None when the curve does not support one) and why."""
+
+    name: str  # steepest | minimum/10 | valley
+    lr: float | None
+    loss: float | None  # the smoothed curve at `lr` (log-LR interpolation), for plotting; None off the curve
+    reason: str  # why this LR, or why none
+
+
+# --- the LR sequence and the smoothing: plain functions, so tests and pages can reuse them -------------------
+
+def check_range(start_lr: float, end_lr: float, num_iter: int, mode: str) -> None:
+    """ConfigError naming the value unless start_lr < end_lr are positive, num_iter >= 2 and mode is known."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(num_iter, bool) or not isinstance(num_iter, int) or num_iter < 2:
+        raise ConfigError(f"num_iter must be a whole number of steps >= 2, got {num_iter!r}")
+    for name, v in (("start_lr", start_lr), ("end_lr", end_lr)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ConfigError(f"{name} must be a positive number, got {v!r}")
+    if not start_lr < end_lr:
+        raise ConfigError(f"start_lr ({start_lr:g}) must be smaller than end_lr ({end_lr:g})")
+
+
+def lr_at_step(i: int, start_lr: float, end_lr: float, num_iter: int, mode: str = "exp") -> float:
+    """The LR of step i (0-based): exp: start·(end/start)^(i/(n-1)); linear: start + (end-start)·i/(n-1).
+    The last step uses end_lr itself (the formula can be one rounding off it)."""
+    if i >= num_iter - 1:
+        return float(end_lr)
+    t = i / (num_iter - 1)
+    if mode == "exp":
+        return start_lr * (end_lr / start_lr) ** t
+    return start_lr + (end_lr - start_lr) * t
+
+
+def lr_schedule(start_lr: float, end_lr: float, num_iter: int, mode: str = "exp") -> list[float]:
+    """Every step's LR, what a full test would use."""
+    check_range(start_lr, end_lr, num_iter, mode)
+    return [lr_at_step(i, start_lr, end_lr, num_iter, mode) for i in range(num_iter)]
+
+
+def smooth(losses: Sequence[float], beta: float = 0.98) -> list[float]:
+    """Bias-corrected EMA: avg = β·avg + (1-β)·loss; smoothed_i = avg / (1 - β^(i+1))."""
+    avg, out = 0.0, []
+    for i, loss in enumerate(losses):
+        avg = beta * avg + (1 - beta) * loss
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+# --- suggestions -----------------------------------------------------------------------------------------------
+
+def _curve_value(lrs: Sequence[float], smoothed: Sequence[float], lr: float) -> float | None:
+    """The smoothed curve at `lr`, linear in log10(LR) between points; None outside the tested range."""
+    if not lrs or not lrs[0] <= lr <= lrs[-1]:
+        return None
+    return float(np.interp(math.log10(lr), np.log10(lrs), smoothed))
+
+
+def default_skips(n: int) -> tuple[int, int]:
+    """Points left out at each end before suggesting: the first 10% (at least 1: the EMA has seen only one loss
+    there) and the last 5% (at least 1: where the test stopped, the loss is often already exploding)."""
+    return max(1, math.ceil(0.1 * n)), max(1, math.ceil(0.05 * n))
+
+
+def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int | None = None,
+            skip_end: int | None = None) -> dict[str, Suggestion]:
+    """The three suggestions, from the smoothed curve between the skipped ends (see default_skips):
+
+    minimum/10: the LR of the lowest smoothed loss, divided by 10 (one decade before things go wrong).
+    steepest:   the LR where the smoothed loss falls fastest against log10(LR) (np.gradient over the window:
+                central differences inside, one-sided at its ends), among the points up to the lowest one.
+    valley:     the point two thirds of the way (index start + 2 * (length - 1) // 3, rounded towards the lower
+                LR) along the longest run of consecutive strictly decreasing smoothed losses up to the lowest
+                point, at least 3 points long (fastai's "valley" idea; the first run wins a tie). Two thirds, not
+                the middle: the EMA lags, so a falling run starts early, on the plateau's shoulder.
+    Falls after the lowest point are recoveries from a spike, not usable LRs, hence "up to the lowest point".
+    Too few points, a curve whose lowest point is its first, or one that falls less than MIN_FALL (relative)
+    give lr=None with the reason; never an exception.
+    """
+    n = len(lrs)
+    if len(smoothed) != n:
+        raise ValueError(f"lrs and smoothed differ in length ({n} vs {len(smoothed)})")
+    d_start, d_end = default_skips(n)
+    s0 = d_start if skip_start is None else max(0, skip_start)
+    s1 = d_end if skip_end is None else max(0, skip_end)
+    xs = [float(v) for v in lrs[s0:max(s0, n - s1)]]
+    ys = [float(v) for v in smoothed[s0:max(s0, n - s1)]]
+
+    def none(why: str) -> dict[str, Suggestion]:
+        return {name: Suggestion(name, None, None, why) for name in SUGGESTIONS}
+
+    if len(xs) < MIN_POINTS:
+        return none(f"too few points: {n} on the curve, {len(xs)} after leaving out the first {s0} and the last "
+                    f"{s1}; at least {MIN_POINTS} are needed (run more steps, or start lower if it stopped early)")
+    span = f"between lr {xs[0]:.3g} and {xs[-1]:.3g}"
+    k = int(np.argmin(ys))
+    if k == 0:
+        return none(f"the smoothed loss never falls {span} (it is lowest at the first point): try a smaller start_lr")
+    fall = ys[0] - ys[k]
+    if fall <= MIN_FALL * abs(ys[0]):
+        return none(f"the smoothed loss falls only {fall / abs(ys[0]):.2%} {span}, too little to tell learning from "
+                    "noise: try more steps or a larger end_lr")
+
+    def make(name: str, lr: float, reason: str) -> Suggestion:
+        return Suggestion(name, float(lr), _curve_value(lrs, smoothed, lr), reason)
+
+    still_falling = k == len(ys) - 1 and float(smoothed[-1]) <= ys[k]  # no turn after the window either
+    note = " (the loss was still falling at the end: try a larger end_lr)" if still_falling else ""
+    out = {"minimum/10": make("minimum/10", xs[k] / 10, f"the smoothed loss is lowest ({ys[k]:.3g}) at lr "
+                              f"{xs[k]:.3g}; a tenth of that stays clear of where it turns up{note}")}
+
+    grads = np.gradient(np.asarray(ys), np.log10(np.asarray(xs)))  # over the window: central at k too
+    j = int(np.argmin(grads[:k + 1]))
+    out["steepest"] = make("steepest", xs[j], f"the smoothed loss falls fastest here ({grads[j]:.3g} per tenfold "
+                                              "increase of the LR)")
+
+    best_a, best_len, a = 0, 1, 0  # longest run ys[a] > ys[a+1] > ... within ys[:k+1] (length in points)
+    for i in range(1, k + 2):
+        if i == k + 1 or not ys[i] < ys[i - 1]:
+            if i - a > best_len:
+                best_a, best_len = a, i - a
+            a = i
+    if best_len >= 3:
+        at = best_a + 2 * (best_len - 1) // 3
+        out["valley"] = make("valley", xs[at], f"two thirds along the longest steady descent ({best_len} falling "
+                                               f"points, lr {xs[best_a]:.3g} to {xs[best_a + best_len - 1]:.3g})")
+    else:
+        out["valley"] = Suggestion("valley", None, None, f"no steady descent of at least 3 falling points {span}: "
+                                                         "the curve is too noisy; try a larger beta or more steps")
+    return {name: out[name] for name in SUGGESTIONS}
+
+
+# --- data: the engine's batches, index-addressable -----------------------------------------------------------
+
+class EngineBatches:
+    """batch(i) = the i-th training batch core.train.engine would feed with this seed: per epoch a seeded permutation
+    and a seeded augmentation generator, epochs cycling when i runs past one. Sequential calls continue the
+    generator; any other index (0 after a reset, a jump) rebuilds the epoch's generator and fast-forwards it
+    by drawing the skipped batches' parameters again, so batch(i) never depends on the call history."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: Any, mean: Sequence[float],
+                 std: Sequence[float], seed: int) -> None:
+        self.x, self.y = x, y  # (N, 3, H, W) uint8 and (N,) int64, already on the training device
+        self.batch_size, self.augment, self.mean, self.std, self.seed = batch_size, augment, mean, std, seed
+        self.per_epoch = steps_per_epoch(len(x), batch_size)
+        self._epoch, self._next = 0, 0  # epoch (1-based) the generator belongs to; next batch it will draw
+        self._perm: torch.Tensor | None = None
+        self._gen: torch.Generator | None = None
+
+    def _start_epoch(self, epoch: int) -> None:
+        self._perm = epoch_permutation(len(self.x), self.seed * _PERM_SEED + epoch, self.x.device)
+        self._gen = aug.make_generator(self.seed * _PERM_SEED + _AUG_SEED + epoch, self.x.device)
+        self._epoch, self._next = epoch, 0
+
+    def _indices(self, b: int) -> torch.Tensor:
+        assert self._perm is not None
+        return self._perm[b * self.batch_size:(b + 1) * self.batch_size]
+
+    def __call__(self, i: int) -> Batch:
+        epoch, b = i // self.per_epoch + 1, i % self.per_epoch
+        if epoch != self._epoch or b < self._next:
+            self._start_epoch(epoch)
+        while self._next < b:  # fast-forward: the same draws the skipped batches would have made
+            if self.augment.enabled:
+                aug.sample_params(self.x[:len(self._indices(self._next))], self.augment, self._gen)
+            self._next += 1
+        idx = self._indices(b)
+        # index_select, as the engine: the same bytes as x[idx], much faster for uint8 images on the CPU
+        xb = aug.train_batch(self.x.index_select(0, idx), self.augment, self._gen, self.mean, self.std)
+        self._next = b + 1
+        return xb, self.y.index_select(0, idx)  # (B, 3, H, W) float32, (B,) int64
+
+
+# --- the finder ------------------------------------------------------------------------------------------------
+
+def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The global CPU RNG state and that of `device` (dropout draws from these)."""
+    if device.type == "cuda":
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device)
+    if device.type == "mps" and hasattr(torch, "mps"):
+        return torch.get_rng_state(), torch.mps.get_rng_state()
+    return torch.get_rng_state(), None
+
+
+def _set_rng_states(device: torch.device, states: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+    torch.set_rng_state(states[0])
+    if states[1] is not None:
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(states[1], device)
+        else:
+            torch.mps.set_rng_state(states[1])
+
+
+class LRFinder:
+    """A learning-rate range test on (model, optimizer, criterion, batch_fn), one step at a time.
+
+    batch_fn(i) returns step i's (inputs, targets); it is called with 0, 1, 2, ... and again from 0 after
+    reset(), and must give the same batch for the same i (EngineBatches does). val_batches, when given, switch
+    to validation mode: the recorded loss is the mean loss over those batches after each step (eval mode, no
+    gradients). seed gives dropout its own random stream (None: continue from the global RNG state at
+    construction); the caller's global RNG is left as it was after every call.
+    """
+
+    config: TrainConfig | None = None  # set by from_config, for pages and the CLI
+    dataset_name: str = ""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, criterion: Callable[..., torch.Tensor],
+                 batch_fn: BatchFn, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_iter: int = 100,
+                 mode: str = "exp", beta: float = 0.98, diverge_factor: float | None = 4.0,
+                 val_batches: Sequence[Batch] | None = None, device: torch.device | str | None = None,
+                 amp: bool = False, channels_last: bool = False, seed: int | None = None) -> None:
+        check_range(start_lr, end_lr, num_iter, mode)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
+            raise ConfigError(f"beta (smoothing) must be in [0, 1), got {beta!r}")
+        if diverge_factor is not None and not (isinstance(diverge_factor, (int, float)) and diverge_factor > 1):
+            raise ConfigError(f"diverge_factor must be a number > 1 (or None to never stop early), got "
+                              f"{diverge_factor!r}")
+        if val_batches is not None and len(val_batches) == 0:
+            raise ConfigError("validation mode needs at least one held-out batch")
+        self.model, self.optimizer, self.criterion, self.batch_fn = model, optimizer, criterion, batch_fn
+        self.start_lr, self.end_lr, self.num_iter, self.mode = float(start_lr), float(end_lr), num_iter, mode
+        self.beta, self.diverge_factor = float(beta), diverge_factor
+        self.val_batches = list(val_batches) if val_batches is not None else None
+        first = next(model.parameters(), None)
+        self.device = torch.device(device) if device is not None else (first.device if first is not None
+                                                                       else torch.device("cpu"))
+        self.amp, self.channels_last = amp, channels_last
+        # The state every test starts from and every ending returns to (deep copies: the live tensors change).
+        self._model_state = copy.deepcopy(model.state_dict())
+        self._opt_state = copy.deepcopy(optimizer.state_dict())
+        self._params = [p for g in optimizer.param_groups for p in g["params"]]
+        self._grads = [None if p.grad is None else p.grad.detach().clone() for p in self._params]
+        self._was_training = model.training
+        saved = _rng_states(self.device)
+        if seed is not None:
+            torch.manual_seed(seed)
+        self._rng_start = _rng_states(self.device)
+        _set_rng_states(self.device, saved)
+        self.seconds = 0.0  # time spent in step(), cumulative since the last reset
+        self._clear()
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, dataset: data_mod.Dataset | None = None, *, start_lr: float = 1e-7,
+                    end_lr: float = 10.0, num_iter: int = 100, mode: str = "exp", beta: float = 0.98,
+                    diverge_factor: float | None = 4.0, val_mode: bool = False, val_batches: int = 2,
+                    data_root: str | None = None, seed: int | None = None, cpu_bf16: bool = False,
+                    fused: bool = True) -> LRFinder:
+        """The config's model, optimizer (its lr and schedule are ignored), loss and batches, as core.train.engine
+        builds them. val_mode: the loss is measured on `val_batches` batches of test images (a seeded sample).
+
+        Device choices are the engine's: NHWC where config.channels_last (CPU and CUDA), bf16 autocast on CUDA
+        when config.amp and on the CPU when the engine's opt-in says so (core.train.engine.use_amp) or cpu_bf16=True
+        - either only where the CPU has bf16 in hardware (it changes numerics, hence off by default).
+        fused=True: the optimizer's fused kernel where torch has one (build_optimizer's default; same
+        algorithm, float rounding aside). See docs/LR_FINDER.md for measurements.
+        """
+        check_range(start_lr, end_lr, num_iter, mode)
+        if seed is not None:
+            config = replace(config, seed=seed)
+        device = resolve_device(config.device)
+        if dataset is None:
+            dataset = data_mod.load(config.data, data_root, seed=config.seed)
+        else:
+            dataset = data_mod.stratified_subset(dataset, config.data.subset, config.data.test_subset,
+                                                 seed=config.seed)
+        saved = _rng_states(device)
+        try:
+            torch.manual_seed(config.seed)  # the weights the engine would start from
+            model = build_for_config(config, dataset.num_classes)
+            dropout_rng = _rng_states(device)  # and the engine's dropout stream, which continues from here
+        finally:
+            _set_rng_states(device, saved)
+        channels_last = use_channels_last(config, device)
+        model = model.to(device=device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        optimizer = build_optimizer(model, config, fused=None if fused else False)
+        criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
+        mean, std = input_stats(config, dataset)
+        batches = EngineBatches(dataset.train_x.to(device), dataset.train_y.to(device), config.batch_size,
+                                config.data.augment, mean, std, config.seed)
+        held_out = None
+        if val_mode:
+            if isinstance(val_batches, bool) or not isinstance(val_batches, int) or val_batches < 1:
+                raise ConfigError(f"val_batches must be a whole number >= 1, got {val_batches!r}")
+            n = min(len(dataset.test_x), val_batches * config.batch_size)
+            if n == 0:
+                raise LabError(f"{dataset.name} has no test images to measure a validation loss on: run without "
+                               "validation mode, or raise test_subset")
+            # a seeded random sample: folder datasets list their test images class by class
+            pick = torch.randperm(len(dataset.test_x), generator=torch.Generator().manual_seed(config.seed))[:n]
+            x = aug.normalize(dataset.test_x[pick].to(device), mean, std)  # (n, 3, H, W) float32, not augmented
+            y = dataset.test_y[pick].to(device)
+            held_out = [(x[i:i + config.batch_size], y[i:i + config.batch_size])
+                        for i in range(0, n, config.batch_size)]
+        amp = use_amp(config, device) or (cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
+        finder = cls(model, optimizer, criterion, batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                     mode=mode, beta=beta, diverge_factor=diverge_factor, val_batches=held_out, device=device,
+                     amp=amp, channels_last=channels_last)
+        finder._rng_start = finder._rng = dropout_rng
+        finder.config, finder.dataset_name = config, dataset.name
+        return finder
+
+    # --- state -------------------------------------------------------------------------------------------
+
+    def _clear(self) -> None:
+        self.points: list[Point] = []
+        self.done = False
+        self.stop_reason = ""
+        self._avg, self._best = 0.0, math.inf
+        self._rng = self._rng_start
+        self._dirty = False  # the model/optimizer differ from the snapshot
+        self.seconds = 0.0
+
+    @property
+    def lrs(self) -> list[float]:
+        return [p.lr for p in self.points]
+
+    @property
+    def losses(self) -> list[float]:
+        """Raw losses (finite only: a non-finite loss ends the curve before it)."""
+        return [p.loss for p in self.points]
+
+    @property
+    def smoothed(self) -> list[float]:
+        return [p.smoothed for p in self.points]
+
+    @property
+    def current_lr(self) -> float:
+        """The LR of the latest step (start_lr before the first)."""
+        return self.points[-1].lr if self.points else self.start_lr
+
+    @property
+    def progress(self) -> float:
+        """Fraction of num_iter done (1.0 once finished, early stops included)."""
+        return 1.0 if self.done else len(self.points) / self.num_iter
+
+    def suggestions(self, skip_start: int | None = None, skip_end: int | None = None) -> dict[str, Suggestion]:
+        return suggest(self.lrs, self.smoothed, skip_start=skip_start, skip_end=skip_end)
+
+    # --- stepping ----------------------------------------------------------------------------------------
+
+    def step(self, n: int = 1) -> list[Point]:
+        """Advance up to n steps; returns the new points (fewer when the test ends, none once done)."""
+        new: list[Point] = []
+        if self.done or n <= 0:
+            return new
+        t0 = time.perf_counter()
+        try:
+            with self._own_rng():
+                while len(new) < n and not self.done:
+                    point = self._one_step()
+                    if point is not None:
+                        new.append(point)
+        except BaseException as e:
+            self._finish(f"failed: {type(e).__name__}: {e}")
+            if isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower():
+                raise LabError(f"out of memory on {self.device} during the range test: try a smaller batch size "
+                               "or a smaller model (the model and optimizer were restored)") from e
+            raise
+        finally:
+            self.seconds += time.perf_counter() - t0
+        return new
+
+    def run(self) -> list[Point]:
+        """Step to the end (end_lr, an early stop or a failure); returns the whole curve."""
+        self.step(self.num_iter)
+        return list(self.points)
+
+    def reset(self) -> None:
+        """Back to the start: state restored, curve cleared; the next steps repeat the first test exactly."""
+        self._restore()
+        self._clear()
+
+    def close(self) -> None:
+        """Restore the model and optimizer now (a test in progress ends here)."""
+        if not self.done:
+            self._finish(f"stopped at step {len(self.points)} of {self.num_iter} (closed)")
+
+    @contextlib.contextmanager
+    def _own_rng(self) -> Iterator[None]:
+        """Run with the finder's random streams, then give the caller's back."""
+        saved = _rng_states(self.device)
+        _set_rng_states(self.device, self._rng)
+        try:
+            yield
+        finally:
+            self._rng = _rng_states(self.device)
+            _set_rng_states(self.device, saved)
+
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model(x)
+        if out.dtype in (torch.float16, torch.bfloat16):  # the loss in float32, as the engine computes it
+            out = out.float()
+        return self.criterion(out, y.to(self.device, non_blocking=True))
+
+    def _one_step(self) -> Point | None:
+        i = len(self.points)
+        lr = lr_at_step(i, self.start_lr, self.end_lr, self.num_iter, self.mode)
+        self._dirty = True  # from the first change on: the param groups' lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.batch_fn(i)
+        self.model.train()
+        loss = self._forward_loss(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        value = loss.item() if self.val_batches is None else self._val_loss()
+        if not math.isfinite(value):
+            self._finish(NON_FINITE)
+            return None
+        self._avg = self.beta * self._avg + (1 - self.beta) * value
+        smoothed = self._avg / (1 - self.beta ** (i + 1))
+        self._best = min(self._best, smoothed)
+        point = Point(i, lr, value, smoothed)
+        self.points.append(point)
+        if self.diverge_factor is not None and i > 0 and smoothed > self.diverge_factor * self._best:
+            self._finish(f"smoothed loss exceeded {self.diverge_factor:g}× the best")
+        elif i + 1 == self.num_iter:
+            self._finish(REACHED_END)
+        return point
+
+    @torch.no_grad()
+    def _val_loss(self) -> float:
+        assert self.val_batches is not None
+        self.model.eval()
+        try:
+            total = torch.zeros((), dtype=torch.float64, device=self.device)
+            count = 0
+            for x, y in self.val_batches:
+                total += self._forward_loss(x, y).double() * len(y)
+                count += len(y)
+        finally:
+            self.model.train()
+        return total.item() / count
+
+    def _finish(self, reason: str) -> None:
+        self.done, self.stop_reason = True, reason
+        self._restore()
+
+    def _restore(self) -> None:
+        if not self._dirty:
+            return
+        self.model.load_state_dict(self._model_state)
+        self.optimizer.load_state_dict(copy.deepcopy(self._opt_state))  # loading aliases the given tensors
+        for p, g in zip(self._params, self._grads, strict=True):
+            p.grad = None if g is None else g.clone()
+        self.model.train(self._was_training)
+        self._dirty = False
+
+
+def schedule_for_suggestion(config: TrainConfig, lr: float | None, schedule: str = "onecycle") -> TrainConfig:
+    """The config with its (peak) LR set to `lr` and the given schedule - by default a one-cycle that peaks at
+    the suggested LR - so a page can draw core.train.schedule.schedule_curve before training."""
+    if lr is None:
+        raise ConfigError("there is no suggested learning rate to use: run the range test further, or pick one")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    return replace(config, optim=replace(config.optim, lr=float(lr), schedule=schedule))
