@@ -15,8 +15,8 @@ from core.lessons.presets import FLIP, FLIP_CROP, get_preset
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
 from ui.data_panel import dataset_or_none
-from ui.images import read_upload
 from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
+from ui.pictures import read_upload
 from ui.run_panel import compare_presets, describe, live_run, run_panel
 from ui.settings import current
 

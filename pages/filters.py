@@ -7,7 +7,7 @@ import torch
 from core import explain as I
 from core.explain.figures import tile_grid
 from core.models.registry import conv_layers
-from ui import inspect
+from ui import pickers
 from ui.charts_inside import weight_change_chart
 from ui.layout import friendly_errors, page_header, presenter, takeaway, try_this
 
@@ -18,7 +18,7 @@ page_header(
     "shapes the filters; before training they are random noise. Here are the filters of any trained run, next "
     "to the very weights the same run started from, and what every layer sees in a picture you choose.")
 
-source = inspect.choose_model()
+source = pickers.choose_model()
 
 
 def per_filter(w: torch.Tensor) -> torch.Tensor:
@@ -70,7 +70,7 @@ elif source is not None:
         cols[0].image(rgb_grid(trained_filters), width="content",
                       caption=f"{'trained' if source.trained else 'untrained'}: {what}")
         if compare:
-            before = inspect.before_training(source)
+            before = pickers.before_training(source)
             cols[1].image(rgb_grid(I.first_layer_filters(before)), width="content",
                           caption="the same filters before training (the run's seed)")
             cols[2].image(rgb_grid(per_filter(weight(source.model, first) - weight(before, first))),
@@ -85,7 +85,7 @@ elif source is not None:
     convs = [name for name, _ in conv_layers(source.model)]
     if compare and convs:
         with friendly_errors("Comparing the weights"):
-            before = inspect.before_training(source)
+            before = pickers.before_training(source)
             rows = []
             for name in convs:
                 w0 = weight(before, name)
@@ -114,7 +114,7 @@ elif source is not None:
                           caption=f"{layer}: {w.shape[0]} filters × {w.shape[1]} input channels of "
                                   f"{w.shape[-1]}×{w.shape[-1]} (the first 16 × 16)")
             if compare:
-                w0 = weight(inspect.before_training(source), layer)
+                w0 = weight(pickers.before_training(source), layer)
                 cols[1].image(grey_grid(w0), width="content", caption="the same before training")
                 cols[2].image(grey_grid(w - w0), width="content", caption="what training added")
 
@@ -125,13 +125,13 @@ elif source is not None:
                 "strong response). Early layers still look like the picture - edges and colours; deeper ones "
                 "are smaller and more abstract: *where* something the network cares about is, not what it "
                 "looks like.")
-    split = inspect.test_split(source)
-    picked = inspect.choose_image(source, split)
+    split = pickers.test_split(source)
+    picked = pickers.choose_image(source, split)
     if picked is not None:
         left, right = st.columns([1, 2])
-        inspect.show_picture(picked, left)
+        pickers.show_picture(picked, left)
         with friendly_errors("Predicting"):
-            inspect.show_prediction(source, picked, split, right)
+            pickers.show_prediction(source, picked, split, right)
         top, scale_mode = 16, "layer"
         if not presenter():
             c1, c2 = st.columns(2)

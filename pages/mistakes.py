@@ -6,10 +6,10 @@ import streamlit as st
 
 from core import explain as I
 from core.explain.confusion import per_class_accuracy as cm_per_class_accuracy
-from ui import inspect
+from ui import pickers
 from ui.charts_inside import confusion_chart, grouped_order, most_confused_classes, per_class_chart
-from ui.images import to_hwc_uint8
 from ui.layout import chart_height, friendly_errors, page_header, pct, presenter, takeaway, try_this
+from ui.pictures import to_hwc_uint8
 
 GALLERY = 24  # mistakes shown at once
 COLUMNS = 8
@@ -23,9 +23,9 @@ page_header(
     report="the best from-scratch CNN: 60% on CIFAR-100; most of its mistakes stay inside a superclass.")
 
 
-def show(source: inspect.Source, split: inspect.TestSplit) -> None:
+def show(source: pickers.Source, split: pickers.TestSplit) -> None:
     classes = source.classes
-    pred, probs = inspect.test_predictions(source, split)
+    pred, probs = pickers.test_predictions(source, split)
     C = len(classes)
     cm = I.confusion_matrix(pred, split.y, C)
     n = len(split.y)
@@ -119,12 +119,12 @@ def show(source: inspect.Source, split: inspect.TestSplit) -> None:
         for col, idx in zip(row, wrong[start:start + COLUMNS].tolist()):
             p = int(pred[idx])
             col.image(to_hwc_uint8(split.x[idx], 4), width="stretch")
-            inspect.explain_link(col, source, idx)
+            pickers.explain_link(col, source, idx)
             col.caption(f"said **{classes[p]}** {float(probs[idx, p]):.0%}  \ntrue: {classes[int(split.y[idx])]}")
 
 
-source = inspect.choose_model()
-split = inspect.test_split(source) if source is not None else None
+source = pickers.choose_model()
+split = pickers.test_split(source) if source is not None else None
 if source is not None and split is not None:
     with friendly_errors("Looking at the test pictures"):
         show(source, split)

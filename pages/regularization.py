@@ -5,13 +5,14 @@ import torch
 
 from core.data.augment import normalize
 from core.explain.activations import pre_activations, summary
+from core.explain.features import fresh_model
 from core.lessons.presets import get_preset
 from ui import charts, runlib
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
-from ui.models import fresh_model, trained_model
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current
+from ui.trained import trained_model
 
 FAMILY = ["cnn-128", "cnn-bn", "cnn-bn-fc8192", "cnn-bn-dropout"]
 page_header(
@@ -53,7 +54,7 @@ if ds is not None:
                 model, _, meta = loaded
                 source = f"trained run {run.name}"
             else:
-                model = fresh_model(runlib.config_for(name), ds.num_classes)
+                model = fresh_model(runlib.config_for(name), ds.num_classes)  # the run's own seed
                 source = "untrained (no run of it yet)"
             values = pre_activations(model, x, batch_stats=True)
             conv_layers = {k.removeprefix("features."): v for k, v in values.items() if k.startswith("features")}

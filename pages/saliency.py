@@ -11,10 +11,10 @@ from core.explain.attribution import BASELINES, METHODS
 from core.explain.figures import colorize, overlay, upscale
 from core.explain.sanity import randomization_units
 from core.models.registry import conv_layers, last_conv
-from ui import inspect
+from ui import pickers
 from ui.charts_inside import sanity_chart
-from ui.images import to_hwc_uint8
 from ui.layout import chart_height, friendly_errors, page_header, presenter, takeaway, try_this
+from ui.pictures import to_hwc_uint8
 
 DISPLAY = 192  # pixels: the side every map is shown at (32×32 maps: 6× nearest-neighbour)
 CACHE = 40  # attributions kept per browser tab, so moving a slider does not recompute every map
@@ -28,7 +28,7 @@ page_header(
     "of the last feature maps the class relies on) and **occlusion** (hide a patch, watch the score drop). "
     "Bright = important. They often disagree - and some of them can fool you, as the sanity check below shows.")
 
-source = inspect.choose_model()
+source = pickers.choose_model()
 
 
 def method_options(method: str, side: int) -> dict:
@@ -117,14 +117,14 @@ def fmt_time(seconds: float) -> str:
 
 
 if source is not None:
-    split = inspect.test_split(source)
-    picked = inspect.choose_image(source, split)
+    split = pickers.test_split(source)
+    picked = pickers.choose_image(source, split)
     if picked is not None:
         left, right = st.columns([1, 2])
-        inspect.show_picture(picked, left, scale=DISPLAY // 32)
+        pickers.show_picture(picked, left, scale=DISPLAY // 32)
         guesses = []
         with friendly_errors("Predicting"):
-            guesses = inspect.show_prediction(source, picked, split, right)
+            guesses = pickers.show_prediction(source, picked, split, right)
         classes = source.classes
         predicted = classes.index(guesses[0].name) if guesses else 0
         target = right.selectbox("Explain which class", [-1] + list(range(len(classes))), key="sal_target",

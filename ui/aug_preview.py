@@ -74,7 +74,7 @@ def upscaled(images: torch.Tensor, scale: int = 4) -> np.ndarray:
     """(B, 3, H, W) uint8, or float in [0, 1] -> (B, H·scale, W·scale, 3) uint8, nearest-neighbour, in a few
     whole-batch ops (per-picture torch calls cost ~1 ms each on a busy CPU; 72 of them show)."""
     if images.dtype != torch.uint8:
-        images = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)  # as ui.images rounds
+        images = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)  # as ui.pictures rounds
     arr = images.cpu().permute(0, 2, 3, 1).numpy()
     return np.ascontiguousarray(arr.repeat(scale, axis=1).repeat(scale, axis=2))
 

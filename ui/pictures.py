@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.data.images import decode_image  # core owns the rules, the page only shows the message
+from core.errors import LabError
+
 MAX_UPLOAD_MB = 10
 
 
@@ -26,11 +29,7 @@ def to_hwc_uint8(img: torch.Tensor, scale: int = 4) -> np.ndarray:
 
 def read_upload(uploaded) -> torch.Tensor:
     """An uploaded file -> (3, 32, 32) uint8. Raises LabError for anything that is not a usable picture."""
-    from core.data.images import decode_image  # core owns the rules, the page only shows the message
-
     data = uploaded.getvalue()
     if len(data) > MAX_UPLOAD_MB * 2**20:
-        from core.errors import LabError
-
         raise LabError(f"{uploaded.name} is {len(data) / 2**20:.1f} MB; pictures up to {MAX_UPLOAD_MB} MB, please")
     return decode_image(data, name=uploaded.name)

@@ -26,13 +26,14 @@ from core.errors import LabError
 from core.explain.attribution import internal_size
 from core.lessons.presets import get_preset
 from core.runs.records import RunRecord
+from core.train.engine import input_stats
 from ui import runlib, urlstate
 from ui.charts_inside import top_k_chart
 from ui.data_panel import dataset_or_none, load_full
-from ui.images import read_upload, to_hwc_uint8
 from ui.layout import chart_height, friendly_errors, pct, presenter
-from ui.models import checkpoint_of, trained_model
+from ui.pictures import read_upload, to_hwc_uint8
 from ui.settings import current
+from ui.trained import checkpoint_of, trained_model
 
 FRESH = "fresh"  # the model picker's "untrained network" option (and the URL's run=fresh)
 FRESH_PRESETS = ["cnn", "cnn-bn", "best-scratch", "resnet18-scratch", "resnet18-pretrained",
@@ -200,8 +201,6 @@ def _trained_source(run: RunRecord) -> Source:
 
 
 def _fresh_source(preset: str, settings) -> Source | None:
-    from core.train.engine import input_stats
-
     ds = dataset_or_none(settings)
     if ds is None:
         return None

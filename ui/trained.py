@@ -1,4 +1,4 @@
-"""Models for the pages that look inside networks: a run's trained model from its checkpoint, or a fresh one.
+"""Trained models for the pages that look inside networks: a run's checkpoint file and its model, loaded once.
 
 Loaded models are cached per (checkpoint file, modification time) for the whole server - they are read-only
 and shared; a page never trains or edits them.
@@ -12,7 +12,6 @@ import streamlit as st
 import torch
 
 from core.config import TrainConfig
-from core.models.registry import build_for_config
 from core.runs.records import RunRecord
 from core.train.checkpoint import load_model
 from ui import runlib
@@ -38,10 +37,3 @@ def trained_model(run: RunRecord) -> tuple[torch.nn.Module, TrainConfig, dict] |
         return None
     return _load(str(path), path.stat().st_mtime)
 
-
-def fresh_model(config: TrainConfig, num_classes: int, seed: int = 0) -> torch.nn.Module:
-    """The same architecture, untrained (ImageNet models without their weights), in eval mode."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_for_config(config, num_classes, load_pretrained=False)
-    return model.eval()
