@@ -21,15 +21,6 @@ page_header(
 source = pickers.choose_model()
 
 
-def per_filter(w: torch.Tensor) -> torch.Tensor:
-    """(out, in, k, k) -> each filter min-max scaled to [0, 1] on its own (a constant filter: 0.5), as
-    core.explain scales filters - here also for the *change* of the weights."""
-    flat = w.detach().float().cpu().reshape(len(w), -1)
-    lo, hi = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
-    scaled = torch.where(hi > lo, (flat - lo) / (hi - lo).clamp(min=1e-12), torch.full_like(flat, 0.5))
-    return scaled.reshape(w.shape)
-
-
 def weight(model, name: str) -> torch.Tensor:
     return dict(conv_layers(model))[name].weight.detach()
 
@@ -44,7 +35,7 @@ def grey_grid(w: torch.Tensor, n: int = 16):
     """A deeper layer (out, in, k, k): rows = its first n filters, columns = their first n input channels."""
     w = w[:n, :n]
     k = w.shape[-1]
-    return tile_grid(per_filter(w).reshape(-1, k, k), cols=w.shape[1], pad=1, scale=max(3, 20 // k),
+    return tile_grid(I.scale_per_filter(w).reshape(-1, k, k), cols=w.shape[1], pad=1, scale=max(3, 20 // k),
                      cmap="gray")
 
 
@@ -73,7 +64,7 @@ elif source is not None:
             before = pickers.before_training(source)
             cols[1].image(rgb_grid(I.first_layer_filters(before)), width="content",
                           caption="the same filters before training (the run's seed)")
-            cols[2].image(rgb_grid(per_filter(weight(source.model, first) - weight(before, first))),
+            cols[2].image(rgb_grid(I.scale_per_filter(weight(source.model, first) - weight(before, first))),
                           width="content", caption="what training added: trained − before")
             st.caption("Small first layers move little in training (see the bars below), so trained and untrained "
                        "tiles can look alike: the **change** shows what was learned - smooth colour ramps, light-"

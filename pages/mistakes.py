@@ -5,7 +5,6 @@ away from its saliency maps."""
 import streamlit as st
 
 from core import explain as I
-from core.explain.confusion import per_class_accuracy as cm_per_class_accuracy
 from ui import pickers
 from ui.charts_inside import confusion_chart, grouped_order, most_confused_classes, per_class_chart
 from ui.layout import chart_height, friendly_errors, page_header, pct, presenter, takeaway, try_this
@@ -27,10 +26,12 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
     classes = source.classes
     pred, probs = pickers.test_predictions(source, split)
     C = len(classes)
-    cm = I.confusion_matrix(pred, split.y, C)
+    coarse = split.coarse
+    supers = [coarse.names[coarse.fine_to_coarse[i]] for i in range(C)] if coarse else None
+    ranking = I.rank_mistakes(pred, split.y, classes, supers)
+    cm = ranking.cm
     n = len(split.y)
     right = int(cm.trace())
-    coarse = split.coarse
 
     metrics = [("Test accuracy", pct(right / n if n else None), f"{right:,} of {n:,} test pictures right"),
                ("Mistakes", f"{n - right:,}", "test pictures with a wrong top answer")]
@@ -69,34 +70,25 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
         st.altair_chart(confusion_chart(ccm, coarse.names, cell=30), width="content")
 
     st.subheader("Accuracy per class")
-    accs = cm_per_class_accuracy(cm)
-    supers = [coarse.names[coarse.fine_to_coarse[i]] for i in range(C)] if coarse else None
-    st.altair_chart(per_class_chart(accs, classes, overall=right / n if n else None, superclasses=supers,
+    st.altair_chart(per_class_chart(ranking.per_class, classes, overall=right / n if n else None, superclasses=supers,
                                     height=chart_height(340 if C > 30 else 300)), width="stretch")
-    ranked = [(a, c) for a, c in zip(accs, classes) if a == a]
-    if ranked:
-        ranked.sort()
-        st.caption("Hardest: " + ", ".join(f"{c} ({pct(a, 0)})" for a, c in ranked[:5]) +
-                   " · easiest: " + ", ".join(f"{c} ({pct(a, 0)})" for a, c in ranked[::-1][:5]))
+    if ranking.hardest:
+        st.caption("Hardest: " + ", ".join(f"{c} ({pct(a, 0)})" for c, a in ranking.hardest) +
+                   " · easiest: " + ", ".join(f"{c} ({pct(a, 0)})" for c, a in ranking.easiest))
 
     st.subheader("The pairs it mixes up most")
-    pairs = I.most_confused_pairs(cm, classes, k=15)
-    index = {c: i for i, c in enumerate(classes)}
+    pairs = ranking.pairs
     if pairs:
-        table = []
-        for p in pairs:
-            row = {"true class": p.true, "answered": p.pred, "pictures": p.count, "of the class": pct(p.fraction)}
-            if coarse is not None:
-                same = coarse.fine_to_coarse[index[p.true]] == coarse.fine_to_coarse[index[p.pred]]
-                row["same superclass"] = "✓ " + coarse.names[coarse.fine_to_coarse[index[p.true]]] if same else ""
-            table.append(row)
+        table = [{"true class": p.true, "answered": p.pred, "pictures": p.count, "of the class": pct(p.fraction),
+                  **({"same superclass": f"✓ {p.superclass}" if p.superclass else ""} if coarse else {})}
+                 for p in pairs]
         picked = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun",
                               selection_mode="single-row", key="mistakes_pairs")
         st.caption("Select a row to see those mistakes in the gallery below.")
         rows = picked.selection.rows if picked and picked.selection else []
         if rows and st.session_state.get("_mistakes_pair") != rows[0]:
             p = pairs[rows[0]]
-            st.session_state["mistakes_true"], st.session_state["mistakes_pred"] = index[p.true], index[p.pred]
+            st.session_state["mistakes_true"], st.session_state["mistakes_pred"] = p.true_index, p.pred_index
         st.session_state["_mistakes_pair"] = rows[0] if rows else None
     else:
         st.caption("No mistakes at all on this test split.")

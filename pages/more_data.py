@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
+from core.lessons.verdicts import mark_best
 from core.runs.sweeps import (
     DATA_FRACTIONS,
     accuracy_vs,
@@ -19,6 +20,7 @@ from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
+from ui.sweep_picker import pick_sweep, sweeps_on
 
 PREFIX = "more-data"  # sweep ids of this lesson start with it (the sweeps page recognises it too)
 FULL_SIZES = {"cifar100": 50_000, "cifar10": 50_000}
@@ -48,15 +50,6 @@ def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
     return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
 
 
-def lesson_sweeps(dataset: str) -> dict[str, list]:
-    """This lesson's sweeps on the dataset, newest first: sweep id → runs (oldest first)."""
-    out: dict[str, list] = {}
-    for r in runlib.library().list_runs(dataset=dataset):
-        if r.sweep_id and r.sweep_id.startswith(PREFIX + "-"):
-            out.setdefault(r.sweep_id, []).append(r)
-    return {k: list(reversed(v)) for k, v in out.items()}
-
-
 def results(sweep_id: str, full: int | None) -> None:
     lib = runlib.library()
     runs = list(reversed(lib.list_runs(sweep_id=sweep_id)))
@@ -65,14 +58,10 @@ def results(sweep_id: str, full: int | None) -> None:
     st.progress(len(done) / max(1, len(runs)), text=f"{len(done)} of {len(runs)} runs finished")
     biggest = max((r.config.data.subset or 0 for r in runs), default=0) or full or 1
     labels = {r.config.data.subset: f"{(r.config.data.subset or biggest) / biggest:.0%}" for r in runs}
-    rows = [r for r in accuracy_vs(records, "subset", labels=labels) if r["status"] not in ("queued", "running")]
     actual = {r.id: r.train_size for r in runs}  # the same number per class: 125 of 10 classes is 120
-    for r in rows:
-        r["is_best"] = False
-        r["value"] = actual.get(r["run_id"]) or r["value"]
+    rows, _ = mark_best([{**r, "value": actual.get(r["run_id"]) or r["value"]}
+                         for r in accuracy_vs(records, "subset", labels=labels)])
     scored = [r for r in rows if r["test_acc"] is not None]
-    if scored:
-        max(scored, key=lambda r: r["test_acc"])["is_best"] = True
     if rows:
         c1, c2 = st.columns([3, 2])
         c1.altair_chart(charts_lessons.data_size_chart(rows, height=chart_height(320)), width="stretch")
@@ -152,17 +141,14 @@ if lesson is not None:
             urlstate.put("md_sweep", sweep_id)
 
 st.subheader("Accuracy against training-set size")
-sweeps = lesson_sweeps(settings.dataset)
+sweeps = sweeps_on(settings.dataset, PREFIX)
 if not sweeps:
     st.info(f"No runs of this lesson on {settings.dataset_label} yet: queue them above.")
 else:
-    ids = list(sweeps)
-    wanted = urlstate.get("md_sweep")
-    picked = st.selectbox("Runs", ids, ids.index(wanted) if wanted in ids else 0, key=f"md_pick:{wanted}",
-                          format_func=lambda s: f"{sweeps[s][0].name.split(' · ')[0]} · "
-                                                f"{get_preset(sweeps[s][0].preset).title if sweeps[s][0].preset else ''}"
-                                                f" · {sweeps[s][0].epochs} epochs · {s}")
-    urlstate.put("md_sweep", picked)
+    picked = pick_sweep(sweeps, label="Runs", url_key="md_sweep", key="md_pick",
+                        describe=lambda s, runs: f"{runs[0].name.split(' · ')[0]} · "
+                                                 f"{get_preset(runs[0].preset).title if runs[0].preset else ''}"
+                                                 f" · {runs[0].epochs} epochs · {s}")
     with friendly_errors("Showing the runs"):
         st.fragment(results, run_every=1.0 if any(r.active for r in sweeps[picked]) else None)(picked, full)
 

@@ -10,8 +10,15 @@ import streamlit as st
 
 from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
+from core.lessons.verdicts import (
+    LESSON_PREFIX,
+    lesson_of,
+    lr_scenario_values,
+    mark_best,
+    scenario_labels,
+    too_high_verdict,
+)
 from core.runs.sweeps import (
-    LR_FACTOR,
     accuracy_vs,
     batch_epochs_lesson,
     curve_rows,
@@ -27,6 +34,7 @@ from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
+from ui.sweep_picker import pick_sweep, sweeps_on
 
 # Settings a student may sweep: (label, parse one value, example values).
 SWEEPABLE = {
@@ -41,11 +49,6 @@ SWEEPABLE = {
     "crop_padding": ("crop padding", int, "0, 4"),
     "optimizer": ("optimizer", str, "adam, sgd"),
 }
-LESSON_PREFIX = {"lr-scenarios": "LR scenarios", "batch-epochs": "Batch & epochs", "more-data": "More data"}
-# Too high = good × 100 for Adam: measured on CIFAR-10 (CPU), the report's Adam CNN at 1e-2 collapses to chance
-# (10.0%: one class for everything) within one epoch, its loss spiking and then stuck at ln(10); at × 30 (3e-3)
-# it sat just above chance (11%). Adam rarely reaches NaN - the page says so. SGD keeps core's × 30.
-HIGH_FACTOR = {"adam": 100.0, "adamw": 100.0, "sgd": LR_FACTOR}
 
 
 def parse_values(key: str, text: str) -> list:
@@ -88,15 +91,6 @@ def queue(config, grid, preset: str, kind: str | None = None) -> None:
         st.toast(f"Queued {len(ids)} runs as sweep {sweep_id}.")
 
 
-def sweeps_on(dataset: str) -> dict[str, list]:
-    """sweep id → its runs (oldest first), newest sweep first."""
-    out: dict[str, list] = {}
-    for r in runlib.library().list_runs(dataset=dataset):
-        if r.sweep_id:
-            out.setdefault(r.sweep_id, []).append(r)
-    return {k: list(reversed(v)) for k, v in out.items()}
-
-
 def sweep_label(sweep_id: str, runs: list) -> str:
     prefix = runs[0].name.split(" · ")[0]
     done = sum(not r.active for r in runs)
@@ -104,10 +98,6 @@ def sweep_label(sweep_id: str, runs: list) -> str:
     when = f"{ago / 60:.0f} min ago" if ago < 3600 else f"{ago / 3600:.0f} h ago" if ago < 86400 else \
         f"{ago / 86400:.0f} days ago"
     return f"{prefix} · {len(runs)} runs ({done} done) · {when} · {sweep_id}"
-
-
-def lesson_of(sweep_id: str) -> str | None:
-    return next((k for k in LESSON_PREFIX if sweep_id.startswith(k + "-")), None)
 
 
 settings = current()
@@ -161,17 +151,15 @@ l1, l2 = st.columns(2)
 if base is not None:
     found = st.session_state.get("lr_finder_suggestion") or {}
     suggestion = found.get("lr") if found.get("preset") == preset else None  # an LR is only good for its network
-    good = float(suggestion) if suggestion else base.optim.lr
-    factor = HIGH_FACTOR.get(base.optim.name, LR_FACTOR)
-    low, high = (float(f"{v:.2g}") for v in (good / LR_FACTOR, min(good * factor, 100.0)))  # 3.3e-06, not 3.33333e-06
-    lr_grid = {"lr": [low, good, high]}
+    lrs = lr_scenario_values(float(suggestion) if suggestion else base.optim.lr, base.optim.name)
     with l1.container(border=True):
         st.markdown("**Learning rate: too low, good, too high** (report Fig. 3)")
-        st.caption(f"{get_preset(preset).title}, {base.optim.name}: {format_value(low)} (÷{LR_FACTOR:g}) · "
-                   f"**{format_value(good)}** ({'the LR finder suggestion' if suggestion else 'the preset'}) · "
-                   f"{format_value(high)} (×{factor:g}). Loss curves overlaid: slow, good, failing.")
+        st.caption(f"{get_preset(preset).title}, {base.optim.name}: {format_value(lrs.low)} "
+                   f"(÷{lrs.low_factor:g}) · **{format_value(lrs.good)}** "
+                   f"({'the LR finder suggestion' if suggestion else 'the preset'}) · "
+                   f"{format_value(lrs.high)} (×{lrs.high_factor:g}). Loss curves overlaid: slow, good, failing.")
         if st.button("▶ Queue the LR scenarios", key="sweep_lesson_lr", disabled=not settings.can_control):
-            queue(base, lr_grid, preset, "lr-scenarios")
+            queue(base, lrs.grid, preset, "lr-scenarios")
     be = batch_epochs_lesson(base)
     with l2.container(border=True):
         st.markdown("**Batch size and epochs** (report section X)")
@@ -186,11 +174,7 @@ sweeps = sweeps_on(settings.dataset)
 if not sweeps:
     st.info(f"No sweeps on {settings.dataset_label} yet: queue one above.")
 else:
-    ids = list(sweeps)
-    wanted = urlstate.get("sweep")
-    picked = st.selectbox("Sweep", ids, ids.index(wanted) if wanted in ids else 0,
-                          format_func=lambda s: sweep_label(s, sweeps[s]), key=f"sweep_pick:{wanted}")
-    urlstate.put("sweep", picked)
+    picked = pick_sweep(sweeps, label="Sweep", url_key="sweep", key="sweep_pick", describe=sweep_label)
     active = any(r.active for r in sweeps[picked])
 
     def results(sweep_id: str) -> None:
@@ -204,20 +188,13 @@ else:
                     + (f" · {len(runs) - len(done) - running} queued" if len(runs) - len(done) - running else ""))
         keys = swept_keys(records) if len(records) > 1 else []
         lesson = lesson_of(sweep_id)
-        labels = {}
-        if lesson == "lr-scenarios" and keys == ["lr"] and len(records) == 3:
-            lrs = sorted(r["config"].optim.lr for r in records)
-            labels = dict(zip(lrs, ["too low", "good", "too high"]))
+        labels = scenario_labels(lesson, keys, [r["config"].optim.lr for r in records])
         x = keys[0] if keys else None
         if len(keys) > 1:
             x = st.radio("Along the x axis", keys, horizontal=True, key=f"sweep_x:{sweep_id}",
                          format_func=lambda k: SWEEPABLE.get(k, (k,))[0])
         rows = accuracy_vs(records, x, labels=labels) if x else []
-        finished = [{**r, "is_best": False} for r in rows if r["status"] not in ("queued", "running")]
-        scored = [r for r in finished if r["test_acc"] is not None]
-        best = max(scored, key=lambda r: r["test_acc"]) if scored else None
-        if best:
-            best["is_best"] = True
+        finished, best = mark_best(rows)
         table = [{"": STATUS_ICON.get(r.status, ""), "run": r.name, "status": r.status + (f": {r.reason}" if r.reason
                                                                                          else ""),
                   "epochs": f"{r.epochs_done}/{r.epochs}", "test acc": pct(r.test_acc),
@@ -253,20 +230,19 @@ else:
         if labels and any(r.status == "diverged" for r in runs):
             st.caption("💥 A diverged run's loss became NaN: training stopped there. If it happened in the first "
                        "epoch it has no curve - the table says at which step.")
-        if lesson == "lr-scenarios" and done and len(done) == len(runs):
-            high = max(runs, key=lambda r: r.config.optim.lr)
-            if high.status == "diverged":
-                st.markdown("The too-high learning rate **diverged**: its loss blew up to NaN.")
-            elif high.test_acc is not None and high.test_acc < 1.5 / max(2, high.num_classes or 10):
-                st.markdown(f"The too-high learning rate did not blow up to NaN, but the network **collapsed to "
-                            f"about chance** ({pct(high.test_acc)}): the steps overshoot, and it ends up predicting "
-                            f"much the same class for everything.")
-            else:
-                adam = high.config.optim.name in ("adam", "adamw")
-                st.markdown(f"Honestly: here the too-high learning rate only **stalled or slowed** "
-                            f"({pct(high.test_acc)}) rather than diverging"
-                            + (" - Adam rescales its steps, so it is harder to blow up than plain SGD" if adam else "")
-                            + ". Try an even higher value in the grid above, or more epochs.")
+        verdict = too_high_verdict(records) if lesson == "lr-scenarios" else None
+        if verdict is not None and verdict.outcome == "diverged":
+            st.markdown("The too-high learning rate **diverged**: its loss blew up to NaN.")
+        elif verdict is not None and verdict.outcome == "collapsed":
+            st.markdown(f"The too-high learning rate did not blow up to NaN, but the network **collapsed to "
+                        f"about chance** ({pct(verdict.test_acc)}): the steps overshoot, and it ends up predicting "
+                        f"much the same class for everything.")
+        elif verdict is not None:
+            st.markdown(f"Honestly: here the too-high learning rate only **stalled or slowed** "
+                        f"({pct(verdict.test_acc)}) rather than diverging"
+                        + (" - Adam rescales its steps, so it is harder to blow up than plain SGD"
+                           if verdict.adaptive else "")
+                        + ". Try an even higher value in the grid above, or more epochs.")
         if st.session_state.get(f"_sweep_active:{sweep_id}") and not any(r.active for r in runs):
             st.session_state[f"_sweep_active:{sweep_id}"] = False
             st.rerun(scope="app")  # stop polling once everything has finished

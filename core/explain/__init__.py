@@ -31,12 +31,14 @@ from core.explain.attribution import (  # noqa: F401
 )
 from core.explain.confusion import (  # noqa: F401
     ConfusedPair,
+    Mistakes,
+    PairRow,
     coarse_confusion,
     confusion_matrix,
     misclassified,
     most_confused_pairs,
-    per_class_accuracy,
     predict_split,
+    rank_mistakes,
 )
 from core.explain.ensemble import (  # noqa: F401
     EnsembleResult,
@@ -66,6 +68,7 @@ from core.explain.features import (  # noqa: F401
     load_run_model,
     predict,
     run_checkpoint,
+    scale_per_filter,
     superclass_probs,
     top_superclasses,
 )

@@ -1,15 +1,20 @@
-"""Where the model errs: confusion matrices (fine and CIFAR-100 superclass), per-class accuracy, the most
-confused pairs and the misclassified images worth a gallery. Pure tensor functions; labels are int64 class
-indices, matrices are (C, C) int64 with rows = true class and columns = predicted class.
+"""Where the model errs: confusion matrices (fine and CIFAR-100 superclass), the most confused pairs, the
+mistakes page's ranking (`rank_mistakes`: hardest and easiest classes, pairs, shared superclasses) and the
+misclassified images worth a gallery. Per-class accuracy is the engine's (core.train.per_class_accuracy).
+Pure tensor functions; labels are int64 class indices, matrices are (C, C) int64 with rows = true class and
+columns = predicted class.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+
+from core.train import per_class_accuracy
 
 
 def _labels(name: str, t: Any, num_classes: int) -> torch.Tensor:
@@ -36,13 +41,6 @@ def coarse_confusion(pred: Any, true: Any, fine_to_coarse: Sequence[int], num_co
     return confusion_matrix(mapping[p], mapping[t], n)
 
 
-def per_class_accuracy(cm: torch.Tensor) -> tuple[float, ...]:
-    """Diagonal over row sums: the fraction of each true class predicted right (NaN for an absent class)."""
-    total = cm.sum(1).double()
-    acc = cm.diagonal().double() / total
-    return tuple(acc.tolist())
-
-
 class ConfusedPair(NamedTuple):
     true: str  # the true class
     pred: str  # what the model said instead
@@ -61,6 +59,48 @@ def most_confused_pairs(cm: torch.Tensor, classes: Sequence[str], k: int = 10) -
              for i in range(c) for j in range(c) if i != j and cm[i, j] > 0]
     cells.sort(key=lambda x: (-x[0], -x[1], x[2], x[3]))
     return [ConfusedPair(classes[i], classes[j], n, f) for n, f, i, j in cells[:k]]
+
+
+class PairRow(NamedTuple):
+    """One row of the "pairs it mixes up most" table."""
+
+    true: str
+    pred: str
+    true_index: int
+    pred_index: int
+    count: int  # test images of `true` answered `pred`
+    fraction: float  # count / test images of `true`
+    superclass: str | None  # the superclass both belong to (CIFAR-100: a close relative), else None
+
+
+class Mistakes(NamedTuple):
+    """Where a model errs on a test split, ranked for the mistakes page."""
+
+    cm: torch.Tensor  # (C, C) int64, rows = true class
+    per_class: tuple[float, ...]  # accuracy of each class (NaN: absent from the split)
+    hardest: list[tuple[str, float]]  # (class, accuracy), lowest first; ties: by name
+    easiest: list[tuple[str, float]]  # (class, accuracy), highest first; ties: by name, last first
+    pairs: list[PairRow]  # most_confused_pairs' order
+
+
+def rank_mistakes(pred: Any, true: Any, classes: Sequence[str], superclasses: Sequence[str] | None = None, *,
+                  pairs: int = 15, per_side: int = 5) -> Mistakes:
+    """The confusion matrix, each class's accuracy, the `per_side` hardest and easiest classes (classes absent
+    from the split are left out) and the `pairs` most confused pairs, each with the superclass its two classes
+    share (superclasses[i]: the superclass name of class i; None: the dataset has none)."""
+    c = len(classes)
+    p, t = _labels("pred", pred, c), _labels("true", true, c)
+    cm = confusion_matrix(p, t, c)
+    accs = per_class_accuracy(p, t, c)
+    ranked = sorted((a, name) for a, name in zip(accs, classes) if not math.isnan(a))
+    index = {name: i for i, name in enumerate(classes)}
+    rows = []
+    for pair in most_confused_pairs(cm, classes, k=pairs):
+        i, j = index[pair.true], index[pair.pred]
+        shared = superclasses[i] if superclasses is not None and superclasses[i] == superclasses[j] else None
+        rows.append(PairRow(pair.true, pair.pred, i, j, pair.count, pair.fraction, shared))
+    return Mistakes(cm, accs, [(n, a) for a, n in ranked[:per_side]], [(n, a) for a, n in ranked[::-1][:per_side]],
+                    rows)
 
 
 def misclassified(pred: Any, true: Any, probs: torch.Tensor | None = None, limit: int | None = 64, *,

@@ -41,7 +41,6 @@ from core.explain.confusion import (  # noqa: F401 - re-exported API
     confusion_matrix,
     misclassified,
     most_confused_pairs,
-    per_class_accuracy,
     predict_split,
 )
 from core.explain.figures import colorize, overlay, tile_grid, upscale  # noqa: F401 - re-exported API
@@ -176,9 +175,10 @@ def top_superclasses(model: nn.Module, image_u8: torch.Tensor, mean: Any, std: A
 
 # --- filters ----------------------------------------------------------------------------------------------------
 
-def _per_filter(w: torch.Tensor) -> torch.Tensor:
-    """(out, in, k, k) weights -> min-max scaled to [0, 1] over each filter (all its channels together, so an
-    RGB filter keeps its colour); a constant filter becomes 0.5."""
+def scale_per_filter(w: torch.Tensor) -> torch.Tensor:
+    """(out, in, k, k) weights - or any tensor with one filter per row of dim 0, such as what training changed
+    in them - as float32 on the CPU, min-max scaled to [0, 1] over each filter (all its channels together, so
+    an RGB filter keeps its colour); a constant filter (span <= 1e-12) becomes 0.5."""
     w = w.detach().float().cpu()
     flat = w.reshape(w.shape[0], -1)
     lo, hi = flat.min(1).values, flat.max(1).values
@@ -202,7 +202,7 @@ def first_layer_filters(model: nn.Module) -> torch.Tensor:
     if conv.weight.shape[1] != 3:
         raise LabError(f"the first conv layer {name} does not read RGB (it has {conv.weight.shape[1]} input "
                        "channels); use layer_filters instead")
-    return _per_filter(conv.weight)
+    return scale_per_filter(conv.weight)
 
 
 def layer_filters(model: nn.Module, layer_name: str | None = None) -> torch.Tensor:
@@ -213,7 +213,7 @@ def layer_filters(model: nn.Module, layer_name: str | None = None) -> torch.Tens
         layer_name = next(iter(convs))
     if layer_name not in convs:
         raise LabError(f"{layer_name!r} is not a conv layer of this model; choose one of: {', '.join(convs)}")
-    return _per_filter(convs[layer_name].weight)
+    return scale_per_filter(convs[layer_name].weight)
 
 
 # --- feature maps -----------------------------------------------------------------------------------------------

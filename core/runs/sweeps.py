@@ -229,6 +229,7 @@ def record_from_run(run: Any, curves: Iterable[Any] = ()) -> dict[str, Any]:
     rows = [c.to_dict() if hasattr(c, "to_dict") else dict(c) for c in curves]
     return {"run_id": run.id, "name": run.name, "status": run.status, "config": run.config, "sweep_id": run.sweep_id,
             "test_acc": run.test_acc, "best_test_acc": run.best_test_acc, "seconds": run.seconds, "curves": rows,
+            "num_classes": getattr(run, "num_classes", None),
             "train_acc": rows[-1].get("train_acc") if rows else None}
 
 

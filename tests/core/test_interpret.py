@@ -325,6 +325,19 @@ def test_filters_are_scaled_per_filter_and_keep_the_weights_order():
         I.layer_filters(m, "classifier.fc1")
 
 
+def test_scale_per_filter_stretches_each_filter_on_its_own():
+    w = torch.tensor([[[[1.0, 3.0], [5.0, 9.0]]],       # filter 0: min 1, max 9
+                      [[[-2.0, -2.0], [-2.0, -2.0]]],   # filter 1: constant -> 0.5
+                      [[[0.0, -4.0], [4.0, 2.0]]]], dtype=torch.float64)
+    s = I.scale_per_filter(w)
+    assert s.dtype == torch.float32 and s.shape == w.shape
+    expected = torch.tensor([[0.0, 0.25, 0.5, 1.0], [0.5] * 4, [0.5, 0.0, 1.0, 0.75]])
+    assert torch.allclose(s.reshape(3, -1), expected, atol=1e-6)
+    m = model("cnn")  # what the filters page draws as "what training added": a difference of weights
+    change = m.features.conv1.weight.detach() * 3 - 1
+    assert torch.allclose(I.scale_per_filter(change), I.first_layer_filters(m), atol=1e-6)  # affine-invariant
+
+
 def test_feature_maps_are_the_most_active_channels_of_each_layer():
     m = model("cnn")
     img = image(6)

@@ -15,8 +15,8 @@ from core.explain.confusion import (
     confusion_matrix,
     misclassified,
     most_confused_pairs,
-    per_class_accuracy,
     predict_split,
+    rank_mistakes,
 )
 from core.explain.figures import colorize, colormap_lut, overlay, tile_grid, upscale
 
@@ -51,13 +51,48 @@ def test_coarse_confusion_on_a_hand_example():
     assert coarse_confusion(pred, true, fine_to_coarse, num_coarse=4).shape == (4, 4)
 
 
-def test_per_class_accuracy_and_most_confused_pairs_ordering():
-    cm = torch.tensor([[5, 3, 2, 0],
-                       [1, 8, 0, 1],
-                       [3, 0, 1, 0],
-                       [0, 0, 0, 0]])
-    acc = per_class_accuracy(cm)
-    assert acc[:3] == pytest.approx((0.5, 0.8, 0.25)) and math.isnan(acc[3])
+CM = [[5, 3, 2, 0],
+      [1, 8, 0, 1],
+      [3, 0, 1, 0],
+      [0, 0, 0, 0]]
+
+
+def labels_of(cm: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pred, true) with exactly cm[i][j] images of true class i answered j (in a shuffled order)."""
+    cells = [(i, j) for i, row in enumerate(cm) for j, n in enumerate(row) for _ in range(n)]
+    order = torch.randperm(len(cells), generator=torch.Generator().manual_seed(0)).tolist()
+    true, pred = zip(*(cells[k] for k in order))
+    return torch.tensor(pred), torch.tensor(true)
+
+
+def test_rank_mistakes_on_a_hand_example():
+    pred, true = labels_of(CM)
+    m = rank_mistakes(pred, true, ["a", "b", "c", "d"], pairs=3, per_side=2)
+    assert m.cm.tolist() == CM
+    assert m.per_class[:3] == pytest.approx((0.5, 0.8, 0.25)) and math.isnan(m.per_class[3])  # d: no pictures
+    assert [n for n, _ in m.hardest] == ["c", "a"] and [n for n, _ in m.easiest] == ["b", "a"]
+    assert m.hardest[0][1] == pytest.approx(0.25) and m.easiest[0][1] == pytest.approx(0.8)
+    assert [(p.true, p.pred, p.true_index, p.pred_index, p.count) for p in m.pairs] == [
+        ("c", "a", 2, 0, 3), ("a", "b", 0, 1, 3), ("a", "c", 0, 2, 2)]
+    assert [p.superclass for p in m.pairs] == [None] * 3
+    assert m.pairs[0].fraction == pytest.approx(0.75)
+    # superclasses: a, b are trees; c, d flowers -> only a->b stays inside one
+    sup = rank_mistakes(pred, true, ["a", "b", "c", "d"], ["trees", "trees", "flowers", "flowers"], pairs=4)
+    assert [(p.true, p.pred, p.superclass) for p in sup.pairs] == [
+        ("c", "a", None), ("a", "b", "trees"), ("a", "c", None), ("b", "a", "trees")]
+    assert len(sup.hardest) == 3 and sup.easiest == sup.hardest[::-1]  # the absent class d is left out
+
+
+def test_rank_mistakes_breaks_accuracy_ties_by_class_name():
+    true = torch.tensor([0, 0, 1, 1, 2, 2])
+    pred = torch.tensor([0, 1, 1, 0, 2, 2])  # z: 50%, a: 50%, m: 100%
+    m = rank_mistakes(pred, true, ["z", "a", "m"])
+    assert m.hardest == [("a", 0.5), ("z", 0.5), ("m", 1.0)] and m.easiest == [("m", 1.0), ("z", 0.5), ("a", 0.5)]
+    assert rank_mistakes(true, true, ["z", "a", "m"]).pairs == []
+
+
+def test_most_confused_pairs_ordering():
+    cm = torch.tensor(CM)
     pairs = most_confused_pairs(cm, ["a", "b", "c", "d"], k=4)
     # count 3 twice: c->a is 3/4 of c, a->b 3/10 of a, so c->a first; then a->b; then a->c (2)
     assert [(p.true, p.pred, p.count) for p in pairs] == [("c", "a", 3), ("a", "b", 3), ("a", "c", 2),

@@ -1,0 +1,106 @@
+"""The sweep pages' judgements, as plain data: which learning rates make the "too low / good / too high" lesson,
+which run of a finished sweep is which scenario, which finished run won, and what the too-high learning rate did.
+Pages only word and draw these.
+
+Records are the plain dicts of core.runs.sweeps.record_from_run (status, config, test_acc, ...); rows are
+core.runs.sweeps.accuracy_vs's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from core.config import TrainConfig, from_dict
+from core.runs.records import ACTIVE
+from core.runs.sweeps import LR_FACTOR
+
+# Sweep ids of the ready-made lessons start with these (the sweeps page names a sweep by them).
+LESSON_PREFIX = {"lr-scenarios": "LR scenarios", "batch-epochs": "Batch & epochs", "more-data": "More data"}
+SCENARIOS = ("too low", "good", "too high")
+# Too high = good × 100 for Adam: measured on CIFAR-10 (CPU), the report's Adam CNN at 1e-2 collapses to chance
+# (10.0%: one class for everything) within one epoch, its loss spiking and then stuck at ln(10); at × 30 (3e-3)
+# it sat just above chance (11%). Adam rarely reaches NaN - the page says so. SGD keeps core's × 30.
+HIGH_FACTOR = {"adam": 100.0, "adamw": 100.0, "sgd": LR_FACTOR}
+MAX_LR = 100.0
+COLLAPSE = 1.5  # a test accuracy under 1.5 × chance counts as "collapsed to about chance"
+
+
+class LRScenarios(NamedTuple):
+    """The three learning rates of the lesson and the factors that made them from the good one."""
+
+    low: float
+    good: float
+    high: float
+    low_factor: float  # low = good ÷ low_factor
+    high_factor: float  # high = good × high_factor (capped at MAX_LR)
+
+    @property
+    def grid(self) -> dict[str, list[float]]:
+        return {"lr": [self.low, self.good, self.high]}
+
+
+def lr_scenario_values(good: float, optimizer: str) -> LRScenarios:
+    """Too low = good ÷ 30; too high = good × HIGH_FACTOR[optimizer] (× 30 for others), at most MAX_LR; both
+    rounded to two significant digits so run names read well (3.3e-06, not 3.33333e-06)."""
+    good = float(good)
+    factor = HIGH_FACTOR.get(optimizer, LR_FACTOR)
+    low, high = (float(f"{v:.2g}") for v in (good / LR_FACTOR, min(good * factor, MAX_LR)))
+    return LRScenarios(low, good, high, LR_FACTOR, factor)
+
+
+def lesson_of(sweep_id: str) -> str | None:
+    """The ready-made lesson a sweep id belongs to ("lr-scenarios-3fa9c1d2" -> "lr-scenarios"), else None."""
+    return next((k for k in LESSON_PREFIX if sweep_id.startswith(k + "-")), None)
+
+
+def scenario_labels(lesson: str | None, swept: Sequence[str], lrs: Sequence[float]) -> dict[float, str]:
+    """lr -> "too low" / "good" / "too high" for an LR-scenarios sweep that varied only the learning rate over
+    three runs (by rank, lowest first); {} for any other sweep."""
+    if lesson == "lr-scenarios" and list(swept) == ["lr"] and len(lrs) == 3:
+        return dict(zip(sorted(lrs), SCENARIOS))
+    return {}
+
+
+def mark_best(rows: Sequence[Mapping[str, Any]], metric: str = "test_acc"
+              ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """(the finished rows - neither queued nor running - as copies with `is_best`, the best of them or None).
+    Best: the highest `metric` among the rows that have one; ties: the first."""
+    finished = [{**r, "is_best": False} for r in rows if r.get("status") not in ACTIVE]
+    scored = [r for r in finished if r.get(metric) is not None]
+    best = max(scored, key=lambda r: r[metric]) if scored else None
+    if best is not None:
+        best["is_best"] = True
+    return finished, best
+
+
+class LRVerdict(NamedTuple):
+    """What the too-high learning rate did: "diverged" (its loss became NaN), "collapsed" (test accuracy about
+    chance) or "stalled" (it only slowed down or stalled)."""
+
+    outcome: str
+    lr: float
+    test_acc: float | None
+    adaptive: bool  # Adam / AdamW: they rescale their steps, so they are harder to blow up than SGD
+
+
+def _config(record: Mapping[str, Any]) -> TrainConfig:
+    cfg = record["config"]
+    return from_dict(cfg) if isinstance(cfg, Mapping) else cfg
+
+
+def too_high_verdict(records: Sequence[Mapping[str, Any]]) -> LRVerdict | None:
+    """The verdict on the sweep's highest learning rate, once every run has finished (else None); chance is
+    1 / the run's `num_classes` (10 when unknown)."""
+    if not records or any(r.get("status") in ACTIVE for r in records):
+        return None
+    high = max(records, key=lambda r: _config(r).optim.lr)
+    cfg = _config(high)
+    acc = high.get("test_acc")
+    if high.get("status") == "diverged":
+        outcome = "diverged"
+    elif acc is not None and acc < COLLAPSE / max(2, high.get("num_classes") or 10):
+        outcome = "collapsed"
+    else:
+        outcome = "stalled"
+    return LRVerdict(outcome, cfg.optim.lr, acc, cfg.optim.name in ("adam", "adamw"))
