@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.lessons.presets import PRESETS, get_preset
 from core.train.lr_finder import LRFinder, schedule_for_suggestion
-from core.train.schedule import schedule_curve, steps_per_epoch
+from core.train.schedule import run_steps_per_epoch, schedule_curve
 from core.train.setup import cpu_has_native_bf16, resolve_device
 from ui import charts, charts_lr, runlib, urlstate
 from ui.data_panel import dataset_or_none
@@ -200,7 +200,7 @@ else:
     with friendly_errors("Preparing the run"):
         config = schedule_for_suggestion(runlib.config_for(preset, {"batch_size": batch, "epochs": epochs}), lr,
                                          schedule)
-        spe = steps_per_epoch(min(config.data.subset or 10**9, len(ds.train_x)), batch)
+        spe = run_steps_per_epoch(config, ds)  # as the engine will count them on this dataset and subset
         st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, epochs), spe,
                                                  height=chart_height(180),
                                                  title="the run's learning rate: " + SCHEDULE_TITLES[schedule].format(lr=lr)),

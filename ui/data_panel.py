@@ -88,6 +88,19 @@ def dataset_or_none(settings: LabSettings | None = None) -> data_mod.Dataset | N
         return None
 
 
+def dataset_if_here(settings: LabSettings | None = None) -> data_mod.Dataset | None:
+    """The current dataset when it is on this machine (decoded once per server), else None - drawing nothing and
+    never downloading: for counts that only need it when it is there."""
+    settings = settings or current()
+    name = settings.dataset
+    if not (name == "synthetic" or name.startswith("folder:") or data_mod.dataset_status(name, settings.data_dir).ready):
+        return None
+    try:
+        return load_full(name, settings.data_dir)
+    except LabError:
+        return None
+
+
 def dataset_panel(settings: LabSettings | None = None) -> bool:
     """True when the dataset is ready; otherwise draw the download / offline panel and return False."""
     settings = settings or current()

@@ -18,8 +18,9 @@ from core.errors import LabError
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from core.runs.records import RunRecord
-from core.train.schedule import schedule_curve, steps_per_epoch
+from core.train.schedule import run_steps_per_epoch, schedule_curve
 from ui import charts, runlib, urlstate
+from ui.data_panel import dataset_if_here
 from ui.layout import chart_height, friendly_errors, pct
 from ui.settings import current
 
@@ -108,7 +109,7 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
             return None
         st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
         if show_schedule:
-            spe = steps_per_epoch(config.data.subset or 50_000, config.batch_size)
+            spe = run_steps_per_epoch(config, dataset_if_here(settings))
             st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, config.epochs), spe,
                                                      height=170), width="stretch")
 

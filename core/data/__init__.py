@@ -45,6 +45,7 @@ from core.data.dataset import (  # noqa: F401
     memoized,
     save_cache,
     stratified_subset,
+    subset_size,
 )
 from core.data.folder import (  # noqa: F401
     CACHE_NAME,

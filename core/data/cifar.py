@@ -51,6 +51,7 @@ class CifarSpec:
     label_key: bytes  # fine labels
     names_key: bytes  # fine label names, in meta_file
     env: str  # prefix of the environment overrides <env>_URL and <env>_MD5 (mirrors, tests)
+    train_images: int = 50_000  # both archives hold 50,000 training images (and 10,000 test images)
 
     @property
     def files(self) -> tuple[str, ...]:

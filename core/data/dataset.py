@@ -163,6 +163,17 @@ def _stratified_indices(y: torch.Tensor, n: int, num_classes: int, gen: torch.Ge
     return chosen[torch.randperm(len(chosen), generator=gen)]
 
 
+def subset_size(labels: torch.Tensor, n: int | None, num_classes: int) -> int:
+    """How many images `stratified_subset` keeps of a split with these labels when asked for `n` (None: all):
+    n // num_classes per class, all of a smaller class - so 125 of 10 balanced classes is 120."""
+    if n is None or n >= len(labels):
+        return len(labels)
+    if n < num_classes:
+        raise DataError(f"a subset needs at least one image per class: ask for at least {num_classes} "
+                        f"images, not {n}")
+    return int(torch.bincount(labels, minlength=num_classes).clamp(max=n // num_classes).sum())
+
+
 def stratified_subset(ds: Dataset, train: int | None = None, test: int | None = None, seed: int = 0) -> Dataset:
     """The same number of images per class in each split (`None`, or at least the split size: unchanged).
 

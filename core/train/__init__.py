@@ -57,6 +57,7 @@ from core.train.schedule import (  # noqa: F401
     ONECYCLE_END_DIV,
     ONECYCLE_START_DIV,
     lr_at,
+    run_steps_per_epoch,
     schedule_curve,
     steps_per_epoch,
 )

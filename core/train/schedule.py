@@ -1,14 +1,17 @@
 """Learning-rate schedules as pure functions of the step, so a page can draw one before anything runs.
 
 `lr_at(cfg, step, steps_per_epoch, epochs)` is what the engine sets on the optimizer before optimizer step
-`step` (0-based); `schedule_curve` is the same function over a whole run.
+`step` (0-based); `schedule_curve` is the same function over a whole run; `run_steps_per_epoch` is how many
+steps an epoch of a config takes on a dataset, as the engine counts them.
 """
 
 from __future__ import annotations
 
 import math
 
-from core.config import OptimConfig
+from core.config import OptimConfig, TrainConfig
+from core.data.cifar import SPECS
+from core.data.dataset import Dataset, subset_size
 
 ONECYCLE_START_DIV = 25.0  # one-cycle starts at lr / 25 ...
 ONECYCLE_END_DIV = 1e4  # ... and anneals to lr / 10,000 (PyTorch's OneCycleLR defaults)
@@ -55,3 +58,17 @@ def steps_per_epoch(train_size: int, batch_size: int) -> int:
     (batch norm cannot train on one image)."""
     full, rest = divmod(train_size, batch_size)
     return max(1, full + (1 if rest > 1 else 0))
+
+
+def run_steps_per_epoch(config: TrainConfig, dataset: Dataset | None = None) -> int:
+    """Optimizer steps per epoch of a run of `config`: the engine's count on `dataset` (the whole dataset, before
+    the config's stratified subset). Without the dataset (not on this machine yet) CIFAR's known training-set
+    size stands in, cut to the subset; other datasets then count the subset alone (1 when there is none)."""
+    if dataset is not None:
+        n = subset_size(dataset.train_y, config.data.subset, dataset.num_classes)
+    else:
+        spec = SPECS.get(config.data.dataset)
+        known = spec.train_images if spec is not None else None
+        sizes = [x for x in (config.data.subset, known) if x is not None]
+        n = min(sizes) if sizes else 1
+    return steps_per_epoch(n, config.batch_size)

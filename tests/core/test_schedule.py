@@ -1,11 +1,18 @@
-"""LR schedules: exact values at known steps, so the curve drawn before a run is the one the run uses."""
+"""LR schedules: exact values at known steps, so the curve drawn before a run is the one the run uses - and the
+steps per epoch it is drawn with are the engine's."""
 
 import math
 
 import pytest
+import torch
 
-from core.config import OptimConfig
-from core.train.schedule import lr_at, schedule_curve, steps_per_epoch
+from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from core.data.dataset import Dataset, stratified_subset, subset_size
+from core.data.loading import load_dataset
+from core.errors import DataError
+from core.train.engine import train
+from core.train.events import RunStarted
+from core.train.schedule import lr_at, run_steps_per_epoch, schedule_curve, steps_per_epoch
 
 
 def test_constant_and_warmup():
@@ -36,3 +43,45 @@ def test_onecycle_shape():
 def test_steps_per_epoch_drops_a_single_image_tail():
     assert steps_per_epoch(512, 256) == 2 and steps_per_epoch(513, 256) == 2 and steps_per_epoch(514, 256) == 3
     assert steps_per_epoch(10, 256) == 1
+
+
+# --- steps per epoch of a config on a dataset ------------------------------------------------------------------
+
+def unbalanced() -> Dataset:
+    """3 classes with 7, 4 and 1 training images (and one test image each)."""
+    y = torch.tensor([0] * 7 + [1] * 4 + [2])
+    x = torch.zeros(len(y), 3, 32, 32, dtype=torch.uint8)
+    return Dataset("unbalanced", x, y, x[:3], torch.tensor([0, 1, 2]), ("a", "b", "c"), (0.5,) * 3, (0.25,) * 3)
+
+
+@pytest.mark.parametrize("n", [None, 3, 4, 6, 7, 9, 11, 12, 100])
+def test_subset_size_is_what_stratified_subset_keeps(n):
+    ds = unbalanced()
+    assert subset_size(ds.train_y, n, 3) == len(stratified_subset(ds, n, seed=1).train_y)
+
+
+def test_subset_size_refuses_what_stratified_subset_refuses():
+    with pytest.raises(DataError, match="at least 3"):
+        subset_size(unbalanced().train_y, 2, 3)
+
+
+@pytest.mark.parametrize(("subset", "batch"), [(None, 64), (600, 64), (125, 32), (1000, 256)])
+def test_run_steps_per_epoch_is_the_engines_count(subset, batch):
+    ds = load_dataset("synthetic")  # 10 balanced classes
+    cfg = TrainConfig(data=DataConfig(dataset="synthetic", subset=subset, test_subset=20),
+                      model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 16}), batch_size=batch, epochs=1,
+                      device="cpu")
+    run = train(cfg, dataset=ds)
+    started = next(e for e in run if isinstance(e, RunStarted))  # set-up only: no step is taken
+    run.close()
+    assert run_steps_per_epoch(cfg, ds) == started.steps_per_epoch
+
+
+def test_run_steps_per_epoch_without_the_dataset_uses_cifars_known_size():
+    def cfg(dataset: str, subset: int | None, batch: int = 100) -> TrainConfig:
+        return TrainConfig(data=DataConfig(dataset=dataset, subset=subset), batch_size=batch)
+
+    assert run_steps_per_epoch(cfg("cifar100", None)) == 500  # 50,000 / 100
+    assert run_steps_per_epoch(cfg("cifar10", 5000)) == 50
+    assert run_steps_per_epoch(cfg("cifar10", 90_000)) == 500  # a subset above the split: the whole split
+    assert run_steps_per_epoch(cfg("folder:/nowhere", 1000)) == 10
