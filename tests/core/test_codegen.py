@@ -72,6 +72,35 @@ def test_generated_model_is_the_labs_model_with_the_same_weights(name, options):
         assert net(x).shape == (2, 10)
 
 
+@pytest.mark.parametrize("options", [{}, {"width": 16, "scale": 0.5}], ids=["defaults", "narrow"])
+def test_resnet9s_code_template_builds_the_very_network_of_core_models_resnet(options):
+    """ResNet-9 is written twice: core/models/resnet.py and codegen's string template. The template stays (the
+    code view reads as a plain file), so this proves the two are one network: the same modules in the same
+    order, the same state_dict keys and shapes, and the same outputs for the same weights - in eval and in
+    train mode (batch statistics), and the same gradients."""
+    config = config_with("resnet9", **options)
+    ns = run_code(generate(config, num_classes=100))
+    torch.manual_seed(0)
+    lab = build_for_config(config, 100)
+    net = ns["Net"](100)
+    assert [(n, type(m)) for n, m in net.named_modules() if type(m).__module__.startswith("torch.")] == \
+        [(n, type(m)) for n, m in lab.named_modules() if type(m).__module__.startswith("torch.")]  # torch layers
+    assert [n for n, _ in net.named_modules()] == [n for n, _ in lab.named_modules()]
+    assert [(k, v.shape) for k, v in net.state_dict().items()] == [(k, v.shape) for k, v in lab.state_dict().items()]
+    net.load_state_dict(lab.state_dict())
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    for train_mode in (False, True):
+        net.train(train_mode)
+        lab.train(train_mode)
+        out_net, out_lab = net(x), lab(x)
+        scale = out_lab.abs().max().item()
+        assert torch.allclose(out_net, out_lab, atol=1e-5 * max(1.0, scale), rtol=1e-5)
+    out_net.sum().backward()
+    out_lab.sum().backward()
+    for (name, p_net), (_, p_lab) in zip(net.named_parameters(), lab.named_parameters()):
+        assert torch.allclose(p_net.grad, p_lab.grad, atol=1e-5 * max(1.0, p_lab.grad.abs().max().item())), name
+
+
 def test_every_preset_generates_code_with_the_presets_parameter_count():
     for name, preset in PRESETS.items():
         code = generate(preset.config)
