@@ -16,7 +16,7 @@ from core.errors import ConfigError, LabError
 # Command modules, in the order their commands are listed by --help. A module that is missing is skipped,
 # so a command group can be added without touching the others.
 COMMAND_MODULES = ("core.cli.train", "core.cli.runs", "core.cli.lr_find", "core.cli.explain", "core.cli.bench",
-                   "core.cli.sweep")
+                   "core.cli.sweep", "core.cli.classroom")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -73,6 +73,7 @@ def summary(run: RunRecord, lib: RunLibrary | None = None) -> dict[str, Any]:
     """The fields `runs --json` prints for each run."""
     out = {k: getattr(run, k) for k in ("id", "name", "preset", "status", "reason", "test_acc", "best_test_acc",
                                         "epochs_done", "epochs", "dataset", "model", "device", "started_by",
+                                        "by_role", "by_name",
                                         "sweep_id", "params", "created", "started", "finished", "seconds")}
     out["progress"] = run.to_dict()["progress"]
     out["queue_position"] = lib.queue_position(run.id) if lib is not None and run.status == "queued" else None

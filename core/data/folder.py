@@ -217,3 +217,24 @@ def folder_status(folder: str | Path, root: Path) -> DatasetStatus:
     cached = any(p.exists() for p in _cache_paths(path, root))
     more = "decoded cache present" if cached else "images are decoded on the first load"
     return DatasetStatus(True, f"{len(classes)} classes in {path} ({more})", str(path))
+
+
+class FolderSummary(NamedTuple):
+    """What a folder dataset holds, from its listing alone (no image is decoded)."""
+
+    path: str
+    classes: list[str]
+    train_images: int
+    test_images: int
+
+
+def folder_summary(folder: str | Path) -> FolderSummary:
+    """Class names and images per split of a folder dataset; DataError (what is wrong, what is expected) when
+    its layout is not a dataset's. Lists every file (about a second for 60,000 images), decodes none."""
+    path = Path(folder).expanduser().resolve()
+    try:
+        listing = _scan(path)
+    except OSError as e:
+        raise _layout(path, f"{path} cannot be read ({e.strerror})") from None
+    train = sum(listing.train)
+    return FolderSummary(str(path), listing.classes, train, len(listing.train) - train)

@@ -31,6 +31,12 @@ Server restart
   Nothing to do: trainers run on; the new server reads the same library; queued runs start as trainers
   finish (or at the next recover() if the last trainer died before it could kick the queue).
 
+Class mode
+  Every action takes an `actor` (core.classroom.roles; the teacher by default, as for the CLI). A student may
+  stop, resume, rename or delete only their own runs, may not queue a sweep or several runs at once, and may have
+  `student_quota` (a setting, 1 by default) queued-or-running runs, counted and inserted in one transaction.
+  Students' runs queue behind the teacher's: a claim takes the oldest queued teacher run first.
+
 CLI runs (`python -m core train`) are trained by the terminal process itself (owner "terminal"): it waits in
 the same queue and claims its own slot (core/runs/recorder.py); kick never claims them.
 """
@@ -46,6 +52,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.classroom.roles import TEACHER, Actor, check_owner, check_quota, require_teacher
+from core.classroom.settings import student_quota
 from core.config import TrainConfig
 from core.errors import LabError
 from core.runs import transfer
@@ -56,6 +64,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 HEARTBEAT_S = 2.0  # how often a trainer writes its heartbeat
 RECOVER_EVERY_S = 1.0  # recover() does its work at most this often per library object
 LOG_NAME = "train.log"
+# Queue order: the teacher's runs first (the class watches them), then students', each group first come first served.
+QUEUE_ORDER = "(by_role = 'student'), queue_order, seq"
 
 
 def pid_alive(pid: int) -> bool:
@@ -117,20 +127,43 @@ class RunLibrary(RunStore):
 
     def submit(self, config: TrainConfig, name: str | None = None, preset: str | None = None,
                started_by: str = "app", sweep_id: str | None = None, *, tags: str | None = None,
-               data_dir: str | Path | None = None, download: bool = False) -> str:
+               data_dir: str | Path | None = None, download: bool = False, actor: Actor = TEACHER) -> str:
         """Queue `config` for a trainer process and start it if its device has a free slot; returns the id.
-        device "auto" is resolved here (ConfigError if the asked-for device is not on this machine)."""
+        device "auto" is resolved here (ConfigError if the asked-for device is not on this machine).
+        A student may not queue a sweep, and only within the class's quota (PermissionDenied, QuotaExceeded)."""
         if started_by not in ("app", "cli"):
             raise ValueError(f"started_by must be app or cli, got {started_by!r}")
+        if sweep_id is not None:
+            require_teacher(actor, "queue a sweep")
         from core.data.dataset import data_root  # deferred: both import torch
         from core.train.setup import resolve_device
 
         device = str(resolve_device(config.device))
-        run_id = self.insert_run(config, device=device, status="queued", started_by=started_by, name=name,
-                                 preset=preset, sweep_id=sweep_id, tags=tags, data_dir=str(data_root(data_dir)),
-                                 download=download)
+        with self.transaction() as conn:  # count and insert under one write lock: two clicks cannot both pass
+            if not actor.is_teacher:
+                check_quota(actor, self._active_of(conn, actor), student_quota(self))
+            run_id = self.insert_run(config, device=device, status="queued", started_by=started_by, name=name,
+                                     preset=preset, sweep_id=sweep_id, tags=tags,
+                                     data_dir=str(data_root(data_dir)), download=download, actor=actor, conn=conn)
         self.kick(device)
         return run_id
+
+    def submit_many(self, jobs: list[tuple[TrainConfig, str | None, str | None]], *, actor: Actor = TEACHER,
+                    what: str = "queue several runs at once", **kw: Any) -> list[str]:
+        """Queue (config, name, preset) jobs one after another (the whole report): the teacher only."""
+        require_teacher(actor, what)
+        return [self.submit(config, name=name, preset=preset, actor=actor, **kw) for config, name, preset in jobs]
+
+    @staticmethod
+    def _active_of(conn: Any, actor: Actor) -> int:
+        # A run asked to stop is on its way out (within a second): Stop then Start must not hit the quota.
+        return conn.execute("SELECT COUNT(*) FROM runs WHERE by_role = ? AND by_name = ? AND status IN "
+                            "('queued', 'running') AND stop_requested = 0", (actor.role, actor.name)).fetchone()[0]
+
+    def active_runs_of(self, actor: Actor) -> int:
+        """How many queued or running runs `actor` started and did not ask to stop (what the quota counts)."""
+        with self.connect() as conn:
+            return self._active_of(conn, actor)
 
     def kick(self, device: str | None = None) -> list[str]:
         """Start queued worker runs on `device` (every device when None) while it has free slots; returns
@@ -169,7 +202,7 @@ class RunLibrary(RunStore):
                                        (dev,)).fetchone()[0]
                 while running < limit:
                     head = conn.execute("SELECT id, owner FROM runs WHERE status = 'queued' AND device = ? "
-                                        "ORDER BY queue_order, seq LIMIT 1", (dev,)).fetchone()
+                                        f"ORDER BY {QUEUE_ORDER} LIMIT 1", (dev,)).fetchone()
                     if head is None or head["owner"] != "worker":
                         break  # a terminal waiting at the head claims its slot itself
                     pid = first_for if not claimed else None
@@ -215,9 +248,11 @@ class RunLibrary(RunStore):
         if run.status != "queued":
             return None
         with self.connect() as conn:
-            return conn.execute("SELECT COUNT(*) FROM runs r, runs me WHERE me.id = ? AND r.status = 'queued' "
-                                "AND r.device = me.device AND (r.queue_order < me.queue_order OR "
-                                "(r.queue_order = me.queue_order AND r.seq < me.seq))", (run_id,)).fetchone()[0]
+            return conn.execute(
+                "SELECT COUNT(*) FROM runs r, runs me WHERE me.id = ? AND r.status = 'queued' AND r.device = me.device "
+                "AND ((r.by_role = 'student') < (me.by_role = 'student') OR ((r.by_role = 'student') = "
+                "(me.by_role = 'student') AND (r.queue_order < me.queue_order OR "
+                "(r.queue_order = me.queue_order AND r.seq < me.seq))))", (run_id,)).fetchone()[0]
 
     def device_load(self, device: str) -> tuple[int, int]:
         """(running, queued) runs on a device."""
@@ -228,13 +263,14 @@ class RunLibrary(RunStore):
 
     # ---- stop / resume --------------------------------------------------------------------------------
 
-    def request_stop(self, run_id: str) -> str:
+    def request_stop(self, run_id: str, *, actor: Actor = TEACHER) -> str:
         """Ask a run to stop; returns its status now. A running run saves a checkpoint and ends `stopped`
         within about a second; a queued one is stopped at once; a finished one is left as it is."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute("SELECT status, by_role, by_name FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise LabError(f"no run with id {run_id!r} in {self.root}: list them with `python -m core runs`")
+            check_owner(actor, row["by_role"], row["by_name"], "stop", run_id)
             status = row["status"]
             if status == "queued":
                 conn.execute("UPDATE runs SET status = 'stopped', reason = 'stopped before it started', "
@@ -245,10 +281,11 @@ class RunLibrary(RunStore):
                 conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
         return status
 
-    def resume(self, run_id: str) -> None:
+    def resume(self, run_id: str, *, actor: Actor = TEACHER) -> None:
         """Queue a stopped (or failed) run again; it continues from its last checkpoint and appends to the same
-        curve. A run that never trained an epoch starts over. LabError if its checkpoint is gone."""
-        run = self.get(run_id)
+        curve. A run that never trained an epoch starts over. LabError if its checkpoint is gone; a student
+        resumes only their own runs, within the quota."""
+        run = self.check_may(actor, run_id, "resume")
         if run.status in ("queued", "running"):
             raise LabError(f"run {run_id} is already {run.status}")
         if run.status == "completed":
@@ -265,6 +302,8 @@ class RunLibrary(RunStore):
             raise LabError(f"cannot resume run {run_id}: {where} (by hand?); start a new run with the same "
                            f"settings instead")
         with self.transaction() as conn:
+            if not actor.is_teacher:
+                check_quota(actor, self._active_of(conn, actor), student_quota(self))
             changed = conn.execute(
                 "UPDATE runs SET status = 'queued', owner = 'worker', reason = '', finished = NULL, pid = NULL, "
                 "heartbeat = NULL, stop_requested = 0, resume_requested = ?, "

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from core.config import TrainConfig
 from core.errors import LabError
-from core.runs.queue import HEARTBEAT_S, HOST, RunLibrary
+from core.runs.queue import HEARTBEAT_S, HOST, QUEUE_ORDER, RunLibrary
 from core.train import events as ev
 
 STOP_POLL_S = 0.5  # how stale a should_stop() answer may be
@@ -264,7 +264,7 @@ def _claim_terminal(lib: RunLibrary, run_id: str) -> str | None:
         limit = int(conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()[0])
         running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running' AND device = ?",
                                (me["device"],)).fetchone()[0]
-        head = conn.execute("SELECT id FROM runs WHERE status = 'queued' AND device = ? ORDER BY queue_order, seq "
+        head = conn.execute(f"SELECT id FROM runs WHERE status = 'queued' AND device = ? ORDER BY {QUEUE_ORDER} "
                             "LIMIT 1", (me["device"],)).fetchone()
         if running >= limit or head["id"] != run_id:
             return None

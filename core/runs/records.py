@@ -93,6 +93,12 @@ class RunRecord:
     data_dir: str | None
     download: bool
     progress: Progress | None
+    by_role: str = "teacher"  # who started it: teacher | student (core.classroom.roles)
+    by_name: str = "teacher"  # a student's nickname
+
+    @property
+    def by_student(self) -> bool:
+        return self.by_role == "student"
 
     @property
     def epochs(self) -> int:

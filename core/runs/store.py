@@ -2,7 +2,9 @@
 
 Tables: `runs` (one row per run: what it is, where it stands, its latest step-level progress, who owns it),
 `epochs` (one row per finished epoch, keyed by (run_id, epoch) so a re-done epoch replaces itself) and
-`settings` (key/value: max_per_device, stale_after_s, shared by every process that opens the folder).
+`settings` (key/value: max_per_device, stale_after_s, the class settings, shared by every process that opens the
+folder), and for class mode `questions` / `answers` (core/classroom/questions.py). Each run records who started
+it (by_role teacher | student, by_name); edits check it against the acting core.classroom.roles.Actor.
 The schema is versioned with PRAGMA user_version and grown by MIGRATIONS; a file written by a newer CIFAR Lab,
 or a file that is not SQLite at all, is a LabError that says what to do.
 
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from core.classroom.roles import TEACHER, Actor, check_owner
 from core.config import TrainConfig, to_json
 from core.errors import LabError
 from core.runs.records import (
@@ -95,6 +98,24 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN per_class_acc TEXT;   -- JSON list, null for classes absent from the test set
     CREATE INDEX runs_sweep ON runs (sweep_id);
     CREATE INDEX runs_preset ON runs (preset, status);
+    """,
+    # v3: class mode - who started each run (earlier runs are the teacher's), questions and their answers.
+    """
+    ALTER TABLE runs ADD COLUMN by_role TEXT NOT NULL DEFAULT 'teacher';   -- teacher | student
+    ALTER TABLE runs ADD COLUMN by_name TEXT NOT NULL DEFAULT 'teacher';   -- a student's nickname
+    CREATE INDEX runs_by ON runs (by_role, by_name, status);
+    CREATE TABLE questions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        page TEXT NOT NULL, key TEXT NOT NULL DEFAULT '', prompt TEXT NOT NULL,
+        choices TEXT NOT NULL,                   -- JSON list of strings
+        status TEXT NOT NULL,                    -- open | revealed | closed
+        opened REAL NOT NULL, revealed REAL, actual TEXT
+    );
+    CREATE INDEX questions_page ON questions (page, status);
+    CREATE TABLE answers (
+        question_id INTEGER NOT NULL, voter TEXT NOT NULL, choice TEXT NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (question_id, voter)
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -274,14 +295,23 @@ class RunStore:
 
     # ---- editing --------------------------------------------------------------------------------------
 
-    def rename(self, run_id: str, name: str) -> None:
+    def check_may(self, actor: Actor, run_id: str, what: str) -> RunRecord:
+        """The run, after checking that `actor` may `what` it (PermissionDenied otherwise)."""
+        run = self.get(run_id)
+        check_owner(actor, run.by_role, run.by_name, what, run_id)
+        return run
+
+    def rename(self, run_id: str, name: str, *, actor: Actor = TEACHER) -> None:
         name = name.strip()
         if not name:
             raise LabError("a run's name cannot be empty")
+        self.check_may(actor, run_id, "rename")
         self._update_existing(run_id, "UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
 
-    def annotate(self, run_id: str, *, tags: str | None = None, notes: str | None = None) -> None:
+    def annotate(self, run_id: str, *, tags: str | None = None, notes: str | None = None,
+                 actor: Actor = TEACHER) -> None:
         """Set a run's free-text tags and/or notes (None leaves a field as it is)."""
+        self.check_may(actor, run_id, "annotate")
         if tags is not None:
             self._update_existing(run_id, "UPDATE runs SET tags = ? WHERE id = ?", (tags, run_id))
         if notes is not None:
@@ -293,13 +323,14 @@ class RunStore:
         if not changed:
             self.get(run_id)  # raises the "no run with id" error
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, *, actor: Actor = TEACHER) -> None:
         """Remove the run's rows and its folder. A running run (or one a terminal is waiting to train) must be
-        stopped first."""
+        stopped first; a student may delete only their own runs."""
         with self.transaction() as conn:
-            row = conn.execute("SELECT status, owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute("SELECT status, owner, by_role, by_name FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise LabError(f"no run with id {run_id!r} in {self.root}: list them with `python -m core runs`")
+            check_owner(actor, row["by_role"], row["by_name"], "delete", run_id)
             if row["status"] == "running" or (row["status"] == "queued" and row["owner"] == "terminal"):
                 raise LabError(f"run {run_id} is {row['status']}: stop it first (`python -m core runs stop {run_id}`)")
             conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
@@ -318,7 +349,8 @@ class RunStore:
                    name: str | None = None, preset: str | None = None, sweep_id: str | None = None,
                    tags: str | None = None, data_dir: str | None = None, download: bool = False,
                    pid: int | None = None, host: str | None = None, run_id: str | None = None,
-                   extra: dict[str, Any] | None = None, conn: sqlite3.Connection | None = None) -> str:
+                   extra: dict[str, Any] | None = None, conn: sqlite3.Connection | None = None,
+                   actor: Actor = TEACHER) -> str:
         """Insert a new run row (a fresh id unless given) and return its id. Queued runs join the end of the
         queue. `extra` sets further columns (used by import); `conn` inserts inside the caller's transaction."""
         if status not in RUN_STATUSES or started_by not in STARTED_BY:
@@ -329,7 +361,7 @@ class RunStore:
             config=to_json(config), dataset=config.data.dataset, model=config.model.name, device=device,
             status=status, created=now, started_by=started_by, owner=owner, sweep_id=sweep_id, tags=tags,
             data_dir=data_dir, download=int(download), pid=pid, host=host,
-            heartbeat=now if pid is not None else None)
+            heartbeat=now if pid is not None else None, by_role=actor.role, by_name=actor.name)
         values.update(extra or {})
         columns = ", ".join(values)
         placeholders = ", ".join("?" * len(values))
