@@ -10,17 +10,20 @@ import torch
 
 from core.config import AugmentConfig
 from core.errors import LabError
-from core.lessons.findings import NOISE, compare_with_report
+from core.lessons.findings import NOISE
 from core.lessons.presets import FLIP, FLIP_CROP, get_preset
+from core.lessons.takeaways import card_findings
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
 from ui.data_panel import dataset_or_none
-from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, try_this
 from ui.pictures import read_upload
 from ui.run_panel import compare_presets, describe, live_run, run_panel
 from ui.settings import current
+from ui.takeaways import facts_of, runs_takeaway
 
-FAMILY = ["cnn", "cnn-flip", "cnn-flip-crop"]
+BASE = "cnn-128"  # §VI: the flip and crop runs started from the 128/128/128/256 network
+FAMILY = [BASE, "cnn-flip", "cnn-flip-crop"]
 TAG = "augmentation-lab"  # marks the runs of "your pipeline" in the library
 FIELDS = ("flip_p", "crop_padding", "crop_mode", "erase_p", "erase_size", "brightness", "contrast", "saturation")
 PIPELINES = {"None": AugmentConfig(), "Report: flip": FLIP, "Report: flip + crop": FLIP_CROP,
@@ -37,7 +40,7 @@ page_header(
     "a slightly different version every time - mirrored, shifted, with a patch cut out, a little brighter - so "
     "it has to learn what stays the same: the class. Every training batch gets its own random draw, on the "
     "device, with the batch.",
-    report="CNN 30% → + random flip 36% → + random crop 39% (CIFAR-100, 20 epochs).")
+    report="CNN 128/128/128/256 31% → + random flip 36% → + random crop 39% (CIFAR-100, 20 epochs).")
 settings = current()
 for field in FIELDS:  # widget state, seeded once per session with the report's best pipeline
     st.session_state.setdefault(f"aug_{field}", getattr(FLIP_CROP, field))
@@ -176,11 +179,12 @@ run_panel(FAMILY, key="aug", default="cnn-flip-crop")
 
 lib = runlib.library()
 with st.container(border=True):
-    st.markdown(f"**Your pipeline**: the plain CNN trained with *{pipeline.describe() if pipeline else '—'}*")
+    st.markdown(f"**Your pipeline**: the report's 128/128/128/256 CNN trained with "
+                f"*{pipeline.describe() if pipeline else '—'}*")
     mine_config = None
     if pipeline is not None:
         with friendly_errors("Preparing the run"):
-            mine_config = runlib.config_for("cnn", {f: getattr(pipeline, f) for f in FIELDS})
+            mine_config = runlib.config_for(BASE, {f: getattr(pipeline, f) for f in FIELDS})
             st.caption(describe(mine_config) + f" · on **{settings.dataset_label}**")
     why = ("Reserved to the teacher (passcode in the sidebar)" if not settings.can_control else
            "Fix the augmentation settings first" if mine_config is None else None)
@@ -198,20 +202,20 @@ with st.container(border=True):
 
 st.subheader("The runs compared")
 runs = compare_presets(FAMILY, key="aug-cmp", title="train (dashed) and test (solid) accuracy")
-if mine is not None and runs.get("cnn") is not None and lib.curves(mine.id):
-    curves = runlib.curves_of({"cnn": runs["cnn"]}) | runlib.curves_of({mine.id: mine}, label="run")
+if mine is not None and runs.get(BASE) is not None and lib.curves(mine.id):
+    curves = runlib.curves_of({BASE: runs[BASE]}) | runlib.curves_of({mine.id: mine}, label="run")
     st.altair_chart(charts.curves_chart(curves, "accuracy", height=chart_height(260),
                                         title="your pipeline against the plain CNN"), width="stretch")
 
 done = {k: r for k, r in runs.items() if r.status == "completed" and r.best_test_acc is not None}
-findings = compare_with_report({k: r.best_test_acc for k, r in done.items()})
+findings = card_findings(dict(zip(done, facts_of(done), strict=True)))
 for f in findings:
     show = {"agrees": st.success, "disagrees": st.warning}.get(f.verdict, st.info)
     show(f.message, icon=":material/fact_check:")
-if mine is not None and mine.status == "completed" and mine.best_test_acc is not None and "cnn" in done:
-    gain = mine.best_test_acc - done["cnn"].best_test_acc
+if mine is not None and mine.status == "completed" and mine.best_test_acc is not None and BASE in done:
+    gain = mine.best_test_acc - done[BASE].best_test_acc
     text = (f"Your pipeline ({mine.name}) vs the plain CNN: {pct(mine.best_test_acc)} against "
-            f"{pct(done['cnn'].best_test_acc)}, "
+            f"{pct(done[BASE].best_test_acc)}, "
             + ("no clear difference." if abs(gain) < NOISE else f"{gain * 100:+.1f} points."))
     if gain <= -NOISE:
         text += " " + get_preset("cnn-flip-crop").caveat
@@ -224,9 +228,10 @@ elif settings.dataset != "cifar100" or settings.subset:
     st.caption(f"These runs used {settings.dataset_label} with {images} training images; the report's numbers are "
                f"CIFAR-100 with 50,000 and 20 epochs. Compare the direction of each gain, not the digits.")
 
-takeaway("Augmentation is free extra data: flips and shifts keep the class, so the network must learn shapes rather "
-         "than memorize pixels. It pays off once a network has the epochs to fit the harder task - in short runs "
-         "it can cost accuracy first.")
+shown = {**runs, **({mine.id: mine} if mine is not None else {})}
+runs_takeaway(shown, "augmentation is free extra data: flips and shifts keep the class, so the network must "
+              "learn shapes rather than memorize pixels (+5 points for flips, +3 more for crops, on the "
+              "128/128/128/256 CNN).")
 try_this(["Set the crop padding to 12 with black padding, then with mirrored edges: which looks more like a real "
           "photo?",
           "Erase a 16-pixel square with probability 1: can you still tell the class? Can the network?",

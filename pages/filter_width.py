@@ -5,9 +5,10 @@ import streamlit as st
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from ui import charts
-from ui.layout import chart_height, page_header, takeaway, try_this
+from ui.layout import chart_height, page_header, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current
+from ui.takeaways import runs_takeaway
 
 FAMILY = ["cnn", "cnn-128", "cnn-256", "cnn-512"]
 page_header(
@@ -38,7 +39,7 @@ if points:
                                          y_title="best test accuracy", log_x=True, height=chart_height()),
                     width="stretch")
     st.caption(f"Runs on {current().dataset_label}; time is wall time on the run's own device.")
-takeaway("Width buys accuracy slowly and time quickly: 16× the parameters for a few points. The next pages "
-         "get more from batch norm and augmentation than from width.")
+runs_takeaway(runs, "width buys accuracy slowly and time quickly: 16× the parameters for a few points. The next "
+              "pages get more from batch norm and augmentation than from width.")
 try_this(["Queue all four widths on 5,000 CIFAR-10 images and read the time axis.",
           "Which width has the largest train/test gap? That is overfitting, the subject of the next page."])

@@ -3,13 +3,14 @@
 
 import streamlit as st
 
-from core.lessons.findings import compare_with_report
 from core.lessons.presets import PRESETS, SECTIONS
+from core.lessons.takeaways import card_findings
 from ui import charts, runlib
 from ui.data_panel import dataset_panel
 from ui.layout import friendly_errors, pct, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current, detected_devices
+from ui.takeaways import facts_of
 
 settings = current()
 st.title("CIFAR Lab")
@@ -82,8 +83,8 @@ st.altair_chart(charts.report_bars(bars), width="stretch")
 st.caption(f"Lab bars: the best completed run of each experiment on {settings.dataset_label}. The report's "
            "numbers are CIFAR-100 with all 50,000 training images.")
 
-findings = compare_with_report({k: r.best_test_acc for k, r in best.items() if r.best_test_acc is not None
-                                and r.status == "completed"})
+done = {k: r for k, r in best.items() if r.best_test_acc is not None and r.status == "completed"}
+findings = card_findings(dict(zip(done, facts_of(done), strict=True)))
 if findings:
     st.subheader("What your runs say")
     for f in findings:

@@ -5,9 +5,10 @@ import streamlit as st
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from ui import runlib
-from ui.layout import page_header, takeaway, try_this
+from ui.layout import page_header, try_this
 from ui.run_panel import compare_presets, num_classes, run_panel
 from ui.settings import current
+from ui.takeaways import runs_takeaway
 
 page_header(
     "MLP vs CNN",
@@ -28,8 +29,8 @@ st.caption("Most of the CNN's parameters sit in its fully connected layer (4,096
 
 run_panel(["mlp", "cnn"], key="nets")
 st.subheader("Side by side")
-compare_presets(["mlp", "cnn"], key="nets-cmp", title="train (dashed) and test (solid) accuracy")
-takeaway("The CNN wins with fewer parameters because it is built for images. Watch the MLP's train accuracy "
-         "race ahead of its test accuracy: it memorizes pixels instead of learning shapes.")
+runs = compare_presets(["mlp", "cnn"], key="nets-cmp", title="train (dashed) and test (solid) accuracy")
+runs_takeaway(runs, "the CNN wins with fewer parameters because it is built for images; the MLP's train accuracy "
+              "races ahead of its test accuracy: it memorizes pixels instead of learning shapes.")
 try_this(["Compare the loss panel too: which network's test loss turns back up first?",
           "Raise the MLP's learning rate to 1e-3 under *Tweak*: does it help or hurt?"])

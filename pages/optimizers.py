@@ -5,8 +5,9 @@ import streamlit as st
 from core.config import OptimConfig
 from core.train.schedule import schedule_curve
 from ui import charts
-from ui.layout import chart_height, page_header, takeaway, try_this
+from ui.layout import chart_height, page_header, try_this
 from ui.run_panel import compare_presets, run_panel
+from ui.takeaways import runs_takeaway
 
 page_header(
     "Optimizers and the best CNN from scratch",
@@ -31,9 +32,10 @@ st.caption("Drawn from the same function the trainer calls before every step (co
 st.subheader("Run them")
 run_panel(["cnn-sgd", "best-scratch", "cnn-bn", "cnn-flip-crop"], key="opt", show_schedule=True)
 st.subheader("Compared")
-compare_presets(["cnn-flip-crop", "cnn-bn", "cnn-sgd", "best-scratch"], key="opt-cmp")
+runs = compare_presets(["cnn-flip-crop", "cnn-bn", "cnn-sgd", "best-scratch"], key="opt-cmp")
 
-takeaway("The report's best from-scratch CNN came from SGD, more epochs and a decaying learning rate, not from "
-         "width. The lab's `best-scratch` adds a residual network, one-cycle, label smoothing and augmentation.")
+runs_takeaway(runs, "the best from-scratch CNN (60%) came from SGD, more epochs and a decaying learning rate, not "
+              "from width. (The lab's `best-scratch` adds a residual network, one-cycle, label smoothing and "
+              "augmentation; it is not in the report.)")
 try_this(["Switch best-scratch to Adam 1e-3 under *Tweak* and compare.",
           "Find a good peak learning rate for SGD first on the LR finder page."])

@@ -9,9 +9,10 @@ from core.explain.features import fresh_model
 from core.lessons.presets import get_preset
 from ui import charts, runlib
 from ui.data_panel import dataset_or_none
-from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current
+from ui.takeaways import runs_takeaway
 from ui.trained import trained_model
 
 FAMILY = ["cnn-128", "cnn-bn", "cnn-bn-fc8192", "cnn-bn-dropout"]
@@ -64,8 +65,9 @@ if ds is not None:
             col.dataframe([{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()}
                            for r in summary(conv_layers)], hide_index=True)
 
-takeaway("Batch norm is the biggest single gain on the report card: it makes training easier, not the network "
-         "bigger. Dropout and a wider FC change little in 20 epochs - their effect is on the gap, not the peak.")
+runs_takeaway(runs, "batch norm is the biggest single gain on the report card: it makes training easier, not the "
+              "network bigger. Dropout and a wider FC change little in 20 epochs - their effect is on the gap, "
+              "not the peak.")
 try_this(["Compare the gap lines of + FC 8192 and + dropout: which one memorizes less?",
           "Train the batch-norm preset with learning rate 1e-3 under *Tweak*: batch norm tolerates it; "
           "try the same without batch norm."])

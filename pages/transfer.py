@@ -4,9 +4,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.layout import page_header, takeaway, try_this
+from ui.layout import page_header, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current, detected_devices
+from ui.takeaways import runs_takeaway
 
 FAMILY = ["resnet18-pretrained", "resnet18-pretrained-aug", "mobilenet-pretrained", "resnet18-scratch"]
 page_header(
@@ -42,8 +43,9 @@ st.caption("Frozen: only the classifier's ~51k (ResNet18) or ~128k (MobileNetV2)
 
 run_panel(FAMILY, key="transfer", extra=extra)
 st.subheader("Compared")
-compare_presets(FAMILY, key="transfer-cmp")
-takeaway("Pretrained features are the single biggest jump of the report: +33 points over the best CNN of the "
-         "same epochs. Augmentation helps the big pretrained network, which otherwise overfits CIFAR quickly.")
+runs = compare_presets(FAMILY, key="transfer-cmp")
+runs_takeaway(runs, "pretrained features are the single biggest jump of the report: +33 points over the best CNN "
+              "of the same epochs. Augmentation helps the big pretrained network, which otherwise overfits CIFAR "
+              "quickly.")
 try_this(["Compare ResNet18 from scratch with the pretrained one: same architecture, different start.",
           "Freeze the backbone and compare the time per epoch with fine-tuning everything."])

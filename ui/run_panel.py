@@ -19,7 +19,7 @@ from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from core.runs.records import RunRecord
 from core.train.schedule import run_steps_per_epoch, schedule_curve
-from ui import charts, runlib, urlstate
+from ui import charts, runlib, takeaways, urlstate
 from ui.data_panel import dataset_if_here
 from ui.layout import chart_height, friendly_errors, pct
 from ui.settings import current
@@ -247,9 +247,16 @@ def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: st
                 f"from the report card.")
         return {}
     curves = runlib.curves_of(runs)
-    report = {get_preset(k).title: get_preset(k).report_acc for k in runs}
+    # runs trained unlike each other (epochs, images, augmentation...) carry their odd settings in the legend
+    flagged = takeaways.flags(takeaways.verdict_of(runs, curves))
+    shown = {k + (f"  {flagged[k]}" if k in flagged else ""): v for k, v in curves.items()}
+    report = {get_preset(k).title + (f"  {flagged[get_preset(k).title]}" if get_preset(k).title in flagged else ""):
+              get_preset(k).report_acc for k in runs}
     if any(curves.values()):
-        st.altair_chart(charts.curves_chart(curves, metric, height=chart_height(300), title=title or "",
+        head = title or ""
+        if flagged:
+            head = (head + " - " if head else "") + "⚠ not trained alike (see the legend)"
+        st.altair_chart(charts.curves_chart(shown, metric, height=chart_height(300), title=head,
                                             report=report if metric == "accuracy" else None), width="stretch")
     rows = []
     for k, r in runs.items():
@@ -257,6 +264,7 @@ def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: st
         epochs = curves.get(p.title) or [{}]  # the curves read above: no second query per run
         rows.append({"experiment": p.title, "parameters": f"{(r.params or 0) / 1e6:.1f}M", "report": p.report_label,
                      "lab (best)": pct(r.best_test_acc), "train acc (last)": pct(epochs[-1].get("train_acc")),
-                     "epochs": f"{r.epochs_done}/{r.epochs}", "time": fmt_seconds(r.seconds), "status": r.status})
+                     "epochs": f"{r.epochs_done}/{r.epochs}", "images": f"{r.train_size or 0:,}",
+                     "time": fmt_seconds(r.seconds), "status": r.status, "flag": flagged.get(p.title, "")})
     st.dataframe(rows, hide_index=True, width="stretch")
     return runs

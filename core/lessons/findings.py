@@ -28,8 +28,12 @@ def _word(gain: float) -> str:
     return f"{gain * 100:+.1f} points"
 
 
-def compare_with_report(lab_acc: Mapping[str, float], presets: Mapping[str, Preset] = PRESETS) -> list[Finding]:
-    """One Finding per preset whose baseline also has a lab result. `lab_acc`: preset -> best test accuracy."""
+def compare_with_report(lab_acc: Mapping[str, float], presets: Mapping[str, Preset] = PRESETS, *,
+                        why: Mapping[str, str] | None = None, qualify: Mapping[str, str] | None = None
+                        ) -> list[Finding]:
+    """One Finding per preset whose baseline also has a lab result. `lab_acc`: preset -> best test accuracy.
+    `why`: preset -> the explanation of a disagreement measured on the runs (instead of the preset's caveat);
+    `qualify`: preset -> a sentence appended to its message (e.g. the two runs were not trained alike)."""
     out = []
     for name, acc in lab_acc.items():
         p = presets.get(name)
@@ -49,7 +53,9 @@ def compare_with_report(lab_acc: Mapping[str, float], presets: Mapping[str, Pres
             verdict, message = "agrees", lead + " Same direction as the report."
         else:
             verdict = "disagrees"
-            message = lead + " Your data disagrees with the report. " + (p.caveat or
+            message = lead + " Your data disagrees with the report. " + ((why or {}).get(name) or p.caveat or
                                                                         "Short runs and subsets can reverse small effects.")
+        if (qualify or {}).get(name):
+            message += " " + qualify[name]
         out.append(Finding(name, p.baseline, report_gain, lab_gain, verdict, message))
     return out
