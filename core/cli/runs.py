@@ -13,6 +13,7 @@ from typing import Any
 
 from core.cli.common import pct, print_json
 from core.runs.library import open_library
+from core.runs.packing import AUTO, parse_cap
 from core.runs.queue import RunLibrary
 from core.runs.records import RUN_STATUSES, RunRecord
 
@@ -52,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("run_id", metavar="ID")
     a.add_argument("name", metavar="NAME")
     a = action("settings", cmd_settings, "show or change the library's settings")
-    a.add_argument("--max-per-device", type=int, metavar="N", help="training processes per device at once")
+    a.add_argument("--max-per-device", metavar="N|auto",
+                   help="training runs per device at once; auto (default): 1 on a CPU, as many as fit on a GPU")
     a.add_argument("--stale-after", type=float, metavar="S",
                    help="seconds without a heartbeat before a running run is marked failed")
 
@@ -171,7 +173,8 @@ def cmd_rename(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     lib = _lib(args)
     if args.max_per_device is not None:
-        lib.set_max_per_device(args.max_per_device)
+        n = parse_cap(args.max_per_device, "--max-per-device")
+        lib.set_max_per_device(AUTO if n is None else n)
     if args.stale_after is not None:
         lib.set_stale_after_s(args.stale_after)
     values = {"max_per_device": lib.max_per_device, "stale_after_s": lib.stale_after_s, "runs_dir": str(lib.root)}

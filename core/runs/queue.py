@@ -2,9 +2,12 @@
 
 How a run gets trained
   `submit(config)` inserts a `queued` row (device "auto" resolved to cpu / cuda:N / mps and stored) and calls
-  `kick(device)`. kick, inside one `BEGIN IMMEDIATE` transaction, counts the device's running runs and, while
-  that is below `max_per_device` (a setting in the library, 1 by default), claims the oldest queued run
-  (status running, heartbeat now). After the commit it starts one trainer process per claimed run:
+  `kick(device)`. kick, inside one `BEGIN IMMEDIATE` transaction, claims the oldest queued run (status running,
+  heartbeat now) while the device admits it (`admission`, core/runs/packing.py): fewer running runs than the
+  device's cap ($CIFAR_LAB_MAX_PER_DEVICE, else the library's `max_per_device`; "auto" = 1 on a CPU, by memory
+  on CUDA) and, where memory is checked, its estimated bytes fit beside the running runs'. A run that cannot
+  fit the device even alone is failed there with what to change. After the commit it starts one trainer
+  process per claimed run:
 
       subprocess.Popen([sys.executable, "-m", "core.runs.trainer", "--runs-dir", ROOT, "--run-id", ID],
                        cwd=REPO_ROOT, env=os.environ + PYTHONPATH=REPO_ROOT, stdin=DEVNULL,
@@ -56,7 +59,7 @@ from core.classroom.roles import TEACHER, Actor, check_owner, check_quota, requi
 from core.classroom.settings import student_quota
 from core.config import TrainConfig
 from core.errors import LabError
-from core.runs import transfer
+from core.runs import packing, transfer
 from core.runs.store import RunStore
 
 HOST = socket.gethostname()
@@ -90,6 +93,14 @@ def _clock(t: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) if t else "never"
 
 
+def _need(config_json: str, device: str) -> int | None:
+    """A run's estimated bytes on `device`, or None when no estimate can be made (see admission)."""
+    try:
+        return packing.run_need(config_json, device)
+    except Exception:  # noqa: BLE001 - a bad config fails in its trainer with a clear message; never block here
+        return None
+
+
 def trainer_command(root: Path, run_id: str) -> list[str]:
     return [sys.executable, "-m", "core.runs.trainer", "--runs-dir", str(root), "--run-id", run_id]
 
@@ -105,12 +116,15 @@ class RunLibrary(RunStore):
     # ---- settings -------------------------------------------------------------------------------------
 
     @property
-    def max_per_device(self) -> int:
-        return int(self.get_setting("max_per_device", "1") or 1)
+    def max_per_device(self) -> int | str:
+        """The library's cap on runs per device: a whole number, or "auto" (see core/runs/packing.py).
+        $CIFAR_LAB_MAX_PER_DEVICE, when set, overrides it for the process that claims runs."""
+        n = packing.parse_cap(self.get_setting("max_per_device", packing.AUTO), "the max_per_device setting")
+        return packing.AUTO if n is None else n
 
-    def set_max_per_device(self, n: int) -> None:
-        if not isinstance(n, int) or n < 1:
-            raise LabError(f"max_per_device must be a whole number >= 1, got {n!r}")
+    def set_max_per_device(self, n: int | str) -> None:
+        if n != packing.AUTO and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise LabError(f"max_per_device must be a whole number >= 1 or 'auto', got {n!r}")
         self.set_setting("max_per_device", n)
         self.kick()
 
@@ -192,26 +206,54 @@ class RunLibrary(RunStore):
             else:
                 devices = [device] if conn.execute("SELECT 1 FROM runs WHERE status = 'queued' AND device = ? "
                                                    "LIMIT 1", (device,)).fetchone() else []
-        if not devices:
-            return claimed
+            if not devices:
+                return claimed
+            self._warm_estimates(conn, devices)
         with self.transaction() as conn:
-            limit = int(conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()[0])
             now = time.time()
             for dev in devices:
-                running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running' AND device = ?",
-                                       (dev,)).fetchone()[0]
-                while running < limit:
-                    head = conn.execute("SELECT id, owner FROM runs WHERE status = 'queued' AND device = ? "
+                while True:
+                    head = conn.execute("SELECT id, owner, config FROM runs WHERE status = 'queued' AND device = ? "
                                         f"ORDER BY {QUEUE_ORDER} LIMIT 1", (dev,)).fetchone()
                     if head is None or head["owner"] != "worker":
                         break  # a terminal waiting at the head claims its slot itself
+                    verdict = self.admission(conn, dev, head["config"])
+                    if verdict.verdict == "never":  # it can never fit: fail it, the next one may
+                        conn.execute("UPDATE runs SET status = 'failed', reason = ?, finished = ?, "
+                                     "resume_requested = 0 WHERE id = ?", (verdict.reason, now, head["id"]))
+                        continue
+                    if verdict.verdict != "start":
+                        break
                     pid = first_for if not claimed else None
                     conn.execute("UPDATE runs SET status = 'running', started = COALESCE(started, ?), "
                                  "heartbeat = ?, pid = ?, host = ?, stop_requested = 0 WHERE id = ?",
                                  (now, now, pid, HOST, head["id"]))
                     claimed.append(head["id"])
-                    running += 1
         return claimed
+
+    def admission(self, conn: Any, device: str, config_json: str) -> packing.Admission:
+        """May the run with this config (JSON) start on `device` now, inside the caller's transaction `conn`?
+        The cap and, where memory is checked, the estimates of the device's running runs (core/runs/packing.py).
+        An estimate that cannot be made (a config the trainer will reject with its own message) checks nothing."""
+        setting = conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()
+        cap, by_memory = packing.device_cap(device, setting[0] if setting else None)
+        running = [r[0] for r in conn.execute("SELECT config FROM runs WHERE status = 'running' AND device = ?",
+                                              (device,))]
+        if not by_memory or len(running) >= cap:
+            return packing.admit(None, [0] * len(running), cap=cap, capacity=None, device=device)
+        need = _need(config_json, device)
+        running_needs = [_need(c, device) or 0 for c in running]
+        return packing.admit(need, running_needs, cap=cap, capacity=packing.device_capacity(device), device=device)
+
+    def _warm_estimates(self, conn: Any, devices: list[str]) -> None:
+        """Make the memory estimates the claim will need before it takes the write lock (the first one imports
+        torch and builds the models on the meta device: not something to do while every writer waits)."""
+        setting = conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()
+        for dev in devices:
+            if packing.device_cap(dev, setting[0] if setting else None)[1]:
+                for (config_json,) in conn.execute("SELECT config FROM runs WHERE device = ? AND status IN "
+                                                   "('running', 'queued')", (dev,)):
+                    _need(config_json, dev)
 
     def _spawn(self, run_id: str) -> None:
         folder = self.run_dir(run_id)

@@ -236,6 +236,8 @@ def cli_recorder(config: TrainConfig, runs_dir: str | None = None, name: str | N
             state = _claim_terminal(lib, run_id)
             if state == "running":
                 break
+            if state == "failed":
+                raise LabError(f"run {run_id} could not start: {lib.get(run_id).reason}")
             if state is not None:
                 raise LabError(f"run {run_id} was {state} before it started (from the app or `python -m core runs`)")
             running, _ = lib.device_load(device)
@@ -256,18 +258,22 @@ def cli_recorder(config: TrainConfig, runs_dir: str | None = None, name: str | N
 def _claim_terminal(lib: RunLibrary, run_id: str) -> str | None:
     """'running' if this terminal's run got its slot now; its status if it is no longer queued; else None."""
     with lib.transaction() as conn:
-        me = conn.execute("SELECT status, device FROM runs WHERE id = ?", (run_id,)).fetchone()
+        me = conn.execute("SELECT status, device, config FROM runs WHERE id = ?", (run_id,)).fetchone()
         if me is None:
             return "deleted"
         if me["status"] != "queued":
             return me["status"]
-        limit = int(conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()[0])
-        running = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'running' AND device = ?",
-                               (me["device"],)).fetchone()[0]
         head = conn.execute(f"SELECT id FROM runs WHERE status = 'queued' AND device = ? ORDER BY {QUEUE_ORDER} "
                             "LIMIT 1", (me["device"],)).fetchone()
-        if running >= limit or head["id"] != run_id:
+        if head["id"] != run_id:
             return None
+        verdict = lib.admission(conn, me["device"], me["config"])
         now = time.time()
+        if verdict.verdict == "never":  # it can never fit this device: fail it with what to change
+            conn.execute("UPDATE runs SET status = 'failed', reason = ?, finished = ? WHERE id = ?",
+                         (verdict.reason, now, run_id))
+            return "failed"
+        if verdict.verdict != "start":
+            return None
         conn.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ? WHERE id = ?", (now, now, run_id))
     return "running"

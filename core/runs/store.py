@@ -46,7 +46,9 @@ __all__ = ["ACTIVE", "EPOCH_FIELDS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSI
 DB_NAME = "lab.db"
 BUSY_TIMEOUT_S = 30.0
 STARTED_BY = ("app", "cli", "import")
-DEFAULT_SETTINGS = {"max_per_device": "1", "stale_after_s": "20"}
+# max_per_device "auto": one run at a time on a CPU, as many as fit in memory on CUDA (core/runs/packing.py).
+# A library made before packing existed stored "1", which keeps meaning one at a time there.
+DEFAULT_SETTINGS = {"max_per_device": "auto", "stale_after_s": "20"}
 
 # Each entry upgrades the schema by one version (index 0: empty file -> v1). Never edit a shipped entry:
 # append a new one, and opening an older library migrates it in place.
