@@ -3,7 +3,7 @@
 How a run gets trained
   `submit(config)` inserts a `queued` row (device "auto" resolved to cpu / cuda:N / mps and stored) and calls
   `kick(device)`. kick, inside one `BEGIN IMMEDIATE` transaction, claims the oldest queued run (status running,
-  heartbeat now) while the device admits it (`admission`, core/runs/packing.py): fewer running runs than the
+  heartbeat now) while the device admits it (core/runs/packing.py's `admission`): fewer running runs than the
   device's cap ($CIFAR_LAB_MAX_PER_DEVICE, else the library's `max_per_device`; "auto" = 1 on a CPU, by memory
   on CUDA) and, where memory is checked, its estimated bytes fit beside the running runs'. A run that cannot
   fit the device even alone is failed there with what to change. After the commit it starts one trainer
@@ -91,14 +91,6 @@ def pid_alive(pid: int) -> bool:
 
 def _clock(t: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t)) if t else "never"
-
-
-def _need(config_json: str, device: str) -> int | None:
-    """A run's estimated bytes on `device`, or None when no estimate can be made (see admission)."""
-    try:
-        return packing.run_need(config_json, device)
-    except Exception:  # noqa: BLE001 - a bad config fails in its trainer with a clear message; never block here
-        return None
 
 
 def trainer_command(root: Path, run_id: str) -> list[str]:
@@ -208,7 +200,7 @@ class RunLibrary(RunStore):
                                                    "LIMIT 1", (device,)).fetchone() else []
             if not devices:
                 return claimed
-            self._warm_estimates(conn, devices)
+            packing.warm_estimates(conn, devices)
         with self.transaction() as conn:
             now = time.time()
             for dev in devices:
@@ -217,7 +209,7 @@ class RunLibrary(RunStore):
                                         f"ORDER BY {QUEUE_ORDER} LIMIT 1", (dev,)).fetchone()
                     if head is None or head["owner"] != "worker":
                         break  # a terminal waiting at the head claims its slot itself
-                    verdict = self.admission(conn, dev, head["config"])
+                    verdict = packing.admission(conn, dev, head["config"])
                     if verdict.verdict == "never":  # it can never fit: fail it, the next one may
                         conn.execute("UPDATE runs SET status = 'failed', reason = ?, finished = ?, "
                                      "resume_requested = 0 WHERE id = ?", (verdict.reason, now, head["id"]))
@@ -230,30 +222,6 @@ class RunLibrary(RunStore):
                                  (now, now, pid, HOST, head["id"]))
                     claimed.append(head["id"])
         return claimed
-
-    def admission(self, conn: Any, device: str, config_json: str) -> packing.Admission:
-        """May the run with this config (JSON) start on `device` now, inside the caller's transaction `conn`?
-        The cap and, where memory is checked, the estimates of the device's running runs (core/runs/packing.py).
-        An estimate that cannot be made (a config the trainer will reject with its own message) checks nothing."""
-        setting = conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()
-        cap, by_memory = packing.device_cap(device, setting[0] if setting else None)
-        running = [r[0] for r in conn.execute("SELECT config FROM runs WHERE status = 'running' AND device = ?",
-                                              (device,))]
-        if not by_memory or len(running) >= cap:
-            return packing.admit(None, [0] * len(running), cap=cap, capacity=None, device=device)
-        need = _need(config_json, device)
-        running_needs = [_need(c, device) or 0 for c in running]
-        return packing.admit(need, running_needs, cap=cap, capacity=packing.device_capacity(device), device=device)
-
-    def _warm_estimates(self, conn: Any, devices: list[str]) -> None:
-        """Make the memory estimates the claim will need before it takes the write lock (the first one imports
-        torch and builds the models on the meta device: not something to do while every writer waits)."""
-        setting = conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()
-        for dev in devices:
-            if packing.device_cap(dev, setting[0] if setting else None)[1]:
-                for (config_json,) in conn.execute("SELECT config FROM runs WHERE device = ? AND status IN "
-                                                   "('running', 'queued')", (dev,)):
-                    _need(config_json, dev)
 
     def _spawn(self, run_id: str) -> None:
         folder = self.run_dir(run_id)

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from core.config import TrainConfig
 from core.errors import LabError
+from core.runs import packing
 from core.runs.queue import HEARTBEAT_S, HOST, QUEUE_ORDER, RunLibrary
 from core.train import events as ev
 
@@ -267,7 +268,7 @@ def _claim_terminal(lib: RunLibrary, run_id: str) -> str | None:
                             "LIMIT 1", (me["device"],)).fetchone()
         if head["id"] != run_id:
             return None
-        verdict = lib.admission(conn, me["device"], me["config"])
+        verdict = packing.admission(conn, me["device"], me["config"])
         now = time.time()
         if verdict.verdict == "never":  # it can never fit this device: fail it with what to change
             conn.execute("UPDATE runs SET status = 'failed', reason = ?, finished = ? WHERE id = ?",
