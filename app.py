@@ -11,6 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
+from ui import presenter  # noqa: E402
 from ui.settings import lab_settings  # noqa: E402
 
 # The server shares the machine's cores with trainer processes and every student's session: previews, attributions
@@ -55,7 +56,9 @@ PAGES = {
     ],
 }
 
-page = st.navigation(PAGES, expanded=True)
+# On a projector the menu goes to the top, one drop-down per section: the lab settings come first in the
+# sidebar and no page title is cut short.
+page = st.navigation(PAGES, position="top" if presenter.requested() else "sidebar", expanded=True)
 deep_link = st.session_state.pop("_deep_link", None)  # see ui/settings.py: a deep link on a fresh server
 if deep_link:
     st.switch_page(deep_link, query_params=st.query_params.to_dict())

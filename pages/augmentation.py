@@ -16,7 +16,7 @@ from core.lessons.takeaways import card_findings
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
 from ui.data_panel import dataset_or_none
-from ui.layout import chart_height, friendly_errors, page_header, pct, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
 from ui.pictures import read_upload
 from ui.run_panel import compare_presets, describe, live_run, run_panel
 from ui.settings import current
@@ -204,7 +204,7 @@ st.subheader("The runs compared")
 runs = compare_presets(FAMILY, key="aug-cmp", title="train (dashed) and test (solid) accuracy")
 if mine is not None and runs.get(BASE) is not None and lib.curves(mine.id):
     curves = runlib.curves_of({BASE: runs[BASE]}) | runlib.curves_of({mine.id: mine}, label="run")
-    st.altair_chart(charts.curves_chart(curves, "accuracy", height=chart_height(260),
+    show_chart(st, charts.curves_chart(curves, "accuracy", height=chart_height(260),
                                         title="your pipeline against the plain CNN"), width="stretch")
 
 done = {k: r for k, r in runs.items() if r.status == "completed" and r.best_test_acc is not None}

@@ -22,7 +22,7 @@ from core.models.builder import normalize_spec, spec_from_preset, summarize
 from core.models.codegen import generate
 from core.models.layers import ACTIVATIONS, LAYER_OPTIONS, POOL_MODES
 from ui import charts_lessons, runlib
-from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, describe, live_run
 from ui.settings import current
 
@@ -273,7 +273,7 @@ if summary is not None:
                                   "parameters": st.column_config.NumberColumn(format="localized"),
                                   "multiply-adds": st.column_config.NumberColumn(format="localized")})
     if right is not None:
-        right.altair_chart(charts_lessons.params_chart(summary.table(), height=chart_height(24 * len(table))),
+        show_chart(right, charts_lessons.params_chart(summary.table(), height=chart_height(24 * len(table))),
                            width="stretch")
     st.caption("Shapes leave out the batch (B). A conv's output side is ⌊(in + 2·padding − kernel) / stride⌋ + 1; "
                "its parameters are out × in × kernel² + out (biases). Multiply-adds count convs and FC layers only.")

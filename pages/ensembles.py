@@ -13,7 +13,7 @@ from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
 from core.lessons.presets import PRESETS, get_preset
 from core.runs.sweeps import new_sweep_id, submit_sweep
 from ui import charts_lessons, runlib, urlstate
-from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON
 from ui.settings import current
 
@@ -81,10 +81,10 @@ else:
         c1, c2 = st.columns(2)
         short = [n.split(" · ", 1)[1] if len({m.split(" · ")[0] for m in result["names"]}) == 1 and " · " in n
                  else n for n in result["names"]]  # "seed=2 (e6bdda)" when every name starts alike
-        c1.altair_chart(charts_lessons.ensemble_bars_chart(list(zip(short, accs)), ens,
+        show_chart(c1, charts_lessons.ensemble_bars_chart(list(zip(short, accs)), ens,
                                                            height=chart_height(300)), width="stretch")
         curves = {"best first": result["best_first"], "as chosen": result["curve"]}
-        c2.altair_chart(charts_lessons.gain_chart(curves, best_single=best, height=chart_height(300)),
+        show_chart(c2, charts_lessons.gain_chart(curves, best_single=best, height=chart_height(300)),
                         width="stretch")
         differs = [r.name for r in members[1:] if (r.config.data.test_subset, r.config.seed) !=
                    (first.config.data.test_subset, first.config.seed)]

@@ -5,7 +5,7 @@ import streamlit as st
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from ui import charts
-from ui.layout import chart_height, page_header, try_this
+from ui.layout import chart_height, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current
 from ui.takeaways import runs_takeaway
@@ -33,9 +33,9 @@ points = [{"run": get_preset(k).title, "minutes": r.seconds / 60, "params (M)": 
            "accuracy": r.best_test_acc} for k, r in runs.items() if r.best_test_acc is not None]
 if points:
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.scatter_chart(points, "minutes", "accuracy", x_title="training time (minutes)",
+    show_chart(c1, charts.scatter_chart(points, "minutes", "accuracy", x_title="training time (minutes)",
                                          y_title="best test accuracy", height=chart_height()), width="stretch")
-    c2.altair_chart(charts.scatter_chart(points, "params (M)", "accuracy", x_title="parameters (millions)",
+    show_chart(c2, charts.scatter_chart(points, "params (M)", "accuracy", x_title="parameters (millions)",
                                          y_title="best test accuracy", log_x=True, height=chart_height()),
                     width="stretch")
     st.caption(f"Runs on {current().dataset_label}; time is wall time on the run's own device.")

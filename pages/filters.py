@@ -9,7 +9,7 @@ from core.explain.figures import tile_grid
 from core.models.registry import conv_layers
 from ui import pickers
 from ui.charts_inside import weight_change_chart
-from ui.layout import friendly_errors, page_header, presenter, takeaway, try_this
+from ui.layout import friendly_errors, page_header, presenter, show_chart, takeaway, try_this
 
 page_header(
     "Filters & feature maps",
@@ -87,7 +87,7 @@ elif source is not None:
                 rows = rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else [])
             st.markdown("**How far training moved each layer's weights** (the distance from the starting "
                         "weights, relative to their size):")
-            st.altair_chart(weight_change_chart(rows), width="stretch")
+            show_chart(st, weight_change_chart(rows), width="stretch")
 
     if len(convs) > 1:
         st.subheader("Deeper layers")

@@ -7,7 +7,7 @@ from core.lessons.presets import PRESETS, SECTIONS
 from core.lessons.takeaways import card_findings
 from ui import charts, runlib
 from ui.data_panel import dataset_panel
-from ui.layout import friendly_errors, pct, try_this
+from ui.layout import friendly_errors, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current, detected_devices
 from ui.takeaways import facts_of
@@ -79,7 +79,7 @@ for p in report_rows:
         bars.append({"preset": p.title, "source": "lab", "accuracy": best[p.name].best_test_acc})
 st.divider()
 st.subheader("The report beside the lab")
-st.altair_chart(charts.report_bars(bars), width="stretch")
+show_chart(st, charts.report_bars(bars), width="stretch")
 st.caption(f"Lab bars: the best completed run of each experiment on {settings.dataset_label}. The report's "
            "numbers are CIFAR-100 with all 50,000 training images.")
 

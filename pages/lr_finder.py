@@ -11,7 +11,7 @@ from core.train.schedule import run_steps_per_epoch, schedule_curve
 from core.train.setup import cpu_has_native_bf16, resolve_device
 from ui import charts, charts_lr, runlib, urlstate
 from ui.data_panel import dataset_or_none
-from ui.layout import chart_height, friendly_errors, page_header, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, show_chart, takeaway, try_this
 from ui.run_panel import describe, fmt_seconds, live_run
 from ui.settings import current
 
@@ -138,7 +138,7 @@ elif clicked["lrf_end"]:
         advance(finder, chunk)
         bar.progress(finder.progress, text=f"step {len(finder.points)} of {num_iter} · "
                                            f"{fmt_seconds(finder.seconds)}")
-        live.altair_chart(chart(finder, False), width="stretch")
+        show_chart(live, chart(finder, False), width="stretch")
         if len(finder.points) == before and not finder.done:  # a failure ended nothing: do not spin
             break
     progress_slot.empty()
@@ -148,7 +148,7 @@ buttons.button("+10 steps", key="lrf_ten", disabled=finder.done)
 buttons.button("▶ Run to the end", key="lrf_end", type="primary", disabled=finder.done)
 buttons.button("↺ Reset", key="lrf_reset", disabled=not finder.points)
 
-live.altair_chart(chart(finder, finder.done or len(finder.points) >= 10), width="stretch")
+show_chart(live, chart(finder, finder.done or len(finder.points) >= 10), width="stretch")
 m1, m2, m3, m4, m5 = st.columns(5)
 last = finder.points[-1] if finder.points else None
 m1.metric("Step", f"{len(finder.points)} of {num_iter}")
@@ -201,7 +201,7 @@ else:
         config = schedule_for_suggestion(runlib.config_for(preset, {"batch_size": batch, "epochs": epochs}), lr,
                                          schedule)
         spe = run_steps_per_epoch(config, ds)  # as the engine will count them on this dataset and subset
-        st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, epochs), spe,
+        show_chart(st, charts.lr_schedule_chart(schedule_curve(config.optim, spe, epochs), spe,
                                                  height=chart_height(180),
                                                  title="the run's learning rate: " + SCHEDULE_TITLES[schedule].format(lr=lr)),
                         width="stretch")

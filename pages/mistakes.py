@@ -7,7 +7,16 @@ import streamlit as st
 from core import explain as I
 from ui import pickers
 from ui.charts_inside import confusion_chart, grouped_order, most_confused_classes, per_class_chart
-from ui.layout import chart_height, friendly_errors, page_header, pct, presenter, takeaway, try_this
+from ui.layout import (
+    chart_height,
+    friendly_errors,
+    page_header,
+    pct,
+    presenter,
+    show_chart,
+    takeaway,
+    try_this,
+)
 from ui.pictures import to_hwc_uint8
 
 GALLERY = 24  # mistakes shown at once
@@ -57,7 +66,7 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
         shown = f"The {len(keep)} classes involved in the most mistakes" if among is not None else "Every class"
         st.caption(shown + (", sorted by superclass: confusions inside a superclass form blocks along the "
                             "diagonal." if coarse else ", sorted by name.") + " Hover a cell for its count.")
-    st.altair_chart(confusion_chart(cm, classes, keep=keep, title="rows: true class · columns: predicted"),
+    show_chart(st, confusion_chart(cm, classes, keep=keep, title="rows: true class · columns: predicted"),
                     width="content")
     st.caption("Colour = the share of the true class's pictures in that cell: green on the diagonal (right), red "
                "elsewhere (mistakes, on their own scale so that small ones still show).")
@@ -67,10 +76,10 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
         st.markdown("CIFAR-100's 100 classes come in 20 superclasses of 5 (trees, flowers, large carnivores, "
                     "vehicles 1, ...). Counted by superclass, many of the mistakes above disappear: the model "
                     "answered a close relative.")
-        st.altair_chart(confusion_chart(ccm, coarse.names, cell=30), width="content")
+        show_chart(st, confusion_chart(ccm, coarse.names, cell=30), width="content")
 
     st.subheader("Accuracy per class")
-    st.altair_chart(per_class_chart(ranking.per_class, classes, overall=right / n if n else None, superclasses=supers,
+    show_chart(st, per_class_chart(ranking.per_class, classes, overall=right / n if n else None, superclasses=supers,
                                     height=chart_height(340 if C > 30 else 300)), width="stretch")
     if ranking.hardest:
         st.caption("Hardest: " + ", ".join(f"{c} ({pct(a, 0)})" for c, a in ranking.hardest) +

@@ -17,7 +17,7 @@ from core.runs.sweeps import (
     submit_sweep,
 )
 from ui import charts_lessons, runlib, urlstate
-from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
 from ui.sweep_picker import pick_sweep, sweeps_on
@@ -64,8 +64,8 @@ def results(sweep_id: str, full: int | None) -> None:
     scored = [r for r in rows if r["test_acc"] is not None]
     if rows:
         c1, c2 = st.columns([3, 2])
-        c1.altair_chart(charts_lessons.data_size_chart(rows, height=chart_height(320)), width="stretch")
-        c2.altair_chart(charts_lessons.gap_vs_chart(rows, x_title="training images (log scale)", log_x=True,
+        show_chart(c1, charts_lessons.data_size_chart(rows, height=chart_height(320)), width="stretch")
+        show_chart(c2, charts_lessons.gap_vs_chart(rows, x_title="training images (log scale)", log_x=True,
                                                     height=chart_height(320), title="train − test gap"),
                         width="stretch")
         st.caption("Solid: test accuracy; dashed: train accuracy (its last epoch); the shaded band between them is "

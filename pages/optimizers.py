@@ -5,7 +5,7 @@ import streamlit as st
 from core.config import OptimConfig
 from core.train.schedule import schedule_curve
 from ui import charts
-from ui.layout import chart_height, page_header, try_this
+from ui.layout import chart_height, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.takeaways import runs_takeaway
 
@@ -26,7 +26,7 @@ warmup = c3.slider("Warm-up (epochs)", 0, 10, 2)
 spe = 100
 curves = {name: schedule_curve(OptimConfig(lr=peak, schedule=name, warmup_epochs=float(warmup), step_epochs=max(1, epochs // 3)),
                                spe, epochs) for name in ("constant", "step", "cosine", "onecycle")}
-st.altair_chart(charts.lr_schedule_chart(curves, spe, height=chart_height(240), title=""), width="stretch")
+show_chart(st, charts.lr_schedule_chart(curves, spe, height=chart_height(240), title=""), width="stretch")
 st.caption("Drawn from the same function the trainer calls before every step (core/schedule.py).")
 
 st.subheader("Run them")

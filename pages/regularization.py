@@ -9,7 +9,7 @@ from core.explain.features import fresh_model
 from core.lessons.presets import get_preset
 from ui import charts, runlib
 from ui.data_panel import dataset_or_none
-from ui.layout import chart_height, friendly_errors, page_header, try_this
+from ui.layout import chart_height, friendly_errors, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current
 from ui.takeaways import runs_takeaway
@@ -30,7 +30,7 @@ runs = compare_presets(FAMILY, key="reg-cmp")
 
 st.subheader("Overfitting: the gap between train and test")
 if runs:
-    st.altair_chart(charts.gap_chart(runlib.curves_of(runs), height=chart_height(240)), width="stretch")
+    show_chart(st, charts.gap_chart(runlib.curves_of(runs), height=chart_height(240)), width="stretch")
     st.caption("A gap that keeps growing means the network memorizes training images (report Fig. 2). "
                "Dropout should keep its line lower; batch norm alone usually widens the gap because it learns faster.")
 else:
@@ -60,7 +60,7 @@ if ds is not None:
             values = pre_activations(model, x, batch_stats=True)
             conv_layers = {k.removeprefix("features."): v for k, v in values.items() if k.startswith("features")}
             col.markdown(f"**{preset.title}** — {source}")
-            col.altair_chart(charts.histogram_chart(conv_layers, x_title="value entering the ReLU", columns=2,
+            show_chart(col, charts.histogram_chart(conv_layers, x_title="value entering the ReLU", columns=2,
                                                     height=80, width=170), width="content")
             col.dataframe([{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()}
                            for r in summary(conv_layers)], hide_index=True)

@@ -13,7 +13,7 @@ from core.runs.records import RUN_STATUSES
 from core.runs.transfer import curves_csv, export_dict, import_dict
 from ui import charts, runlib, urlstate
 from ui.data_panel import class_names
-from ui.layout import chart_height, friendly_errors, page_header, pct
+from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart
 from ui.run_panel import STATUS_ICON, fmt_seconds, result_vs_report, status_line
 from ui.settings import current
 
@@ -52,8 +52,8 @@ else:
         urlstate.put("run", selected[0].id)
         curves = {f"{r.name} ({r.id[:6]})": [e.to_dict() for e in lib.curves(r.id)] for r in selected}
         c1, c2 = st.columns(2)
-        c1.altair_chart(charts.curves_chart(curves, "accuracy", height=chart_height()), width="stretch")
-        c2.altair_chart(charts.curves_chart(curves, "loss", height=chart_height()), width="stretch")
+        show_chart(c1, charts.curves_chart(curves, "accuracy", height=chart_height()), width="stretch")
+        show_chart(c2, charts.curves_chart(curves, "loss", height=chart_height()), width="stretch")
 
         run = selected[0]
         st.divider()
@@ -67,7 +67,7 @@ else:
                 classes = class_names(run.dataset, settings.data_dir, len(accs))
                 bars = [{"class": c, "accuracy": a} for c, a in zip(classes, accs) if a is not None
                         and not math.isnan(a)]
-                st.altair_chart(charts.bar_chart(bars, "class", "accuracy", height=chart_height(260)),
+                show_chart(st, charts.bar_chart(bars, "class", "accuracy", height=chart_height(260)),
                                 width="stretch")
                 worst = sorted(bars, key=lambda b: b["accuracy"])[:5]
                 st.caption("Hardest classes: " + ", ".join(f"{b['class']} ({pct(b['accuracy'], 0)})" for b in worst))

@@ -13,7 +13,7 @@ from core.explain.sanity import randomization_units
 from core.models.registry import conv_layers, last_conv
 from ui import pickers
 from ui.charts_inside import sanity_chart
-from ui.layout import chart_height, friendly_errors, page_header, presenter, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, presenter, show_chart, takeaway, try_this
 from ui.pictures import to_hwc_uint8
 
 DISPLAY = 192  # pixels: the side every map is shown at (32×32 maps: 6× nearest-neighbour)
@@ -207,7 +207,7 @@ if source is not None:
                     col.caption("**trained**  \nthe reference" if s.step == 0 else
                                 f"**+ {s.layer.rsplit('.', 1)[-1]}**  \nρ = {s.rank_corr:.2f}",
                                 help=None if s.step == 0 else f"randomized so far: {', '.join(s.randomized)}")
-            st.altair_chart(sanity_chart(steps, height=chart_height(300)), width="stretch")
+            show_chart(st, sanity_chart(steps, height=chart_height(300)), width="stretch")
             if result.flag:
                 st.error(f"**Fails the check.** {result.verdict}", icon=":material/gpp_bad:")
             elif steps[-1].rank_corr < 0.5:

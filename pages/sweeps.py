@@ -31,7 +31,7 @@ from core.runs.sweeps import (
     swept_keys,
 )
 from ui import charts_lessons, runlib, urlstate
-from ui.layout import chart_height, friendly_errors, page_header, pct, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
 from ui.sweep_picker import pick_sweep, sweeps_on
@@ -203,11 +203,11 @@ else:
         if x and finished:
             title = SWEEPABLE.get(x, (x,))[0]
             c1, c2 = st.columns(2)
-            c1.altair_chart(charts_lessons.accuracy_vs_chart(finished, x_title=title, height=chart_height(),
+            show_chart(c1, charts_lessons.accuracy_vs_chart(finished, x_title=title, height=chart_height(),
                                                              annotate=bool(labels),
                                                              title=f"final accuracy against the {title}"),
                             width="stretch")
-            c2.altair_chart(charts_lessons.time_vs_chart(finished, x_title=title, height=chart_height()),
+            show_chart(c2, charts_lessons.time_vs_chart(finished, x_title=title, height=chart_height()),
                             width="stretch")
             if best:
                 st.markdown(f"🏆 Best so far: **{best['name']}** - test accuracy {pct(best['test_acc'])}.")
@@ -222,7 +222,7 @@ else:
         if curves:
             metric = st.radio("Curves", ["loss", "accuracy"] if labels else ["accuracy", "loss"], horizontal=True,
                               key=f"sweep_metric:{sweep_id}")
-            st.altair_chart(charts_lessons.sweep_curves_chart(
+            show_chart(st, charts_lessons.sweep_curves_chart(
                 curves, metric, colors=colors, order=list(colors) if colors else None, log_y=metric == "loss",
                 height=chart_height(300), title=f"every run's {metric} per epoch (train dashed, test solid)"),
                 width="stretch")

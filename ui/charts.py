@@ -13,6 +13,48 @@ import altair as alt
 import pandas as pd
 
 SPLIT_DASH = alt.Scale(domain=["train", "test"], range=[[5, 4], [1, 0]])
+# Projector sizes (presenter mode): nothing a back row must read is smaller than body text.
+PROJECTOR_FONT = {"label": 16, "title": 18, "chart_title": 22}
+
+
+def split_dash(**legend: Any) -> alt.StrokeDash:
+    """Train dashed, test solid - and the legend draws them as dashed and solid strokes, not as dots."""
+    return alt.StrokeDash("split:N", scale=SPLIT_DASH, title="split",
+                          legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=3, symbolSize=500,
+                                            symbolStrokeColor="#555", **legend))
+
+
+def dashed_lines(base: alt.Chart, *, point_size: int = 30, **legend: Any) -> alt.LayerChart:
+    """`base` drawn as lines (train dashed, test solid) with a dot on every epoch. The dots are a layer of their
+    own: a line mark with a point overlay gets dots, not dashes, in its strokeDash legend."""
+    # data and shared encodings stay on the layer chart, so the result reads like one chart (spec["encoding"])
+    return alt.layer(alt.Chart().mark_line().encode(strokeDash=split_dash(**legend)),
+                     alt.Chart().mark_point(filled=True, size=point_size, opacity=1),
+                     data=base.data).encode(**base.encoding.to_dict())
+
+
+def epoch_x(epochs: Iterable[Any], title: str = "epoch") -> alt.X:
+    """A whole-number epoch axis. A single epoch gets a one-tick axis centred on it ("1", not "1.000000" on a
+    zero-width domain)."""
+    values = sorted({int(e) for e in epochs if e is not None})
+    if len(values) == 1:
+        e = values[0]
+        return alt.X("epoch:Q", title=title, scale=alt.Scale(domain=[e - 0.5, e + 0.5], nice=False),
+                     axis=alt.Axis(values=[e], format="d"))
+    return alt.X("epoch:Q", title=title, scale=alt.Scale(nice=False),
+                 axis=alt.Axis(tickMinStep=1, format="d"))
+
+
+def projector(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """The chart with projector-sized text: axis labels and legends 16 px, axis titles 18 px, the title 22 px
+    and never cut off. Apply to a finished top-level chart (configure_* is not allowed inside a layer)."""
+    f = PROJECTOR_FONT
+    return (chart.configure_axis(labelFontSize=f["label"], titleFontSize=f["title"], labelLimit=260)
+            .configure_legend(labelFontSize=f["label"], titleFontSize=f["label"], labelLimit=400,
+                              symbolSize=300, columnPadding=20)
+            .configure_title(fontSize=f["chart_title"], limit=0, anchor="start")
+            .configure_header(labelFontSize=f["label"], titleFontSize=f["title"])
+            .configure_text(fontSize=f["label"]))
 
 
 def curves_frame(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
@@ -29,26 +71,32 @@ def curves_frame(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFr
 def curves_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "accuracy", *,
                  height: int = 280, title: str | None = None, report: Mapping[str, float] | None = None) -> alt.Chart:
     """Train (dashed) and test (solid) `metric` per epoch, one colour per run. `report` draws each run's
-    published accuracy as a dotted rule (accuracy charts only)."""
+    published accuracy as a dotted rule labelled "report NN%" at its right end (accuracy charts only)."""
     df = curves_frame(curves)
     y_title = "accuracy" if metric == "accuracy" else "loss (cross-entropy)"
     y = alt.Y(f"{metric}:Q", title=y_title, axis=alt.Axis(format=".0%") if metric == "accuracy" else alt.Axis())
+    x = epoch_x(df["epoch"])
     base = alt.Chart(df).encode(
-        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)),
+        x=x,
         y=y,
-        color=alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", labelLimit=280)),
-        strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, title="split"),
+        color=alt.Color("run:N", title="run", legend=alt.Legend(orient="bottom", labelLimit=280, symbolType="stroke",
+                                                                symbolStrokeWidth=3)),
         tooltip=["run:N", "split:N", alt.Tooltip("epoch:Q"), alt.Tooltip(f"{metric}:Q", format=".2%" if
                                                                         metric == "accuracy" else ".3f")],
     )
-    chart = base.mark_line(point=alt.OverlayMarkDef(size=30)).properties(height=height, title=title or "")
+    chart = dashed_lines(base)
     if report and metric == "accuracy":
-        rules = pd.DataFrame([{"run": k, "report": v} for k, v in report.items() if v is not None])
+        last = df["epoch"].max() if not df.empty else 1
+        rules = pd.DataFrame([{"run": k, "report": v, "epoch": last, "label": f"report {v:.0%}"}
+                              for k, v in report.items() if v is not None])
         if not rules.empty:
-            chart = chart + alt.Chart(rules).mark_rule(strokeDash=[2, 2], opacity=0.7).encode(
-                y="report:Q", color=alt.Color("run:N"),
-                tooltip=["run:N", alt.Tooltip("report:Q", title="report (CIFAR-100)", format=".0%")])
-    return chart
+            tip = ["run:N", alt.Tooltip("report:Q", title="report (CIFAR-100)", format=".0%")]
+            rule = alt.Chart(rules).mark_rule(strokeDash=[2, 2], opacity=0.7).encode(
+                y="report:Q", color=alt.Color("run:N"), tooltip=tip)
+            label = alt.Chart(rules).mark_text(align="right", baseline="bottom", dy=-3, fontWeight="bold").encode(
+                x=x, y="report:Q", text="label:N", color=alt.Color("run:N"), tooltip=tip)
+            chart = alt.layer(chart, rule, label)
+    return chart.properties(height=height, title=title or "")
 
 
 def lr_schedule_chart(lrs: Sequence[float] | Mapping[str, Sequence[float]], steps_per_epoch: int, *,
@@ -139,7 +187,7 @@ def gap_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, height: int 
             for label, epochs in curves.items() for e in epochs if e.get("train_acc") is not None]
     df = pd.DataFrame(rows, columns=["run", "epoch", "gap"])
     line = alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)),
+        x=epoch_x(df["epoch"]),
         y=alt.Y("gap:Q", title="train − test accuracy", axis=alt.Axis(format="+.0%")),
         color=alt.Color("run:N", legend=alt.Legend(orient="bottom", labelLimit=280)),
         tooltip=["run:N", "epoch:Q", alt.Tooltip("gap:Q", format="+.1%")])

@@ -15,7 +15,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from ui.charts import SPLIT_DASH
+from ui.charts import dashed_lines, epoch_x
 
 # The learning-rate scenarios keep the same colours everywhere: slow = blue, good = green, diverging = red.
 SCENARIO_COLORS = {"too low": "#3b7dd8", "good": "#2a9d55", "too high": "#d1495b"}
@@ -83,10 +83,7 @@ def accuracy_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swep
     tooltip = ["run:N", "split:N", "label:N", alt.Tooltip("accuracy:Q", format=".1%")]
     base = alt.Chart(df).encode(x=x, y=alt.Y("accuracy:Q", title="final accuracy", axis=alt.Axis(format=".0%")),
                                 color=color, tooltip=tooltip)
-    lines = base.mark_line(point=alt.OverlayMarkDef(size=60)).encode(
-        strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, title="split",
-                                  legend=alt.Legend(orient="bottom")),
-        detail="series:N")
+    lines = dashed_lines(base.encode(detail="series:N"), point_size=60, orient="bottom")
     best = df[df["best"]]
     ring = alt.Chart(best).mark_point(size=420, filled=False, strokeWidth=3, color=BEST_COLOR).encode(
         x=alt.X(x_field), y="accuracy:Q", tooltip=tooltip)
@@ -176,14 +173,13 @@ def sweep_curves_chart(curve_rows: Iterable[Mapping[str, Any]], metric: str = "a
     y_scale = alt.Scale(type="log") if log_y and not accuracy else alt.Scale(zero=accuracy)
     y = alt.Y("value:Q", title="accuracy" if accuracy else "loss (cross-entropy)" + (", log scale" if log_y else ""),
               scale=y_scale, axis=alt.Axis(format=".0%") if accuracy else alt.Axis())
-    return alt.Chart(df).mark_line(point=alt.OverlayMarkDef(size=30)).encode(
-        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)), y=y,
+    return dashed_lines(alt.Chart(df).encode(
+        x=epoch_x(df["epoch"]), y=y,
         color=alt.Color("label:N", title="run", scale=scale, sort=labels,
                         legend=alt.Legend(orient="bottom", labelLimit=320)),
-        strokeDash=alt.StrokeDash("split:N", scale=SPLIT_DASH, title="split"),
         tooltip=["label:N", "split:N", "epoch:Q", alt.Tooltip("value:Q", title=metric,
                                                               format=".1%" if accuracy else ".3f")],
-    ).properties(height=height, title=title)
+    )).properties(height=height, title=title)
 
 
 def ensemble_bars_chart(members: Sequence[tuple[str, float]], ensemble: float, *, height: int = 260,

@@ -36,6 +36,13 @@ def presenter() -> bool:
     return current().presenter
 
 
+def show_chart(where, chart, **kw) -> None:
+    """`where.altair_chart(chart, **kw)`, with projector-sized text in presenter mode (ui.charts.projector)."""
+    from ui.charts import projector
+
+    where.altair_chart(projector(chart) if presenter() else chart, **kw)
+
+
 def chart_height(normal: int = 280) -> int:
     """Charts grow in presenter mode, so the back row can read them."""
     return int(normal * 1.6) if presenter() else normal

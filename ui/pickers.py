@@ -30,7 +30,7 @@ from core.train.engine import input_stats
 from ui import runlib, urlstate
 from ui.charts_inside import top_k_chart
 from ui.data_panel import dataset_or_none, load_full
-from ui.layout import chart_height, friendly_errors, pct, presenter
+from ui.layout import chart_height, friendly_errors, pct, presenter, show_chart
 from ui.pictures import read_upload, to_hwc_uint8
 from ui.settings import current
 from ui.trained import checkpoint_of, trained_model
@@ -391,7 +391,7 @@ def show_prediction(source: Source, picked: Picked, split: TestSplit | None, whe
     coarse = split.coarse if split is not None else None
     guesses = I.predict(source.model, picked.image, source.mean, source.std, source.classes, coarse, k=k)
     true = source.classes[picked.label] if picked.label is not None else None
-    where.altair_chart(top_k_chart(guesses, true, height=chart_height(34 * len(guesses) + 20)), width="stretch")
+    show_chart(where, top_k_chart(guesses, true, height=chart_height(34 * len(guesses) + 20)), width="stretch")
     top = guesses[0]
     said = f"**{top.name}** ({top.prob:.0%}" + (f", superclass *{top.superclass}*)" if top.superclass else ")")
     verdict = ""

@@ -21,7 +21,7 @@ from core.runs.records import RunRecord
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from ui import charts, runlib, takeaways, urlstate
 from ui.data_panel import dataset_if_here
-from ui.layout import chart_height, friendly_errors, pct
+from ui.layout import chart_height, friendly_errors, pct, show_chart
 from ui.settings import current
 
 STATUS_ICON = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
@@ -110,7 +110,7 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
         st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
         if show_schedule:
             spe = run_steps_per_epoch(config, dataset_if_here(settings))
-            st.altair_chart(charts.lr_schedule_chart(schedule_curve(config.optim, spe, config.epochs), spe,
+            show_chart(st, charts.lr_schedule_chart(schedule_curve(config.optim, spe, config.epochs), spe,
                                                      height=170), width="stretch")
 
         c1, c2 = st.columns([1, 3])
@@ -178,9 +178,9 @@ def _live_body(run_id: str, key: str) -> None:
         preset = get_preset(run.preset) if run.preset else None
         c1, c2 = st.columns(2)
         report = {run.name: preset.report_acc} if preset and preset.report_acc else None
-        c1.altair_chart(charts.curves_chart({run.name: curves}, "accuracy", height=chart_height(),
+        show_chart(c1, charts.curves_chart({run.name: curves}, "accuracy", height=chart_height(),
                                             title="accuracy per epoch", report=report), width="stretch")
-        c2.altair_chart(charts.curves_chart({run.name: curves}, "loss", height=chart_height(),
+        show_chart(c2, charts.curves_chart({run.name: curves}, "loss", height=chart_height(),
                                             title="loss per epoch"), width="stretch")
     elif run.active:
         st.caption("Curves appear after the first epoch.")
@@ -256,7 +256,7 @@ def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: st
         head = title or ""
         if flagged:
             head = (head + " - " if head else "") + "⚠ not trained alike (see the legend)"
-        st.altair_chart(charts.curves_chart(shown, metric, height=chart_height(300), title=head,
+        show_chart(st, charts.curves_chart(shown, metric, height=chart_height(300), title=head,
                                             report=report if metric == "accuracy" else None), width="stretch")
     rows = []
     for k, r in runs.items():

@@ -15,6 +15,7 @@ import streamlit as st
 
 from core import data as data_mod
 from core.runs.library import runs_root
+from ui import presenter as presenter_mode
 from ui import urlstate
 
 DATASETS = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10", "folder": "Image folder", "synthetic": "Synthetic"}
@@ -106,7 +107,7 @@ def lab_settings() -> LabSettings:
                            data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=can_control)
     st.session_state["_lab_settings"] = settings
     if presenter:
-        _presenter_css()
+        presenter_mode.apply_css()
     return settings
 
 
@@ -129,14 +130,6 @@ def _teacher_controls(sb) -> bool:
         sb.error("Wrong passcode.")
     sb.caption("Students can browse, preview and compare; runs are started by the teacher.")
     return False
-
-
-def _presenter_css() -> None:
-    st.markdown("""<style>
-      .stMainBlockContainer, .block-container { max-width: 100% !important; }
-      html, body, [data-testid="stMarkdownContainer"] p { font-size: 1.15rem; }
-      canvas.marks, .vega-embed { min-height: 360px; }
-    </style>""", unsafe_allow_html=True)
 
 
 def current() -> LabSettings:

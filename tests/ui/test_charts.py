@@ -12,12 +12,54 @@ def test_curves_frame_is_long_form_train_and_test():
     assert df[(df.epoch == 2) & (df.split == "test")]["accuracy"].item() == 0.35
 
 
+def layers(spec: dict) -> list[dict]:
+    """Every leaf layer of a chart's to_dict(), each with the encodings it inherits merged in."""
+    out = []
+    for layer in spec.get("layer", []):
+        inherited = {**spec.get("encoding", {}), **layer.get("encoding", {})}
+        out += layers({**layer, "encoding": inherited}) if "layer" in layer else [{**layer, "encoding": inherited}]
+    return out or [spec]
+
+
 def test_curves_chart_dashes_train_and_draws_the_report_rule():
     spec = charts.curves_chart(CURVES, "accuracy", report={"run A": 0.3}).to_dict()
-    layers = spec["layer"]
-    assert layers[0]["encoding"]["strokeDash"]["field"] == "split"
-    assert layers[0]["encoding"]["y"]["axis"]["format"] == ".0%"
-    assert layers[1]["mark"]["type"] == "rule"
+    line, points, rule, label = layers(spec)
+    assert line["mark"]["type"] == "line" and line["encoding"]["strokeDash"]["field"] == "split"
+    assert line["encoding"]["y"]["axis"]["format"] == ".0%"
+    assert rule["mark"]["type"] == "rule" and rule["mark"]["strokeDash"] == [2, 2]
+    # the dotted line says what it is, at the right end of the epochs
+    assert label["mark"]["type"] == "text" and label["encoding"]["text"]["field"] == "label"
+    rows = spec["datasets"][label["data"]["name"]]
+    assert [(r["label"], r["epoch"]) for r in rows] == [("report 30%", 2)]
+
+
+def test_the_split_legend_draws_dashed_and_solid_strokes_not_dots():
+    """A line mark with a point overlay gets dots in its strokeDash legend: the dots are their own layer."""
+    for spec in (charts.curves_chart(CURVES).to_dict(), charts.curves_chart(CURVES, "loss").to_dict()):
+        line, points = layers(spec)
+        assert "point" not in line["mark"] and points["mark"]["type"] == "point"
+        assert "strokeDash" not in points["encoding"]
+        legend = line["encoding"]["strokeDash"]["legend"]
+        assert legend["symbolType"] == "stroke" and legend["symbolStrokeWidth"] >= 2
+        assert line["encoding"]["strokeDash"]["scale"] == {"domain": ["train", "test"], "range": [[5, 4], [1, 0]]}
+
+
+def test_epoch_axis_is_whole_numbers_and_a_single_epoch_is_one_tick():
+    one = layers(charts.curves_chart({"r": CURVES["run A"][:1]}).to_dict())[0]["encoding"]["x"]
+    assert one["axis"] == {"format": "d", "values": [1]}  # "1", not "1.000000" on a zero-width domain
+    assert one["scale"]["domain"] == [0.5, 1.5]
+    two = layers(charts.curves_chart(CURVES).to_dict())[0]["encoding"]["x"]
+    assert two["axis"] == {"format": "d", "tickMinStep": 1} and "domain" not in two["scale"]
+    gap = layers(charts.gap_chart({"r": CURVES["run A"][:1]}).to_dict())[0]["encoding"]["x"]
+    assert gap["axis"]["values"] == [1]
+
+
+def test_projector_text_is_at_least_body_size_and_titles_are_not_cut():
+    config = charts.projector(charts.curves_chart(CURVES, report={"run A": 0.3})).to_dict()["config"]
+    assert config["axis"]["labelFontSize"] >= 16 and config["axis"]["titleFontSize"] >= 16
+    assert config["legend"]["labelFontSize"] >= 16 and config["legend"]["titleFontSize"] >= 16
+    assert config["title"]["fontSize"] > 16 and config["title"]["limit"] == 0  # 0 = no truncation
+    assert config["text"]["fontSize"] >= 16  # the report line's label, and other text marks without a size
 
 
 def test_schedule_chart_overlays_several_schedules_and_thins_long_ones():

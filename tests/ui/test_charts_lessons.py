@@ -26,7 +26,8 @@ def layer_data(spec: dict, layer: dict) -> list[dict]:
 def test_accuracy_vs_uses_a_log_axis_for_learning_rates_and_marks_the_best():
     spec = cl.accuracy_vs_chart(LR_ROWS, x_title="learning rate").to_dict()
     lines, ring, text = spec["layer"]
-    enc = lines["encoding"]
+    line = lines["layer"][0]  # the dashed lines; the dots are a layer of their own (see ui.charts.dashed_lines)
+    enc = {**lines["encoding"], **line["encoding"]}
     assert enc["x"]["field"] == "value" and enc["x"]["type"] == "quantitative"
     assert enc["x"]["scale"]["type"] == "log" and enc["x"]["title"] == "learning rate"
     assert enc["x"]["scale"]["nice"] is False  # the swept values span the axis, not 10^k..10^m
@@ -100,7 +101,7 @@ def test_sweep_curves_fixed_colours_and_log_loss():
     colors = {"too low · lr=1e-06": cl.SCENARIO_COLORS["too low"], "too high · lr=0.01": cl.SCENARIO_COLORS["too high"]}
     order = list(colors)
     spec = cl.sweep_curves_chart(rows, "loss", colors=colors, order=order, log_y=True).to_dict()
-    enc = spec["encoding"]
+    enc = {**spec["encoding"], **spec["layer"][0]["encoding"]}
     assert enc["color"]["scale"]["domain"] == order
     assert enc["color"]["scale"]["range"] == ["#3b7dd8", "#d1495b"]
     assert enc["y"]["scale"] == {"type": "log"} and "log scale" in enc["y"]["title"]
