@@ -145,3 +145,18 @@ def test_sidebar_settings_survive_an_interaction(app_url, browser):
     assert "presenter=true" in page.url.lower()
     assert sidebar.get_by_text("Lab settings").count() == 1 and page.locator("h1").first.inner_text() == "MLP vs CNN"
     page.close()
+
+
+def test_the_classroom_load_script_plays_one_student_and_prints_its_json(app_url):
+    """scripts/classroom_load.py against the real server: one student, two pages, one JSON object."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "CIFAR_LAB_RUNS"}  # the server's runs are in its tmp folder
+    out = subprocess.run([sys.executable, "scripts/classroom_load.py", "--url", app_url, "--students", "1",
+                          "--pages", "home,mlp_vs_cnn", "--query", QUERY, "--json", "--no-lr-steps",
+                          "--max-s", "240"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["students"] == 1 and result["page_loads"] == 2, out.stderr[-2000:]
+    assert result["errors"] == 0 and result["runs_lost"] == 0, result["error_details"]
+    assert result["p50_s"] is not None and result["p95_s"] >= result["p50_s"]
+    assert result["rss_mb_before"] is not None and result["server_pid"] is not None

@@ -1,0 +1,432 @@
+"""A class of N students against one running CIFAR Lab: real browser sessions (one Playwright context each, no
+mocks) that open the lab's pages the way students do - the report card by URL, then the menu - step the LR
+finder, answer the teacher's open question and follow the teacher where the app offers those, while the
+server (and, with --train-args, a training run) carries on. Prints ONE JSON object (--json) or a short table.
+
+    python scripts/classroom_load.py --url http://127.0.0.1:8501 --students 8 --json \
+        --query "dataset_kind=folder&folder=/work/cifar10&subset=2000&test_subset=1000" \
+        --train-args "--preset cnn --dataset folder:/work/cifar10 --subset 2000 --test-subset 1000 --epochs 3"
+
+Loopback only. Every wait has a bound (--page-timeout-s per page, --max-s for the whole test); the browser and
+any training it started are closed before it exits. The server's memory is read from /proc (the process that
+listens on --url's port, or --server-pid): before the students come, with all of them connected, at its peak
+and after they left. runs_lost counts runs of --runs-dir that were queued or running at any look and ended
+failed or vanished (a run the load made its supervisor give up on), and runs of --train-args that did not
+complete. See docs/PERFORMANCE.md ("Classroom load") for how to read the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PAGES = ("home", "mlp_vs_cnn", "augmentation", "lr_finder")
+ACTIVE = ("queued", "running")
+BUSY = '[data-testid="stSkeleton"], [data-testid="stSpinner"]'
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+# Class-mode widgets (docs/CLASSROOM.md); a page without them is counted in features_missing, not as an error.
+FOLLOW_BUTTON = re.compile(r"(follow|join|go to|jump to|open)\b.*\b(teacher|presenting|presented)", re.I)
+ANSWER_BUTTON = re.compile(r"^(answer|send|submit)( my answer)?\b", re.I)
+LR_STEP_BUTTON = "+10 steps"
+
+
+# --- the summary: plain numbers in, one dict out (unit-tested) ----------------------------------------------
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) with linear interpolation between ranks (numpy's default); None if empty."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def lost_runs(looks: Sequence[Mapping[str, str]]) -> list[str]:
+    """Runs that were active (queued/running) at some look and are failed or gone at the last one, plus runs
+    seen earlier that vanished. looks: {run id: status} snapshots in time order."""
+    if not looks:
+        return []
+    last = looks[-1]
+    seen = {rid for look in looks[:-1] for rid in look}
+    was_active = {rid for look in looks for rid, status in look.items() if status in ACTIVE}
+    return sorted(rid for rid in seen | was_active if rid not in last or (rid in was_active and last[rid] == "failed"))
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
+
+
+def _stats(times: Iterable[float]) -> dict[str, Any]:
+    xs = [float(t) for t in times]
+    r = _r
+    return {"n": len(xs), "p50_s": r(percentile(xs, 50)), "p95_s": r(percentile(xs, 95)),
+            "max_s": r(max(xs) if xs else None)}
+
+
+def summarize(loads: Sequence[Mapping[str, Any]], *, students: int, errors: Sequence[str] = (),
+              actions: Sequence[Mapping[str, Any]] = (), looks: Sequence[Mapping[str, str]] = (),
+              train_status: str | None = None, rss_mb: Mapping[str, float | None] | None = None,
+              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The test's JSON object. loads: {"page", "seconds", "student"} per page render that finished; errors:
+    one line each (timeouts, exceptions on a page); actions: {"what", "seconds"} (LR steps, answers, follows);
+    looks: run-library snapshots; train_status: the final status of the run --train-args started (None: none);
+    rss_mb: before / loaded / peak / after (MB)."""
+    rss = dict(rss_mb or {})
+    lost = lost_runs(looks)
+    if train_status is not None and train_status != "completed":
+        lost.append(f"trained run ({train_status})")
+    per_page: dict[str, list[float]] = {}
+    for load in loads:
+        per_page.setdefault(str(load["page"]), []).append(float(load["seconds"]))
+    kinds: dict[str, list[float]] = {}
+    for a in actions:
+        kinds.setdefault(str(a["what"]), []).append(float(a["seconds"]))
+    overall = _stats(load["seconds"] for load in loads)
+    before, loaded = rss.get("before"), rss.get("loaded")
+    per_student = None if before is None or loaded is None or students <= 0 else round((loaded - before) / students, 1)
+    out: dict[str, Any] = {
+        "students": students, "page_loads": overall["n"], "p50_s": overall["p50_s"], "p95_s": overall["p95_s"],
+        "max_s": overall["max_s"], "errors": len(errors), "runs_lost": len(lost),
+        "rss_mb_before": rss.get("before"), "rss_mb_loaded": loaded, "rss_mb_peak": rss.get("peak"),
+        "rss_mb_after": rss.get("after"), "rss_mb_per_student": per_student,
+        "per_page": {k: _stats(v) for k, v in per_page.items()},
+        "actions": {k: _stats(v) for k, v in kinds.items()},
+        "error_details": list(errors)[:20], "lost_runs": lost, "train_status": train_status,
+    }
+    out.update(extra or {})
+    return out
+
+
+# --- the server and the machine ------------------------------------------------------------------------------
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on 127.0.0.1/0.0.0.0:port, from /proc (Linux; our own processes)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{parts[9]}]")
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class PeakRss(threading.Thread):
+    """Samples a process's RSS twice a second until stopped; keeps the peak."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self._halt = pid, rss_mb(pid), threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.5):
+            now = rss_mb(self.pid)
+            if now is not None:
+                self.peak = max(self.peak or 0.0, now)
+
+    def stop(self) -> float | None:
+        self._halt.set()
+        self.join(timeout=2)
+        return self.peak
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                      if ln.startswith("model name")), "")
+    return {"cpu": model, "cores": os.cpu_count(), "loadavg": [round(v, 2) for v in os.getloadavg()]}
+
+
+def library_look(runs_dir: str | None) -> dict[str, str]:
+    """{run id: status} of the run library (read-only; no recovery from here: the server does that); {} when
+    neither --runs-dir nor $CIFAR_LAB_RUNS names one (the runs are then not checked)."""
+    runs_dir = runs_dir or os.environ.get("CIFAR_LAB_RUNS")
+    if not runs_dir:
+        return {}
+    sys.path.insert(0, str(ROOT))
+    from core.runs.library import open_library
+
+    try:
+        lib = open_library(runs_dir, recover=False)
+        return {r.id: r.status for r in lib.list_runs(limit=1000)}
+    except Exception as e:  # noqa: BLE001 - a missing library is reported, the test goes on
+        return {"_error": f"{type(e).__name__}: {e}"}
+
+
+# --- one student ----------------------------------------------------------------------------------------------
+
+async def settle(page, timeout_s: float, previous_title: str | None = None) -> str:
+    """Wait until the page shows its own title (a new one after a menu click), the script run has finished and
+    no skeleton or spinner is left; returns the title. Raises TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    h1 = page.locator('[data-testid="stMain"] h1').first
+    await h1.wait_for(timeout=timeout_s * 1000)
+    while True:
+        title = (await h1.inner_text()).strip()
+        if title and title != previous_title and await page.locator(IDLE).count() \
+                and not await page.locator(BUSY).count():
+            return title
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not settled after {timeout_s:.0f} s (title {title!r})")
+        await page.wait_for_timeout(100)
+
+
+async def page_problems(page) -> list[str]:
+    out = []
+    exc = page.locator('[data-testid="stException"]')
+    if await exc.count():
+        out.append("exception: " + (await exc.first.inner_text())[:200].replace("\n", " "))
+    if await page.get_by_text("Traceback (most recent call last)").count():
+        out.append("traceback on the page")
+    return out
+
+
+async def click_and_time(page, button, timeout_s: float) -> float:
+    t0 = time.monotonic()
+    await button.click()
+    await page.wait_for_timeout(300)  # the click's rerun starts; then wait for it to end
+    deadline = t0 + timeout_s
+    while await page.locator('[data-testid="stApp"][data-test-script-state="running"]').count() \
+            or await page.locator(BUSY).count():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the click did not finish in {timeout_s:.0f} s")
+        await page.wait_for_timeout(100)
+    return time.monotonic() - t0
+
+
+async def class_actions(page, student: int, rec: dict[str, list], timeout_s: float) -> None:
+    """Answer the open question and follow the teacher, where the page offers them (docs/CLASSROOM.md)."""
+    main = page.locator('[data-testid="stMain"]')
+    radios = main.locator('[data-testid="stRadio"]')
+    answer = main.get_by_role("button", name=ANSWER_BUTTON)
+    if await answer.count() and await radios.count():
+        options = radios.first.locator("label")
+        n = await options.count()
+        if n:
+            await options.nth(student % n).click()
+            rec["actions"].append({"what": "answer", "seconds": await click_and_time(page, answer.first, timeout_s)})
+            rec["answers"] += 1
+    else:
+        rec["missing"].add("question")
+    follow = main.get_by_role("button", name=FOLLOW_BUTTON)
+    follow_link = main.get_by_role("link", name=FOLLOW_BUTTON)
+    target = follow if await follow.count() else follow_link
+    if await target.count():
+        t0 = time.monotonic()
+        await target.first.click()
+        await settle(page, timeout_s)
+        rec["actions"].append({"what": "follow", "seconds": time.monotonic() - t0})
+        rec["follows"] += 1
+    else:
+        rec["missing"].add("follow")
+
+
+async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    title = None
+    try:
+        await asyncio.sleep(i * args.stagger_s)
+        for n, name in enumerate(args.pages):
+            t0 = time.monotonic()
+            try:
+                link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
+                if n == 0 or not await link.count():
+                    await page.goto(f"{args.url}/{'' if name == 'home' else name}?{args.query}",
+                                    wait_until="domcontentloaded", timeout=args.page_timeout_s * 1000)
+                    title = await settle(page, args.page_timeout_s)
+                else:
+                    await link.first.click()
+                    title = await settle(page, args.page_timeout_s, previous_title=title)
+                rec["loads"].append({"page": name, "seconds": time.monotonic() - t0, "student": i})
+                rec["errors"] += [f"student {i} {name}: {p}" for p in await page_problems(page)]
+                if name == "lr_finder" and args.lr_steps:
+                    step = page.get_by_role("button", name=LR_STEP_BUTTON)
+                    if await step.count():
+                        rec["actions"].append({"what": "lr_finder +10 steps",
+                                               "seconds": await click_and_time(page, step.first,
+                                                                               args.page_timeout_s)})
+                if args.class_actions:
+                    await class_actions(page, i, rec, args.page_timeout_s)
+            except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
+                rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
+        rec["done"] += 1
+        await rec["all_done"].wait()  # hold the session until every student is through (memory: "loaded")
+    finally:
+        await context.close()
+
+
+async def run_class(args: argparse.Namespace, pid: int | None) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
+
+    rec: dict[str, Any] = {"loads": [], "errors": [], "actions": [], "answers": 0, "follows": 0, "missing": set(),
+                           "done": 0, "all_done": asyncio.Event()}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                          args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"])
+        tasks = [asyncio.create_task(student(i, browser, args, rec)) for i in range(args.students)]
+        deadline = time.monotonic() + args.max_s
+        while rec["done"] + sum(t.done() for t in tasks) < args.students and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            if all(t.done() for t in tasks):
+                break
+        rec["rss_loaded"] = rss_mb(pid)  # every student still connected
+        rec["all_done"].set()
+        done, pending = await asyncio.wait(tasks, timeout=30)
+        for t in pending:
+            t.cancel()
+            rec["errors"].append("a student did not finish within --max-s")
+        for t in done:
+            if t.exception() is not None:
+                rec["errors"].append(f"student task: {type(t.exception()).__name__}: {t.exception()}")
+        await browser.close()
+    return rec
+
+
+# --- main -------------------------------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", required=True, help="the running app, on a loopback address")
+    ap.add_argument("--students", type=int, default=8)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--pages", default=",".join(DEFAULT_PAGES), help="pages each student opens, in order")
+    ap.add_argument("--query", default="", help="lab settings as a query string for the first page")
+    ap.add_argument("--runs-dir", default=None, help="the server's run library (default $CIFAR_LAB_RUNS; neither: "
+                                                     "runs are not checked)")
+    ap.add_argument("--server-pid", type=int, default=None, help="default: the process listening on --url's port")
+    ap.add_argument("--train-args", default="", help="start `python -m core train --runs-dir RUNS ARGS` first")
+    ap.add_argument("--no-lr-steps", dest="lr_steps", action="store_false", help="do not step the LR finder")
+    ap.add_argument("--no-class-actions", dest="class_actions", action="store_false",
+                    help="do not answer questions or follow the teacher")
+    ap.add_argument("--stagger-s", type=float, default=0.5, help="seconds between students' arrivals")
+    ap.add_argument("--page-timeout-s", type=float, default=120.0)
+    ap.add_argument("--max-s", type=float, default=900.0, help="bound on the whole class")
+    args = ap.parse_args(argv)
+    if urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        ap.error("--url must be a loopback address (this is a load test for your own server)")
+    if not 1 <= args.students <= 200:
+        ap.error("--students must be between 1 and 200")
+    args.url = args.url.rstrip("/")
+    args.pages = [p for p in args.pages.split(",") if p]
+    return args
+
+
+def start_training(args: argparse.Namespace) -> subprocess.Popen | None:
+    if not args.train_args:
+        return None
+    cmd = [sys.executable, "-m", "core", "train", "--json", *shlex.split(args.train_args)]
+    if args.runs_dir:
+        cmd += ["--runs-dir", args.runs_dir]
+    return subprocess.Popen(["nice", "-n", "10", *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def finish_training(proc: subprocess.Popen | None, bound_s: float) -> str | None:
+    """The trained run's final status from its JSON events; terminated (and 'unfinished') past the bound."""
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=bound_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+        return "unfinished"
+    status = "no finished event"
+    for line in (out or "").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "finished":
+            status = str(event.get("status"))
+    return status if proc.returncode == 0 else f"{status} (exit {proc.returncode})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    port = urlparse(args.url).port or 80
+    pid = args.server_pid or listening_pid(port)
+    t0 = time.monotonic()
+    before_machine = machine()
+    looks = [library_look(args.runs_dir)]
+    trainer = start_training(args)
+    if trainer is not None:
+        time.sleep(3)  # the run is in the library and training before the students come
+    rss_before = rss_mb(pid)
+    sampler = PeakRss(pid)
+    sampler.start()
+    rec = asyncio.run(run_class(args, pid))
+    peak = sampler.stop()
+    time.sleep(2)
+    rss_after = rss_mb(pid)
+    looks.append(library_look(args.runs_dir))
+    train_status = finish_training(trainer, max(30.0, args.max_s - (time.monotonic() - t0)))
+    if trainer is not None:
+        looks.append(library_look(args.runs_dir))
+    looks = [{k: v for k, v in look.items() if not k.startswith("_")} for look in looks]
+    summary = summarize(rec["loads"], students=args.students, errors=rec["errors"], actions=rec["actions"],
+                        looks=looks, train_status=train_status,
+                        rss_mb={"before": rss_before, "loaded": rec.get("rss_loaded"), "peak": peak,
+                                "after": rss_after},
+                        extra={"pages": args.pages,
+                               "runs_checked": bool(args.runs_dir or os.environ.get("CIFAR_LAB_RUNS")),
+                               "answers": rec["answers"], "follows": rec["follows"],
+                               "features_missing": sorted(rec["missing"]), "server_pid": pid,
+                               "machine_before": before_machine, "loadavg_after": machine()["loadavg"],
+                               "wall_s": round(time.monotonic() - t0, 1)})
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['students']} students, {summary['page_loads']} page loads: p50 {summary['p50_s']} s, "
+              f"p95 {summary['p95_s']} s, max {summary['max_s']} s; {summary['errors']} errors, "
+              f"{summary['runs_lost']} runs lost; server RSS {summary['rss_mb_before']} -> "
+              f"{summary['rss_mb_loaded']} MB (peak {summary['rss_mb_peak']}, after {summary['rss_mb_after']})")
+        for line in summary["error_details"]:
+            print("  error:", line)
+    return 0 if summary["errors"] == 0 and summary["runs_lost"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
