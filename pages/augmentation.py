@@ -16,7 +16,7 @@ from core.lessons.takeaways import card_findings
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
 from ui.data_panel import dataset_or_none
-from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
+from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, try_this
 from ui.pictures import read_upload
 from ui.run_panel import compare_presets, describe, live_run, run_panel
 from ui.settings import current
@@ -90,7 +90,7 @@ pipeline: AugmentConfig | None = None
 try:
     pipeline = AugmentConfig(**{f: st.session_state[f"aug_{f}"] for f in FIELDS})
 except LabError as err:
-    st.error(str(err), icon=":material/error:")
+    error(str(err))
 
 # --- 2 · the pictures and the grid ------------------------------------------------------------------------
 st.subheader("2 · What the network would see")
@@ -119,7 +119,7 @@ if source == "upload":
             good.append(read_upload(f))
             labels.append(f.name[:24])
         except LabError as err:
-            st.error(str(err), icon=":material/broken_image:")
+            error(str(err), icon=":material/broken_image:")
     if files and len(files) > MAX_PICTURES:
         st.caption(f"Showing the first {MAX_PICTURES} of {len(files)} pictures.")
     if good:

@@ -22,7 +22,7 @@ from core.models.builder import normalize_spec, spec_from_preset, summarize
 from core.models.codegen import generate
 from core.models.layers import ACTIVATIONS, LAYER_OPTIONS, POOL_MODES
 from ui import charts_lessons, runlib
-from ui.layout import chart_height, friendly_errors, page_header, show_chart, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, plain, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, describe, live_run
 from ui.settings import current
 
@@ -264,7 +264,7 @@ if summary is not None:
     for e in summary.errors:
         label = row_label(e.index, layer_rows, fc_rows)
         where = f"FC row {label[3:]}" if label.startswith("FC ") else f"feature row {label}"
-        st.error(f"**{where} ({e.name})**: {e.message}", icon=":material/block:")
+        st.error(f"**{plain(where)} ({plain(e.name)})**: {plain(e.message)}", icon=":material/block:")
     table = summary_frame(summary, layer_rows, fc_rows)
     left, right = st.columns([3, 1]) if ok else (st.container(), None)
     left.dataframe(table.style.apply(highlight, axis=1), hide_index=True, width="stretch", placeholder="—",

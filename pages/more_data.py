@@ -17,7 +17,7 @@ from core.runs.sweeps import (
     submit_sweep,
 )
 from ui import charts_lessons, runlib, urlstate
-from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, takeaway, try_this
+from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
 from ui.sweep_picker import pick_sweep, sweeps_on
@@ -37,7 +37,7 @@ def train_size(settings) -> int | None:
     try:
         return len(load_full(settings.dataset, settings.data_dir).train_y)
     except LabError as e:
-        st.error(str(e), icon=":material/error:")
+        error(str(e))
         return None
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.layout import page_header, try_this
+from ui.layout import error, page_header, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current, detected_devices
 from ui.takeaways import runs_takeaway
@@ -35,7 +35,7 @@ weights = c2.text_input("Local ImageNet weights file (optional)", "",
 extra = {"model.freeze_backbone": freeze}
 if weights.strip():
     if not Path(weights.strip()).expanduser().is_file():
-        st.error(f"No file at {weights.strip()}: give the full path of a .pth file on the server.")
+        error(f"No file at {weights.strip()}: give the full path of a .pth file on the server.")
     else:
         extra["model.weights"] = str(Path(weights.strip()).expanduser())
 st.caption("Frozen: only the classifier's ~51k (ResNet18) or ~128k (MobileNetV2) weights train, so the "

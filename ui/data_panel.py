@@ -16,6 +16,7 @@ import streamlit as st
 
 from core import data as data_mod
 from core.errors import LabError
+from ui.layout import error
 from ui.settings import LabSettings, current
 
 
@@ -84,7 +85,7 @@ def dataset_or_none(settings: LabSettings | None = None) -> data_mod.Dataset | N
     try:
         return load_full(settings.dataset, settings.data_dir)
     except LabError as e:
-        st.error(str(e), icon=":material/error:")
+        error(str(e))
         return None
 
 
@@ -123,7 +124,7 @@ def _panel(settings: LabSettings, status: data_mod.DatasetStatus, job: DownloadJ
         st.markdown(status.message)
         if job is None or (job.finished and job.error):
             if job is not None and job.error:
-                st.error(job.error, icon=":material/cloud_off:")
+                error(job.error, icon=":material/cloud_off:")
             size = f" ({status.size_mb:.0f} MB)" if status.size_mb else ""
             if st.button(f"Download {settings.dataset_label}{size}", key=f"download:{settings.dataset}",
                          type="primary"):

@@ -48,15 +48,29 @@ def chart_height(normal: int = 280) -> int:
     return int(normal * 1.6) if presenter() else normal
 
 
+# What Streamlit's markdown would turn into formatting: `*.jpg` into italics, `$x$` into maths, `[a](b)` into links.
+_MARKDOWN = str.maketrans({ch: "\\" + ch for ch in "\\*_`[]$~<>#|"})
+
+
+def plain(text: str) -> str:
+    """Text that is data - an error message, a path, a run name - escaped so markdown shows it as written."""
+    return str(text).translate(_MARKDOWN)
+
+
+def error(text: str, *, where=None, icon: str = ":material/error:") -> None:
+    """An error message shown exactly as written (never as markdown); `where` a container (default st)."""
+    (where or st).error(plain(text), icon=icon)
+
+
 @contextlib.contextmanager
 def friendly_errors(what: str = "This step") -> Iterator[None]:
     """Show a LabError as its message and any other failure as a short error - never a raw traceback."""
     try:
         yield
     except LabError as e:
-        st.error(str(e), icon=":material/error:")
+        error(str(e))
     except Exception as e:  # noqa: BLE001 - the page must survive; the message says what failed
-        st.error(f"{what} failed: {type(e).__name__}: {e}", icon=":material/error:")
+        error(f"{what} failed: {type(e).__name__}: {e}")
 
 
 def pct(x: float | None, digits: int = 1) -> str:

@@ -25,12 +25,12 @@ from core.config import TrainConfig, from_json, to_json
 from core.errors import LabError
 from core.explain.attribution import internal_size
 from core.lessons.presets import get_preset
-from core.runs.records import RunRecord
+from core.runs.records import RunRecord, default_run
 from core.train.engine import input_stats
 from ui import runlib, urlstate
 from ui.charts_inside import top_k_chart
 from ui.data_panel import dataset_or_none, load_full
-from ui.layout import chart_height, friendly_errors, pct, presenter, show_chart
+from ui.layout import chart_height, error, friendly_errors, pct, presenter, show_chart
 from ui.pictures import read_upload, to_hwc_uint8
 from ui.settings import current
 from ui.trained import checkpoint_of, trained_model
@@ -154,7 +154,8 @@ def choose_model(where=st) -> Source | None:
         if linked:
             where.warning(f"Run {linked} from the link has no checkpoint in this lab's runs folder; showing "
                           "another model.", icon=":material/link_off:")
-        wanted = next(iter(runs), FRESH)
+        best = default_run(list(runs.values()), settings.dataset)  # the best completed run, not the newest
+        wanted = best.id if best is not None else FRESH
     elif linked:
         st.session_state[RUN_KEY] = linked  # the link's run, not the one this tab had picked before
     _keep(RUN_KEY, wanted, lambda v: v in runs or v == FRESH)  # a deleted run falls back
@@ -236,7 +237,7 @@ def test_split(source: Source, where=st) -> TestSplit | None:
     try:
         split = _split(name, settings.data_dir, source.config.data.test_subset, source.config.seed)
     except LabError as e:
-        where.error(str(e), icon=":material/error:")
+        error(str(e), where=where)
         return None
     if len(split.classes) != len(source.classes):
         where.warning(f"The model knows {len(source.classes)} classes but {name} has {len(split.classes)} here: "

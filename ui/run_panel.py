@@ -21,7 +21,7 @@ from core.runs.records import RunRecord
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from ui import charts, runlib, takeaways, urlstate
 from ui.data_panel import dataset_if_here
-from ui.layout import chart_height, friendly_errors, pct, show_chart
+from ui.layout import chart_height, error, friendly_errors, pct, plain, show_chart
 from ui.settings import current
 
 STATUS_ICON = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
@@ -105,7 +105,7 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
         try:
             config = runlib.config_for(preset, {**tweaks, **_applicable(preset, extra or {})})
         except LabError as e:
-            st.error(str(e))
+            error(str(e))
             return None
         st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
         if show_schedule:
@@ -168,8 +168,8 @@ def _live_body(run_id: str, key: str) -> None:
         with friendly_errors("Stopping"):
             lib.request_stop(run.id)
             st.toast("Stop requested: the run saves a checkpoint and stops within a second or so.")
-    if run.status in ("stopped", "failed") and b2.button("↻ Resume", key=f"{key}:resume:{run.id}",
-                                                          disabled=not control):
+    blocker = lib.can_resume(run) if run.status in ("stopped", "failed") else "not stopped"
+    if not blocker and b2.button("↻ Resume", key=f"{key}:resume:{run.id}", disabled=not control):
         with friendly_errors("Resuming"):
             lib.resume(run.id)
             st.rerun(scope="app")
@@ -194,7 +194,7 @@ def _live_body(run_id: str, key: str) -> None:
 
 def status_line(run: RunRecord, queue_position: int | None = None) -> None:
     icon = STATUS_ICON.get(run.status, "")
-    head = f"{icon} **{run.name}** — {run.status}"
+    head = f"{icon} **{plain(run.name)}** — {run.status}"
     if run.status == "queued":
         ahead = queue_position or 0
         st.markdown(head + (f" · {ahead} run(s) ahead on {run.device}" if ahead else f" · next on {run.device}"))
@@ -212,8 +212,11 @@ def status_line(run: RunRecord, queue_position: int | None = None) -> None:
         st.markdown(head + f" on {run.device}")
         st.progress(min(1.0, frac), text=" · ".join(bits))
         return
-    st.markdown(head + (f": {run.reason}" if run.reason else "") + f" · {run.epochs_done} epoch(s) · "
-                f"{fmt_seconds(run.seconds)} on {run.device}")
+    st.markdown(head + f" · {run.epochs_done} epoch(s) · {fmt_seconds(run.seconds)} on {run.device}")
+    if run.reason and run.status == "failed":  # often a path or a `*.jpg`: shown as written, never as markdown
+        error(run.reason)
+    elif run.reason:
+        st.caption(plain(run.reason))
 
 
 def result_vs_report(run: RunRecord) -> None:

@@ -13,6 +13,7 @@ from core.lessons.presets import get_preset
 from core.lessons.takeaways import RunFacts, Verdict, compare, facts_from_run, flags_by_label
 from core.runs.records import RunRecord
 from ui import runlib
+from ui.layout import plain
 
 
 def label_of(key: str, run: RunRecord) -> str:
@@ -53,14 +54,9 @@ def runs_takeaway(runs: Mapping[str, RunRecord], claim: str, *, verdict: Verdict
                     "here.", icon=":material/lightbulb:")
         else:
             box = st.warning if (v.agrees_with_report is False or not v.fair) else st.success
-            box(f"**What these runs say.** {_plain(v.text)}" + (f" {_plain(note)}" if note else ""),
+            box(f"**What these runs say.** {plain(v.text)}" + (f" {plain(note)}" if note else ""),
                 icon=":material/lightbulb:")
         st.markdown(f"**The report's claim:** {claim}")
     return v
 
 
-def _plain(text: str) -> str:
-    """Run names and values are data, not markdown: keep a `*` or `_` in them from turning into italics."""
-    for ch in ("\\", "*", "_", "`", "[", "]"):
-        text = text.replace(ch, "\\" + ch)
-    return text

@@ -60,6 +60,7 @@ from core.classroom.settings import student_quota
 from core.config import TrainConfig
 from core.errors import LabError
 from core.runs import packing, transfer
+from core.runs.records import RunRecord, resume_blocker
 from core.runs.store import RunStore
 
 HOST = socket.gethostname()
@@ -291,18 +292,19 @@ class RunLibrary(RunStore):
                 conn.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
         return status
 
+    def can_resume(self, run: RunRecord) -> str:
+        """'' when `resume(run.id)` would continue the run (roles aside), else why not - what a page shows
+        instead of a Resume button."""
+        return resume_blocker(run, (self.run_dir(run.id) / "last.pt").is_file())
+
     def resume(self, run_id: str, *, actor: Actor = TEACHER) -> None:
         """Queue a stopped (or failed) run again; it continues from its last checkpoint and appends to the same
         curve. A run that never trained an epoch starts over. LabError if its checkpoint is gone; a student
         resumes only their own runs, within the quota."""
         run = self.check_may(actor, run_id, "resume")
-        if run.status in ("queued", "running"):
-            raise LabError(f"run {run_id} is already {run.status}")
-        if run.status == "completed":
-            raise LabError(f"run {run_id} already completed its {run.epochs} epochs: start a new run to train more")
-        if run.status == "diverged":
-            raise LabError(f"run {run_id} diverged: resuming it would diverge again the same way; start a new run "
-                           f"with a lower learning rate")
+        blocker = resume_blocker(run, has_checkpoint=True)  # the status rules; the checkpoint is checked below
+        if blocker:
+            raise LabError(blocker)
         folder = self.run_dir(run_id)
         has_checkpoint = (folder / "last.pt").is_file()
         trained = run.epochs_done > 0 or (run.progress is not None and run.progress.step > 0)

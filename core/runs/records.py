@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -128,6 +129,37 @@ class RunRecord:
         out["per_class_acc"] = [_clean(x) for x in self.per_class_acc]
         out["progress"] = asdict(self.progress) if self.progress else None
         return out
+
+
+def default_run(runs: Sequence[RunRecord], dataset: str | None = None) -> RunRecord | None:
+    """The run a picker opens on: the best completed run on `dataset` (accuracies of different datasets do not
+    compare), else the best completed run of any dataset, else the first given (the newest, as listed)."""
+    done = [r for r in runs if r.status == "completed" and r.best_test_acc is not None]
+    here = [r for r in done if r.dataset == dataset]
+    pool = here or done
+    if pool:
+        return max(pool, key=lambda r: r.best_test_acc)  # max keeps the first (newest) of equal accuracies
+    return runs[0] if runs else None
+
+
+def resume_blocker(run: RunRecord, has_checkpoint: bool) -> str:
+    """Why `resume` cannot continue this run ('' when it can): a sentence that says what to do instead.
+    A run that failed before its first step has nothing to continue, and its settings would fail the same way
+    (a wrong image folder, a missing dataset): the user fixes the cause and starts a new run."""
+    if run.status in ACTIVE:
+        return f"run {run.id} is already {run.status}"
+    if run.status == "completed":
+        return f"run {run.id} already completed its {run.epochs} epochs: start a new run to train more"
+    if run.status == "diverged":
+        return (f"run {run.id} diverged: resuming it would diverge again the same way; start a new run with a "
+                f"lower learning rate")
+    trained = run.epochs_done > 0 or (run.progress is not None and run.progress.step > 0)
+    if run.status == "failed" and not trained and not run.imported:
+        return (f"run {run.id} failed before training started ({run.reason or 'see its log'}): there is nothing "
+                f"to continue; fix that and start a new run")
+    if not has_checkpoint and (trained or run.imported):
+        return f"cannot resume run {run.id}: its checkpoint is missing; start a new run with the same settings instead"
+    return ""
 
 
 def _clean(x: Any) -> Any:

@@ -355,22 +355,33 @@ def test_stopping_a_queued_run_is_immediate_and_a_running_one_is_asked(lib):
 
 
 def test_resume_rules(lib):
+    failed_at_setup = claimed_run(lib)
+    Recorder(lib, failed_at_setup).finish("failed", "no image files in /x/train/cat: expected *.jpg")
+    reason = lib.can_resume(lib.get(failed_at_setup))  # nothing to continue, and it would fail the same way
+    assert "failed before training started (no image files in /x/train/cat: expected *.jpg)" in reason
+    with pytest.raises(LabError, match="nothing to continue; fix that and start a new run"):
+        lib.resume(failed_at_setup)
     never_trained = claimed_run(lib)
-    Recorder(lib, never_trained).finish("failed", "dataset missing")
+    lib.request_stop(never_trained)
+    Recorder(lib, never_trained).finish("stopped", "stopped before training started")
+    assert lib.can_resume(lib.get(never_trained)) == ""
     lib.resume(never_trained)  # nothing to lose: it starts over, without a checkpoint
     assert lib.get(never_trained).status == "running" and not lib.get(never_trained).resume_requested
     Recorder(lib, never_trained).finish("completed", "")
     with pytest.raises(LabError, match="already completed"):
         lib.resume(never_trained)
 
+    assert "already completed" in lib.can_resume(lib.get(never_trained))
     trained = claimed_run(lib)
     record_whole_run(lib, trained, [0.1, 0.2], status="stopped")
+    assert "checkpoint is missing" in lib.can_resume(lib.get(trained))
     with pytest.raises(LabError, match=r"cannot resume run .*: its folder .* was deleted"):
         lib.resume(trained)
     lib.run_dir(trained).mkdir(parents=True)
     with pytest.raises(LabError, match=r"its checkpoint .*last.pt is missing"):
         lib.resume(trained)
     (lib.run_dir(trained) / "last.pt").write_bytes(b"x")
+    assert lib.can_resume(lib.get(trained)) == ""
     lib.resume(trained)
     run = lib.get(trained)
     assert run.status == "running" and run.resume_requested and run.reason == ""

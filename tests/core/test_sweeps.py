@@ -273,3 +273,80 @@ def test_cli_queues_the_runs_in_the_library(lib, capsys):
     sweep_id = re.match(r"sweep (\S+): 2 run\(s\) queued", captured.out).group(1)
     assert f"python -m core runs --sweep {sweep_id}" in captured.err
     assert sorted(r.name for r in lib.list_runs(sweep_id=sweep_id)) == ["demo · lr=0.001", "demo · lr=0.01"]
+
+
+# --- sweep --wait -----------------------------------------------------------------------------------------------
+
+class FakeRuns:
+    """A library whose runs move queued -> running -> completed, one step per poll (no processes, no clock)."""
+
+    def __init__(self, timeline):
+        self.timeline, self.polls, self.recovered = timeline, 0, 0
+
+    def recover(self, force=False):
+        self.recovered += 1
+
+    def find(self, run_id):
+        status = self.timeline[run_id][min(self.polls, len(self.timeline[run_id]) - 1)]
+        return SimpleNamespace(id=run_id, name=run_id, status=status, active=status in ("queued", "running"),
+                               progress=None, epochs_done=0, epochs=2)
+
+
+def test_wait_for_returns_only_when_no_run_is_queued_or_running():
+    from core.cli.sweep import wait_for
+
+    lib = FakeRuns({"a": ["running", "completed"], "b": ["queued", "queued", "running", "diverged"]})
+    seen, sleeps = [], []
+
+    def sleep(s):
+        sleeps.append(s)
+        lib.polls += 1
+
+    runs = wait_for(lib, ["a", "b"], on_update=lambda rs: seen.append([r.status for r in rs]), sleep=sleep, poll_s=0.5)
+    assert [r.status for r in runs] == ["completed", "diverged"]
+    assert seen == [["running", "queued"], ["completed", "queued"], ["completed", "running"],
+                    ["completed", "diverged"]]
+    assert sleeps == [0.5, 0.5, 0.5] and lib.recovered == 4  # crash recovery at every poll: no endless wait
+
+
+def test_progress_lines_on_a_pipe_write_a_line_per_ended_run():
+    import io
+
+    from core.cli.sweep import ProgressLines
+
+    out = io.StringIO()
+    show = ProgressLines(out).show
+    mk = lambda s: SimpleNamespace(name="r", status=s, active=s in ("queued", "running"), progress=None,  # noqa: E731
+                                   epochs_done=0, epochs=2)
+    for states in (["running", "queued"], ["running", "queued"], ["completed", "running"], ["completed", "failed"]):
+        show([mk(s) for s in states])
+    assert out.getvalue().splitlines() == ["0/2 ended · r: epoch 1/2 · 1 queued", "1/2 ended · r: epoch 1/2",
+                                           "2/2 ended"]
+
+
+def test_cli_sweep_wait_returns_when_every_run_has_ended(tmp_path, capsys):
+    """The must-show: `sweep --preset cnn --dataset synthetic --epochs 2 --param lr=1e-5,1e-3,1e1 --wait`, with a
+    tiny network and subset so real trainer processes finish in seconds. 1e1 diverges: a result, exit 0."""
+    runs_dir = tmp_path / "runs"
+    argv = ["sweep", "--preset", "cnn", "--dataset", "synthetic", "--epochs", "2", "--param", "lr=1e-5,1e-3,1e1",
+            "--subset", "200", "--test-subset", "100", "--device", "cpu", "--set", "model.widths=[4,4,8,8]",
+            "--set", "model.fc=32", "--runs-dir", str(runs_dir), "--wait", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["runs"]) == 3
+    runs = open_library(runs_dir).list_runs(sweep_id=out["sweep_id"])
+    assert len(runs) == 3 and not [r for r in runs if r.active]  # none left queued or running
+    by_lr = {r.config.optim.lr: r.status for r in runs}
+    assert by_lr[1e-5] == "completed" and by_lr[1e-3] == "completed" and by_lr[10.0] in ("diverged", "completed")
+    assert {r["run_id"]: r["status"] for r in out["runs"]} == {r.id: r.status for r in runs}
+
+
+def test_cli_sweep_wait_exits_1_when_a_run_failed(tmp_path, capsys):
+    runs_dir = tmp_path / "runs"
+    argv = ["sweep", "--preset", "cnn", "--dataset", f"folder:{tmp_path / 'no-such-folder'}", "--epochs", "1",
+            "--param", "seed=0", "--device", "cpu", "--set", "model.widths=[4,4,8,8]", "--runs-dir", str(runs_dir),
+            "--wait"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "1 of 1 run(s) did not finish" in captured.err and captured.out.count(" failed ") == 1
+    assert {r.status for r in open_library(runs_dir).list_runs()} == {"failed"}

@@ -132,3 +132,23 @@ def test_report_card_findings_say_why_and_flag_unlike_budgets():
     assert "3 / 5 epochs, the report 20" in flip.message and caveat in flip.message
     assert "Not a like-for-like comparison - epochs: CNN 128 5, + flip 3" in flip.message
     assert found["cnn"].verdict == "agrees" and "like-for-like" not in found["cnn"].message
+
+
+def test_pickers_open_on_the_best_completed_run_of_the_dataset_not_the_newest():
+    from core.runs.records import default_run
+
+    def rec(i, status, acc, dataset=CIFAR10):
+        return SimpleRun(id=i, status=status, best_test_acc=acc, dataset=dataset)
+
+    newest_first = [rec("new", "completed", 0.17), rec("live", "running", 0.35), rec("best", "completed", 0.30),
+                    rec("other", "completed", 0.90, dataset="synthetic"), rec("old", "stopped", 0.40)]
+    assert default_run(newest_first, CIFAR10).id == "best"
+    assert default_run(newest_first, "synthetic").id == "other"
+    assert default_run(newest_first, "cifar100").id == "other"  # none here: the best completed anywhere
+    assert default_run([rec("a", "failed", None), rec("b", "stopped", 0.2)], CIFAR10).id == "a"  # none completed
+    assert default_run([], CIFAR10) is None
+
+
+class SimpleRun:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)

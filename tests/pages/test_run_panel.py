@@ -49,3 +49,23 @@ def test_start_a_run_from_the_panel_and_see_its_curve(open_page, lab_dirs):
     assert problems(page) == []
     table = page.dataframe[0].value
     assert list(table["name"]) == [run.name] and list(table["status"]) == ["completed"]
+
+
+def test_a_run_that_failed_at_setup_shows_its_error_as_written_and_offers_no_resume(open_page, lab_dirs):
+    from core.lessons.presets import preset_config
+
+    lib = open_library(lab_dirs[1])
+    reason = "no image files in /data/pets/train/cat: expected *.jpg or *.png files, one folder per class"
+    failed = lib.insert_run(preset_config("cnn", dataset="synthetic", subset=500), device="cpu", status="failed",
+                            started_by="app", preset="cnn", extra={"reason": reason, "finished": 1.0})
+    stopped = lib.insert_run(preset_config("mlp", dataset="synthetic", subset=500), device="cpu", status="stopped",
+                             started_by="app", preset="mlp", extra={"reason": "stopped before it started"})
+    at = open_page("mlp_vs_cnn", nets_preset="cnn", **TINY)
+    assert not at.exception
+    (shown,) = [e for e in at.error if "no image files" in e.value]
+    assert shown.value.replace("\\", "") == reason  # escaped: the markdown shows the stars, not italics
+    assert "\\*.jpg" in shown.value
+    assert not [b for b in at.button if b.label == "↻ Resume"]  # nothing to continue: fix it, start a new run
+    at = open_page("mlp_vs_cnn", nets_preset="mlp", **TINY)
+    assert [b for b in at.button if b.label == "↻ Resume" and b.key.endswith(stopped)]  # it can start over
+    assert failed != stopped
