@@ -170,6 +170,7 @@ class TrainConfig:
     #                       accuracy (docs/PERFORMANCE.md); results then depend on the CPU model. Eval stays fp32.
     channels_last: bool = True  # NHWC memory format (CUDA and CPU: faster for the zoo's conv nets on both)
     compile: bool = False  # torch.compile the model (CUDA only; falls back to eager when it fails)
+    cuda_graphs: bool = True  # capture the whole training step as a CUDA graph (CUDA only; eager if capture fails)
     eval_batch_size: int = 1024  # images per evaluation forward pass
     log_every: int = 10  # optimizer steps between progress events (and host syncs)
 
