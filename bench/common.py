@@ -27,6 +27,7 @@ from torch import nn
 
 from core import data as data_mod
 from core.config import TrainConfig
+from core.models.registry import build_for_config
 from core.train import engine
 from core.train import events as ev
 
@@ -157,7 +158,7 @@ def train_flops_per_image(forward_mac_count: int) -> int:
 
 def config_macs(config: TrainConfig, num_classes: int) -> int:
     """Forward MACs per image of the config's model (random weights, nothing downloaded)."""
-    model = engine.build_for_config(config, num_classes, load_pretrained=False)
+    model = build_for_config(config, num_classes, load_pretrained=False)
     return forward_macs(model)
 
 

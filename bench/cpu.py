@@ -5,7 +5,7 @@ torchvision.datasets.CIFAR100 does) and turns each one into a PIL image passed t
 RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, a shuffling DataLoader with worker
 processes (2, as in PyTorch's CIFAR tutorial), and the textbook loop (zero_grad, forward, loss, backward, step,
 `loss.item()` every step) with the same model, optimizer and batch size as the lab. The lab is core.data.augment on
-resident uint8 tensors and core.train.engine.train itself (timed by bench.common.time_engine).
+resident uint8 tensors (core.train.batches) and core.train.engine.train itself (timed by bench.common.time_engine).
 
 Measured: (a) augmentation alone (normalized batches produced per second), (b) end-to-end training images/s for
 the report's base CNN, the 128/128/128/256 + BN CNN and the CIFAR ResNet18, all with flip + crop. Arms
@@ -29,9 +29,10 @@ from torch.utils.data import Dataset as TorchDataset
 from bench import common as bench
 from core import data as data_mod
 from core.config import AugmentConfig, TrainConfig
-from core.data import augment as aug
 from core.lessons.presets import FLIP_CROP, preset_config
+from core.models.registry import build_for_config
 from core.train import engine
+from core.train.batches import TrainBatches, resident
 
 # --- the models compared -------------------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: Studen
                           steps: int, workers: int) -> float:
     """Training images/s of the textbook loop over the student's DataLoader (warm-up steps not timed)."""
     torch.manual_seed(config.seed)
-    model = engine.build_for_config(config, ds.num_classes, load_pretrained=False)  # fp32, NCHW, on the CPU
+    model = build_for_config(config, ds.num_classes, load_pretrained=False)  # fp32, NCHW, on the CPU
     optimizer = engine.build_optimizer(model, config, fused=False)  # what torch.optim.X(...) gives by default
     criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
     model.train()
@@ -135,25 +136,16 @@ def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: Studen
 
 def time_lab_augment(ds: data_mod.Dataset, cfg: AugmentConfig, batch_size: int, *, min_seconds: float = 0.5,
                      device: torch.device | str = "cpu", seed: int = 0) -> float:
-    """Normalized, augmented batches per second exactly as the engine makes them (index the resident uint8
-    images, core.data.augment.train_batch), for at least `min_seconds` after one warm-up batch."""
+    """Normalized, augmented batches per second exactly as the engine makes them (core.train.batches.TrainBatches
+    over the resident uint8 images), for at least `min_seconds` after one warm-up batch."""
     device = torch.device(device)
-    x, y = ds.train_x.to(device), ds.train_y.to(device)
-    perm = engine.epoch_permutation(len(x), seed, x.device)
-    gen = aug.make_generator(seed, device)
-    spe = max(1, len(x) // batch_size)
-
-    def batch(b: int) -> torch.Tensor:
-        idx = perm[(b % spe) * batch_size:(b % spe + 1) * batch_size]
-        xb = aug.train_batch(engine._rows(x, idx, device), cfg, gen, ds.mean, ds.std)
-        engine._rows(y, idx, device)
-        return xb
-
-    batch(0)
+    batches = TrainBatches(resident(ds.train_x, device), resident(ds.train_y, device), batch_size, cfg, ds.mean,
+                           ds.std, seed, device=device)
+    batches(0)
     bench.sync(device)
     t0, n, b = time.perf_counter(), 0, 1
     while True:
-        n += len(batch(b))
+        n += len(batches(b)[0])
         b += 1
         if b % 8 == 0:
             bench.sync(device)

@@ -1,6 +1,6 @@
 """The augmentation lab's preview: training's own augmentation (core.data.augment.augment) on the chosen pictures,
-with the random generator a training run of the same seed starts its first epoch with, and PNG-encoded pictures
-for the grid. No Streamlit here, so the preview can be tested against the training loop directly.
+with the random generator a training run of the same seed starts its first epoch with
+(core.train.batches.augmentation_generator), and PNG-encoded pictures for the grid. No Streamlit here, so the preview can be tested against the training loop directly.
 
 A preview of N pictures × K samples is ONE batch of N·K images (each picture repeated K times in a row), drawn
 by one `augment` call: the very sampling and ops `train_batch` applies to a training batch of that size.
@@ -20,14 +20,9 @@ import torch
 from core.config import AugmentConfig
 from core.data import augment as aug
 from core.data.augment import AugmentParams
-from core.train.engine import _AUG_SEED, _PERM_SEED  # the engine's per-epoch stream offsets
+from core.train.batches import augmentation_generator
 
 PNG_LEVEL = 1  # zlib level: ~2x faster than PIL's default 6 on 128×128 pictures, files barely larger
-
-
-def engine_generator(seed: int, epoch: int = 1, device: torch.device | str = "cpu") -> torch.Generator:
-    """The augmentation generator core.train.engine creates for `epoch` (1-based) of a run with `seed`."""
-    return aug.make_generator(seed * _PERM_SEED + _AUG_SEED + epoch, device)
 
 
 @dataclass(frozen=True)
@@ -58,15 +53,15 @@ class Preview:
 
 def preview(originals: torch.Tensor, cfg: AugmentConfig, seed: int, samples: int,
             fill: Sequence[float] = (0.5, 0.5, 0.5)) -> Preview:
-    """Augment each picture `samples` times with the engine's epoch-1 generator for `seed` (its own
-    torch.Generator: the global RNG is never touched). `fill`: the erased pixels' colour, the dataset mean as in
+    """Augment each picture `samples` times with the epoch-1 generator of a run with `seed` (the one training's
+    batches draw from; its own torch.Generator: the global RNG is never touched). `fill`: the erased pixels' colour, the dataset mean as in
     training (erased pixels become 0 after normalization)."""
     if originals.dim() != 4 or originals.dtype != torch.uint8:
         raise ValueError(f"expected (N, 3, H, W) uint8 pictures, got {originals.dtype} {tuple(originals.shape)}")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     batch = originals.repeat_interleave(samples, dim=0)  # (N·K, 3, H, W) uint8
-    images, params = aug.augment(batch, cfg, engine_generator(seed, device=batch.device), fill=tuple(fill))
+    images, params = aug.augment(batch, cfg, augmentation_generator(seed, 1, batch.device), fill=tuple(fill))
     return Preview(originals, batch, images, params, samples)
 
 

@@ -1,10 +1,21 @@
-"""Training: `train(config) -> Iterator[Event]` and `evaluate` (engine), the choices around the step loop (setup:
-devices, precision, fused optimizers, layout, data order), learning-rate schedules, checkpoints, the frozen
-event dataclasses and the learning-rate range test.
+"""Training: `train(config) -> Iterator[Event]` and `evaluate` (engine), a run's set-up (setup: devices,
+precision, fused optimizers, layout, model and data on the device), the one batch iterator (batches: seeded data
+order and augmentation), learning-rate schedules, checkpoints, the frozen event dataclasses and the
+learning-rate range test.
 """
 
 from __future__ import annotations
 
+from core.train.batches import (  # noqa: F401
+    AUG_SEED_OFFSET,
+    PERM_SEED_STRIDE,
+    Batch,
+    TrainBatches,
+    augmentation_generator,
+    augmentation_seed,
+    epoch_permutation,
+    permutation_seed,
+)
 from core.train.checkpoint import (  # noqa: F401
     FORMAT,
     latest_checkpoint,
@@ -15,11 +26,13 @@ from core.train.checkpoint import (  # noqa: F401
 from core.train.engine import (  # noqa: F401
     COMPILE_DEVICES,
     EvalResult,
+    Forward,
+    RunState,
     evaluate,
-    input_stats,
-    log,
+    finish_epoch,
     per_class_accuracy,
     train,
+    train_one_epoch,
 )
 from core.train.events import (  # noqa: F401
     STATUSES,
@@ -39,9 +52,7 @@ from core.train.lr_finder import (  # noqa: F401
     NON_FINITE,
     REACHED_END,
     SUGGESTIONS,
-    Batch,
     BatchFn,
-    EngineBatches,
     LRFinder,
     Point,
     Suggestion,
@@ -63,12 +74,16 @@ from core.train.schedule import (  # noqa: F401
 )
 from core.train.setup import (  # noqa: F401
     CPU_BF16_ENV,
+    RunSetup,
     available_devices,
     build_optimizer,
     cpu_bf16_requested,
     cpu_has_native_bf16,
-    epoch_permutation,
+    has_fused_kernel,
+    input_stats,
+    prepare,
     resolve_device,
+    run_dataset,
     use_amp,
     use_channels_last,
 )

@@ -2,18 +2,21 @@
 
 How a step works (the airbench recipe, same code on CPU and CUDA):
   the whole training set sits on the device as uint8  ->  index a batch  ->  augment + normalize on the device
-  (core/augment.py, the same ops the preview page shows)  ->  forward under bf16 autocast (CUDA; on the CPU only
-  when asked for, see `cpu_bf16_requested`; CPU evaluation stays fp32)  ->  backward  ->  fused optimizer step
-  where torch has one.
+  (core.train.batches, the same ops the preview page shows)  ->  forward under bf16 autocast (CUDA; on the CPU
+  only when asked for, see `cpu_bf16_requested`; CPU evaluation stays fp32)  ->  backward  ->  fused optimizer
+  step where torch has one.
 Losses and accuracies are accumulated as device tensors and read back only every `log_every` steps, so the
 GPU is never stalled by a per-step `.item()` (nor by a per-step host->device copy: every per-step constant is
 made on the device). A non-finite loss is still caught exactly: the first bad step is remembered on the device
 and reported when the run syncs. Channels-last (NHWC) is used on the CPU too: measured faster there for every
 convolutional model of the zoo (docs/PERFORMANCE.md).
 
-The engine knows nothing about Streamlit or the run library: it yields events (core/events.py) and, when given
-a folder, writes checkpoints. Setup problems (missing data, bad model option) raise LabError before the first
-event; problems during training end the run with a Finished(status="failed" | "diverged") event.
+`train()` reads as torchvision's reference script does: set-up (core.train.setup.prepare -> RunSetup, and a
+RunState that a checkpoint saves and a resume restores), then per epoch `train_one_epoch` and `finish_epoch`
+(evaluate, record, checkpoint); `Forward` is the forward pass and loss, with the torch.compile fall-back.
+The engine knows nothing about Streamlit or the run library: it yields events (core.train.events) and, when
+given a folder, writes checkpoints. Setup problems (missing data, bad model option) raise LabError before the
+first event; problems during training end the run with a Finished(status="failed" | "diverged") event.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,41 +37,31 @@ from core import data as data_mod
 from core.config import TrainConfig
 from core.data import augment as aug
 from core.errors import LabError
-from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, build_for_config, count_params, get_entry
+from core.models.registry import count_params
+from core.train.batches import epoch_permutation  # noqa: F401 - re-exported, with the set-up's names below
 from core.train.checkpoint import latest_checkpoint, save_checkpoint
 from core.train.events import EpochEnd, Event, Finished, Note, RunStarted, Step
-from core.train.schedule import lr_at, steps_per_epoch
+from core.train.schedule import lr_at
 from core.train.setup import (  # noqa: F401 - re-exported: core.train.engine is where callers look for these
     CPU_BF16_ENV,
-    _accepts_fused,
-    _resident,
-    _rows,
+    RunSetup,
     available_devices,
     build_optimizer,
     cpu_bf16_requested,
     cpu_has_native_bf16,
-    epoch_permutation,
+    input_stats,
+    prepare,
     resolve_device,
+    run_dataset,
     use_amp,
     use_channels_last,
 )
 
 log = logging.getLogger(__name__)
 
-# Offsets that give each epoch its own data order and augmentation stream, derived from the run's seed,
-# so a run resumed at epoch e sees exactly the batches it would have seen.
-_PERM_SEED = 1_000_003
-_AUG_SEED = 7_919
 # Devices where config.compile applies. On a CPU the compile warm-up (tens of seconds) outweighs a class-sized
 # run; tests add "cpu" to drive the very same compile-and-fall-back path without a GPU.
 COMPILE_DEVICES: tuple[str, ...] = ("cuda",)
-
-
-def input_stats(config: TrainConfig, dataset: data_mod.Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Mean/std the inputs are normalized with: ImageNet's for pretrained models, else the dataset's."""
-    if get_entry(config.model.name).input_norm == "imagenet":
-        return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
-    return tuple(dataset.mean), tuple(dataset.std)
 
 
 class EvalResult(NamedTuple):
@@ -113,14 +107,213 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, mean, std, b
     return EvalResult(loss_sum.item() / n, acc, predictions, torch.cat(all_logits) if return_logits else None)
 
 
-def _oom_reason(device: torch.device, config: TrainConfig) -> str:
-    return (f"out of memory on {device} at batch size {config.batch_size}: try a smaller batch size, a smaller "
-            f"model or a smaller image size (the run's last checkpoint, if any, is kept)")
+# --- the parts of a run --------------------------------------------------------------------------------------
+
+@dataclass
+class RunState:
+    """Where a run is and what it has recorded: what a checkpoint saves and a resume restores."""
+
+    epoch: int  # the epoch in progress (1-based)
+    batch: int  # batches of it done
+    step: int  # optimizer steps done in the whole run
+    sums: torch.Tensor  # (3,) float64 on the device: this epoch's loss·n, correct, n
+    started: float  # time.perf_counter() when train() was called
+    history: list[dict[str, float]] = field(default_factory=list)  # one EpochEnd row per finished epoch
+    best_acc: float | None = None
+    aug_state: torch.Tensor | None = None  # a resumed checkpoint's augmentation generator, at `batch`
+    per_class: tuple[float, ...] = ()  # per-class test accuracy of the latest evaluation
+
+    @classmethod
+    def start(cls, run: RunSetup, checkpoint: dict[str, Any] | None, started: float) -> RunState:
+        """A fresh run's state, or where `checkpoint` left off (LabError when that run already finished)."""
+        if checkpoint is None:
+            return cls(1, 0, 0, torch.zeros(3, device=run.device, dtype=torch.float64), started)
+        epoch, batch = int(checkpoint["epoch"]), int(checkpoint["batch"])
+        if epoch > run.config.epochs:
+            raise LabError(f"this run already finished its {run.config.epochs} epochs; raise epochs to train further")
+        sums = torch.tensor(checkpoint["sums"], device=run.device, dtype=torch.float64)
+        return cls(epoch, batch, (epoch - 1) * run.steps_per_epoch + batch, sums, started,
+                   list(checkpoint.get("history", [])), checkpoint.get("best_acc"), checkpoint.get("aug_state"))
 
 
-def _is_oom(e: BaseException) -> bool:
+def resume_checkpoint(folder: str | Path | None) -> dict[str, Any]:
+    """The checkpoint a resumed run continues from: folder/last.pt (LabError when there is none)."""
+    path = latest_checkpoint(folder)
+    if path is None:
+        raise LabError(f"nothing to resume: no checkpoint in {folder}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save(run: RunSetup, state: RunState, folder: str | Path | None, name: str = "last.pt") -> None:
+    """Checkpoint the run to folder/name (nothing without a folder)."""
+    if folder is None:
+        return
+    gen = run.batches.generator
+    save_checkpoint(Path(folder) / name, model=run.model, optimizer=run.optimizer, config=run.config,
+                    epoch=state.epoch, batch=state.batch, sums=state.sums.tolist(), history=state.history,
+                    best_acc=state.best_acc, aug_state=gen.get_state() if gen is not None else None,
+                    classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std))
+
+
+def finished(state: RunState, status: str, reason: str = "") -> Finished:
+    """The run's last event."""
+    final = state.history[-1]["test_acc"] if state.history else None
+    return Finished(status=status, reason=reason, test_acc=final, best_test_acc=state.best_acc,
+                    epochs_done=len(state.history), seconds=time.perf_counter() - state.started,
+                    per_class_acc=state.per_class)
+
+
+def is_oom(e: BaseException) -> bool:
+    """Whether `e` means the device (or the host) ran out of memory."""
     return isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(e).lower() \
         or "can't allocate memory" in str(e).lower()
+
+
+def failure(e: Exception, run: RunSetup, state: RunState) -> Finished:
+    """The Finished event of a run that raised `e` during training (call it while handling `e`)."""
+    if is_oom(e):
+        if run.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return finished(state, "failed", f"out of memory on {run.device} at batch size {run.config.batch_size}: "
+                                         f"try a smaller batch size, a smaller model or a smaller image size (the "
+                                         f"run's last checkpoint, if any, is kept)")
+    if isinstance(e, LabError):
+        return finished(state, "failed", str(e))
+    log.exception("training failed")
+    return finished(state, "failed", f"{type(e).__name__}: {e}")
+
+
+class Forward:
+    """logits, loss = forward(xb, yb): the model's forward pass and its float32 loss, under the run's autocast.
+
+    With a torch.compile'd module that module runs until its first call has returned; if that call fails (other
+    than for memory), `fall_back` switches to the eager model for good and says so."""
+
+    def __init__(self, run: RunSetup, compiled: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self.run = run
+        self.fn: Callable[[torch.Tensor], torch.Tensor] = compiled if compiled is not None else run.model
+        self.proven = compiled is None  # a compiled module is trusted once one call of it has returned
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(device_type=self.run.device.type, dtype=torch.bfloat16, enabled=self.run.bf16):
+            logits = self.fn(xb)  # (B, C)
+            loss = self.run.criterion(logits.float(), yb)
+        return logits, loss
+
+    def fall_back(self, e: Exception) -> str | None:
+        """After a failed call: the Note to give when this was the compiled module's first call (the eager model
+        runs from now on), or None when `e` is the run's to handle."""
+        if self.proven or is_oom(e):
+            return None
+        self.fn, self.proven = self.run.model, True
+        return f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without it"
+
+
+def make_forward(run: RunSetup) -> tuple[Forward, str | None]:
+    """The run's Forward (compiled where config.compile applies) and a Note's text when compile is unavailable."""
+    if run.config.compile and run.device.type in COMPILE_DEVICES:
+        try:
+            return Forward(run, torch.compile(run.model)), None
+        except Exception as e:  # noqa: BLE001 - compile is an optimization; eager always works
+            return Forward(run), f"torch.compile is not available ({type(e).__name__}); training without it"
+    return Forward(run), None
+
+
+def train_one_epoch(run: RunSetup, state: RunState, forward: Forward, should_stop: Callable[[], bool],
+                    checkpoint_dir: str | Path | None) -> Generator[Event, None, float | None]:
+    """Train epoch state.epoch from batch state.batch to its end, yielding Note and Step events. Returns the
+    seconds spent training, or None when the run ended here (a stop request or a non-finite loss): its
+    Finished event was then the last one yielded."""
+    config, device, optimizer, batches = run.config, run.device, run.optimizer, run.batches
+    spe = run.steps_per_epoch
+    batches.start_epoch(state.epoch, at=state.batch, aug_state=state.aug_state)
+    state.aug_state = None  # a checkpoint's generator state belongs to the epoch it was saved in
+    ones = torch.ones(2, device=device, dtype=torch.float64)  # a device constant: no host->device copy per step
+    window = torch.zeros(2, device=device, dtype=torch.float64)  # since the last Step event: loss·n, n
+    first_bad = torch.full((), math.inf, device=device, dtype=torch.float64)  # first non-finite step; inf: none
+    t_window, n_window, train_seconds = time.perf_counter(), 0, 0.0
+    lrs: dict[int, float] = {}  # step -> its learning rate, since the last Step event
+    while state.batch < spe:
+        if should_stop():
+            save(run, state, checkpoint_dir)
+            yield finished(state, "stopped", f"stopped by request at epoch {state.epoch}, step {state.step}")
+            return None
+        xb, yb = batches.next_batch()  # (B, 3, H, W) float32 normalized and augmented, (B,) int64
+        lr = lr_at(config.optim, state.step, spe, config.epochs)
+        lrs[state.step + 1] = lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        try:
+            logits, loss = forward(xb, yb)
+        except Exception as e:  # noqa: BLE001 - a failing torch.compile falls back once, loudly
+            note = forward.fall_back(e)
+            if note is None:
+                raise
+            yield Note(note)
+            logits, loss = forward(xb, yb)  # the same batch, eagerly: a new one would shift the augmentation stream
+        forward.proven = True
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        state.step += 1
+        state.batch += 1
+        n = len(yb)
+        # Bookkeeping on the device with Python scalars only: torch.tensor(x, device=cuda) would be a
+        # blocking host->device copy, i.e. a host sync, every step.
+        loss_d = loss.detach().double()
+        first_bad.masked_fill_(~torch.isfinite(loss_d) & torch.isinf(first_bad), float(state.step))
+        loss_n = loss_d * n  # (,)
+        window += torch.stack([loss_n, ones[0] * n])
+        correct = (logits.detach().argmax(1) == yb).sum().double()
+        state.sums += torch.stack([loss_n, correct, ones[1] * n])
+        n_window += n
+
+        if state.step % config.log_every == 0 or state.batch == spe:
+            w_loss, w_n, bad_step = torch.cat([window, first_bad.view(1)]).tolist()  # the window's one host sync
+            now = time.perf_counter()
+            train_seconds += now - t_window
+            if math.isfinite(bad_step):
+                s = int(bad_step)
+                yield finished(state, "diverged", f"loss became non-finite at step {s} (epoch {state.epoch}) with "
+                                                  f"learning rate {lrs.get(s, lr):.3g}: try a lower learning rate")
+                return None
+            yield Step(epoch=state.epoch, step=state.step, total_steps=run.total_steps, loss=w_loss / max(1.0, w_n),
+                       lr=lr, images_per_s=n_window / max(1e-9, now - t_window))
+            window.zero_()
+            t_window, n_window = time.perf_counter(), 0
+            lrs.clear()
+    return train_seconds
+
+
+def finish_epoch(run: RunSetup, state: RunState, t_epoch: float, train_seconds: float,
+                 checkpoint_dir: str | Path | None) -> Generator[Event, None, bool]:
+    """Evaluate the epoch just trained, record it (EpochEnd), move on to the next and checkpoint (best.pt when
+    the test accuracy improved, always last.pt). Returns True when the run ended here instead (a non-finite
+    test loss: its Finished event was the last one yielded). t_epoch: perf_counter() when the epoch began."""
+    config = run.config
+    result = evaluate(run.model, run.test_x, run.test_y, mean=run.mean, std=run.std,
+                      batch_size=config.eval_batch_size, device=run.device, amp=config.amp,
+                      channels_last=run.channels_last)
+    loss_sum, correct, seen = state.sums.tolist()
+    if not math.isfinite(result.loss):
+        yield finished(state, "diverged", f"test loss became non-finite at the end of epoch {state.epoch}: try a "
+                                          f"lower learning rate")
+        return True
+    row = dict(epoch=state.epoch, train_loss=loss_sum / max(1.0, seen), train_acc=correct / max(1.0, seen),
+               test_loss=result.loss, test_acc=result.acc,
+               lr=lr_at(config.optim, state.step - 1, run.steps_per_epoch, config.epochs),
+               seconds=time.perf_counter() - t_epoch, images_per_s=seen / max(1e-9, train_seconds))
+    state.history.append(row)
+    state.per_class = per_class_accuracy(result.predictions, run.test_y.cpu(), run.dataset.num_classes)
+    improved = state.best_acc is None or result.acc > state.best_acc
+    state.best_acc = result.acc if improved else state.best_acc
+    yield EpochEnd(**row)
+    state.epoch, state.batch = state.epoch + 1, 0
+    state.sums.zero_()
+    if improved:
+        save(run, state, checkpoint_dir, "best.pt")
+    save(run, state, checkpoint_dir)
+    return False
 
 
 def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
@@ -134,194 +327,33 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
     mid-epoch included, with the same data order and augmentation it would have had.
     """
     should_stop = should_stop or (lambda: False)
-    t_run = time.perf_counter()
-
+    started = time.perf_counter()
     # ---- set-up: anything wrong here is the user's to fix and raises LabError ----
     device = resolve_device(config.device)
-    if dataset is None:
-        dataset = data_mod.load(config.data, data_root, download=download, progress=data_progress, seed=config.seed)
-    else:
-        dataset = data_mod.stratified_subset(dataset, config.data.subset, config.data.test_subset, seed=config.seed)
-    state: dict[str, Any] | None = None
-    if resume:
-        ckpt = latest_checkpoint(checkpoint_dir)
-        if ckpt is None:
-            raise LabError(f"nothing to resume: no checkpoint in {checkpoint_dir}")
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-
-    torch.manual_seed(config.seed)  # weight init and dropout; data order and augmentation have their own generators
-    model = build_for_config(config, dataset.num_classes, load_pretrained=state is None)
-    cuda = device.type == "cuda"
-    if cuda:  # fixed input shapes: let cuDNN time its algorithms once and keep the fastest
+    dataset = run_dataset(config, dataset, data_root, download=download, progress=data_progress)
+    checkpoint = resume_checkpoint(checkpoint_dir) if resume else None
+    if device.type == "cuda":  # fixed input shapes: let cuDNN time its algorithms once and keep the fastest
         torch.backends.cudnn.benchmark = True
-    bf16 = use_amp(config, device)
-    mem_format = torch.channels_last if use_channels_last(config, device) else torch.contiguous_format
-    model = model.to(device=device, memory_format=mem_format)
-    optimizer = build_optimizer(model, config)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-
-    mean, std = input_stats(config, dataset)
-    train_x, train_y = _resident(dataset.train_x, device), _resident(dataset.train_y, device)
-    test_x, test_y = _resident(dataset.test_x, device), _resident(dataset.test_y, device)
-    n_train = len(train_x)
-    spe = steps_per_epoch(n_train, config.batch_size)
-    total_steps = spe * config.epochs
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
-
-    start_epoch, start_batch = 1, 0
-    history: list[dict[str, float]] = []
-    best_acc: float | None = None
-    sums = torch.zeros(3, device=device, dtype=torch.float64)  # epoch: loss·n, correct, n
-    ones = torch.ones(2, device=device, dtype=torch.float64)  # a device constant: no host->device copy per step
-    if state is not None:
-        start_epoch, start_batch = int(state["epoch"]), int(state["batch"])
-        history = list(state.get("history", []))
-        best_acc = state.get("best_acc")
-        sums = torch.tensor(state["sums"], device=device, dtype=torch.float64)
-        if start_epoch > config.epochs:
-            raise LabError(f"this run already finished its {config.epochs} epochs; raise epochs to train further")
-
-    step_fn = model
-    if config.compile and device.type in COMPILE_DEVICES:
-        try:
-            step_fn = torch.compile(model)
-        except Exception as e:  # noqa: BLE001 - compile is an optimization; eager always works
-            step_fn = model
-            yield Note(f"torch.compile is not available ({type(e).__name__}); training without it")
-
-    yield RunStarted(params=count_params(model), trainable_params=count_params(model, trainable_only=True),
-                     device=str(device), dataset=dataset.name, model=config.model.name, train_size=n_train,
-                     test_size=len(test_x), num_classes=dataset.num_classes, steps_per_epoch=spe,
-                     epochs=config.epochs, start_epoch=start_epoch)
-
+    run = prepare(config, dataset, device, checkpoint=checkpoint)
+    state = RunState.start(run, checkpoint, started)
+    forward, note = make_forward(run)
+    if note is not None:
+        yield Note(note)
+    yield RunStarted(params=count_params(run.model), trainable_params=count_params(run.model, trainable_only=True),
+                     device=str(device), dataset=dataset.name, model=config.model.name,
+                     train_size=len(run.batches.x), test_size=len(run.test_x), num_classes=dataset.num_classes,
+                     steps_per_epoch=run.steps_per_epoch, epochs=config.epochs, start_epoch=state.epoch)
     # ---- the loop ----
-    epoch, b = start_epoch, start_batch
-    step = (start_epoch - 1) * spe + start_batch  # optimizer steps done
-    aug_gen: torch.Generator | None = None
-    compiled_checked = step_fn is model
-
-    def checkpoint(name: str = "last.pt") -> None:
-        if checkpoint_dir is not None:
-            save_checkpoint(Path(checkpoint_dir) / name, model=model, optimizer=optimizer, config=config,
-                            epoch=epoch, batch=b, sums=sums.tolist(), history=history, best_acc=best_acc,
-                            aug_state=aug_gen.get_state() if aug_gen is not None else None,
-                            classes=list(dataset.classes), mean=list(mean), std=list(std))
-
-    per_class: tuple[float, ...] = ()
-
-    def finished(status: str, reason: str = "") -> Finished:
-        final = history[-1]["test_acc"] if history else None
-        return Finished(status=status, reason=reason, test_acc=final, best_test_acc=best_acc,
-                        epochs_done=len(history), seconds=time.perf_counter() - t_run, per_class_acc=per_class)
-
     try:
-        model.train()
-        while epoch <= config.epochs:
+        run.model.train()
+        while state.epoch <= config.epochs:
             t_epoch = time.perf_counter()
-            perm = epoch_permutation(n_train, config.seed * _PERM_SEED + epoch, train_x.device)
-            aug_gen = aug.make_generator(config.seed * _PERM_SEED + _AUG_SEED + epoch, device)
-            if b > 0 and state is not None and state.get("aug_state") is not None:
-                aug_gen.set_state(state["aug_state"])
-            # Window accumulators since the last Step event: loss·n, n; first non-finite step (inf = none).
-            window = torch.zeros(2, device=device, dtype=torch.float64)
-            first_bad = torch.full((), math.inf, device=device, dtype=torch.float64)
-            t_window, n_window, train_seconds = time.perf_counter(), 0, 0.0
-            lrs: dict[int, float] = {}
-            while b < spe:
-                if should_stop():
-                    checkpoint()
-                    yield finished("stopped", f"stopped by request at epoch {epoch}, step {step}")
-                    return
-                idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
-                # index_select, not train_x[idx]: the same bytes, ~15x faster for uint8 images on the CPU
-                xb = aug.train_batch(_rows(train_x, idx, device), config.data.augment, aug_gen, mean, std)
-                xb = xb.contiguous(memory_format=mem_format)
-                yb = _rows(train_y, idx, device)
-                lr = lr_at(config.optim, step, spe, config.epochs)
-                lrs[step + 1] = lr
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                try:
-                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-                        logits = step_fn(xb)
-                        loss = criterion(logits.float(), yb)
-                except Exception as e:  # noqa: BLE001 - a failing torch.compile falls back once, loudly
-                    if compiled_checked or _is_oom(e):
-                        raise
-                    step_fn, compiled_checked = model, True
-                    yield Note(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without it")
-                    # the same batch again, eagerly: drawing a new one would shift the augmentation stream
-                    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-                        logits = step_fn(xb)
-                        loss = criterion(logits.float(), yb)
-                compiled_checked = True
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                b += 1
-                n = len(idx)
-                # Bookkeeping on the device with Python scalars only: torch.tensor(x, device=cuda) would be a
-                # blocking host->device copy, i.e. a host sync, every step.
-                loss_d = loss.detach().double()
-                first_bad.masked_fill_(~torch.isfinite(loss_d) & torch.isinf(first_bad), float(step))
-                loss_n = loss_d * n  # (,)
-                window += torch.stack([loss_n, ones[0] * n])
-                correct = (logits.detach().argmax(1) == yb).sum().double()
-                sums += torch.stack([loss_n, correct, ones[1] * n])
-                n_window += n
-
-                if step % config.log_every == 0 or b == spe:
-                    # the one host sync of the window
-                    w_loss, w_n, bad_step = torch.cat([window, first_bad.view(1)]).tolist()
-                    now = time.perf_counter()
-                    train_seconds += now - t_window
-                    if math.isfinite(bad_step):
-                        s = int(bad_step)
-                        yield finished("diverged", f"loss became non-finite at step {s} (epoch {epoch}) with "
-                                                   f"learning rate {lrs.get(s, lr):.3g}: try a lower learning rate")
-                        return
-                    yield Step(epoch=epoch, step=step, total_steps=total_steps, loss=w_loss / max(1.0, w_n), lr=lr,
-                               images_per_s=n_window / max(1e-9, now - t_window))
-                    window.zero_()
-                    t_window, n_window = time.perf_counter(), 0
-                    lrs.clear()
-
-            # ---- end of epoch: evaluate, record, checkpoint ----
-            ev = evaluate(model, test_x, test_y, mean=mean, std=std, batch_size=config.eval_batch_size,
-                          device=device, amp=config.amp, channels_last=mem_format == torch.channels_last)
-            loss_sum, correct, seen = sums.tolist()
-            if not math.isfinite(ev.loss):
-                yield finished("diverged", f"test loss became non-finite at the end of epoch {epoch}: try a lower "
-                                           f"learning rate")
-                return
-            row = dict(epoch=epoch, train_loss=loss_sum / max(1.0, seen), train_acc=correct / max(1.0, seen),
-                       test_loss=ev.loss, test_acc=ev.acc, lr=lr_at(config.optim, step - 1, spe, config.epochs),
-                       seconds=time.perf_counter() - t_epoch, images_per_s=seen / max(1e-9, train_seconds))
-            history.append(row)
-            per_class = per_class_accuracy(ev.predictions, test_y.cpu(), dataset.num_classes)
-            improved = best_acc is None or ev.acc > best_acc
-            best_acc = ev.acc if improved else best_acc
-            yield EpochEnd(**row)
-            epoch, b = epoch + 1, 0
-            sums.zero_()
-            if improved:
-                checkpoint("best.pt")
-            checkpoint()
-        yield finished("completed")
+            train_seconds = yield from train_one_epoch(run, state, forward, should_stop, checkpoint_dir)
+            if train_seconds is None or (yield from finish_epoch(run, state, t_epoch, train_seconds, checkpoint_dir)):
+                return  # stopped or diverged: its Finished event was the last
+        yield finished(state, "completed")
     except Exception as e:  # noqa: BLE001 - any failure ends the run with its reason; the traceback goes to the log
-        if _is_oom(e):
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            yield finished("failed", _oom_reason(device, config))
-            return
-        if isinstance(e, LabError):
-            yield finished("failed", str(e))
-            return
-        log.exception("training failed")
-        yield finished("failed", f"{type(e).__name__}: {e}")
+        yield failure(e, run, state)
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[float, ...]:

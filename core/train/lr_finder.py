@@ -9,7 +9,8 @@ state they had at construction, so a second test from the same object (`reset()`
 
 `step(n)` advances n steps and returns the new points (a page can draw the curve as it grows); `run()` goes to the
 end. Data order and augmentation come from seeded generators that continue across `step` calls, so 10 × step(10)
-equals step(100). `LRFinder.from_config` builds model, optimizer, loss and batches exactly like core.train.engine;
+equals step(100). `LRFinder.from_config` takes model, optimizer, loss and batches from the engine's own set-up
+(core.train.setup.prepare, core.train.batches.TrainBatches);
 `suggest` turns a curve into the three suggestions (steepest, minimum/10, valley); `schedule_for_suggestion`
 turns a suggested LR into a training config whose schedule a page can draw before starting.
 """
@@ -22,7 +23,6 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,19 +32,9 @@ from core import data as data_mod
 from core.config import SCHEDULES, TrainConfig
 from core.data import augment as aug
 from core.errors import ConfigError, LabError
-from core.models.registry import build_for_config
-from core.train.engine import _AUG_SEED, _PERM_SEED, input_stats
-from core.train.schedule import steps_per_epoch
-from core.train.setup import (
-    build_optimizer,
-    cpu_has_native_bf16,
-    epoch_permutation,
-    resolve_device,
-    use_amp,
-    use_channels_last,
-)
+from core.train.batches import Batch
+from core.train.setup import cpu_has_native_bf16, prepare, resolve_device, run_dataset
 
-Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, targets)
 BatchFn = Callable[[int], Batch]  # step index -> the batch of that step
 MODES = ("exp", "linear")
 SUGGESTIONS = ("steepest", "minimum/10", "valley")
@@ -198,47 +188,6 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int 
     return {name: out[name] for name in SUGGESTIONS}
 
 
-# --- data: the engine's batches, index-addressable -----------------------------------------------------------
-
-class EngineBatches:
-    """batch(i) = the i-th training batch core.train.engine would feed with this seed: per epoch a seeded permutation
-    and a seeded augmentation generator, epochs cycling when i runs past one. Sequential calls continue the
-    generator; any other index (0 after a reset, a jump) rebuilds the epoch's generator and fast-forwards it
-    by drawing the skipped batches' parameters again, so batch(i) never depends on the call history."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: Any, mean: Sequence[float],
-                 std: Sequence[float], seed: int) -> None:
-        self.x, self.y = x, y  # (N, 3, H, W) uint8 and (N,) int64, already on the training device
-        self.batch_size, self.augment, self.mean, self.std, self.seed = batch_size, augment, mean, std, seed
-        self.per_epoch = steps_per_epoch(len(x), batch_size)
-        self._epoch, self._next = 0, 0  # epoch (1-based) the generator belongs to; next batch it will draw
-        self._perm: torch.Tensor | None = None
-        self._gen: torch.Generator | None = None
-
-    def _start_epoch(self, epoch: int) -> None:
-        self._perm = epoch_permutation(len(self.x), self.seed * _PERM_SEED + epoch, self.x.device)
-        self._gen = aug.make_generator(self.seed * _PERM_SEED + _AUG_SEED + epoch, self.x.device)
-        self._epoch, self._next = epoch, 0
-
-    def _indices(self, b: int) -> torch.Tensor:
-        assert self._perm is not None
-        return self._perm[b * self.batch_size:(b + 1) * self.batch_size]
-
-    def __call__(self, i: int) -> Batch:
-        epoch, b = i // self.per_epoch + 1, i % self.per_epoch
-        if epoch != self._epoch or b < self._next:
-            self._start_epoch(epoch)
-        while self._next < b:  # fast-forward: the same draws the skipped batches would have made
-            if self.augment.enabled:
-                aug.sample_params(self.x[:len(self._indices(self._next))], self.augment, self._gen)
-            self._next += 1
-        idx = self._indices(b)
-        # index_select, as the engine: the same bytes as x[idx], much faster for uint8 images on the CPU
-        xb = aug.train_batch(self.x.index_select(0, idx), self.augment, self._gen, self.mean, self.std)
-        self._next = b + 1
-        return xb, self.y.index_select(0, idx)  # (B, 3, H, W) float32, (B,) int64
-
-
 # --- the finder ------------------------------------------------------------------------------------------------
 
 def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -263,7 +212,7 @@ class LRFinder:
     """A learning-rate range test on (model, optimizer, criterion, batch_fn), one step at a time.
 
     batch_fn(i) returns step i's (inputs, targets); it is called with 0, 1, 2, ... and again from 0 after
-    reset(), and must give the same batch for the same i (EngineBatches does). val_batches, when given, switch
+    reset(), and must give the same batch for the same i (core.train.batches.TrainBatches does). val_batches, when given, switch
     to validation mode: the recorded loss is the mean loss over those batches after each step (eval mode, no
     gradients). seed gives dropout its own random stream (None: continue from the global RNG state at
     construction); the caller's global RNG is left as it was after every call.
@@ -326,25 +275,14 @@ class LRFinder:
         if seed is not None:
             config = replace(config, seed=seed)
         device = resolve_device(config.device)
-        if dataset is None:
-            dataset = data_mod.load(config.data, data_root, seed=config.seed)
-        else:
-            dataset = data_mod.stratified_subset(dataset, config.data.subset, config.data.test_subset,
-                                                 seed=config.seed)
+        dataset = run_dataset(config, dataset, data_root)
         saved = _rng_states(device)
         try:
-            torch.manual_seed(config.seed)  # the weights the engine would start from
-            model = build_for_config(config, dataset.num_classes)
+            run = prepare(config, dataset, device, fused=None if fused else False)  # the engine's very set-up
             dropout_rng = _rng_states(device)  # and the engine's dropout stream, which continues from here
         finally:
             _set_rng_states(device, saved)
-        channels_last = use_channels_last(config, device)
-        model = model.to(device=device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-        optimizer = build_optimizer(model, config, fused=None if fused else False)
-        criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
-        mean, std = input_stats(config, dataset)
-        batches = EngineBatches(dataset.train_x.to(device), dataset.train_y.to(device), config.batch_size,
-                                config.data.augment, mean, std, config.seed)
+        mean, std = run.mean, run.std
         held_out = None
         if val_mode:
             if isinstance(val_batches, bool) or not isinstance(val_batches, int) or val_batches < 1:
@@ -359,10 +297,10 @@ class LRFinder:
             y = dataset.test_y[pick].to(device)
             held_out = [(x[i:i + config.batch_size], y[i:i + config.batch_size])
                         for i in range(0, n, config.batch_size)]
-        amp = use_amp(config, device) or (cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
-        finder = cls(model, optimizer, criterion, batches, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                     mode=mode, beta=beta, diverge_factor=diverge_factor, val_batches=held_out, device=device,
-                     amp=amp, channels_last=channels_last)
+        amp = run.bf16 or (cpu_bf16 and device.type == "cpu" and cpu_has_native_bf16())
+        finder = cls(run.model, run.optimizer, run.criterion, run.batches, start_lr=start_lr, end_lr=end_lr,
+                     num_iter=num_iter, mode=mode, beta=beta, diverge_factor=diverge_factor, val_batches=held_out,
+                     device=device, amp=amp, channels_last=run.channels_last)
         finder._rng_start = finder._rng = dropout_rng
         finder.config, finder.dataset_name = config, dataset.name
         return finder

@@ -1,10 +1,11 @@
-"""Where and how a run computes: the device, the optimizer implementation, precision, memory layout, data order.
+"""How a run is set up: the device, the model, optimizer, loss, precision, memory layout and data on the device.
 
-The choices core.train.engine makes before and around the step loop, kept apart so the loop reads in one sitting:
-`resolve_device` / `available_devices`; `build_optimizer` (torch's fused single-kernel optimizers where they
-exist); `use_amp` (bf16 autocast: CUDA by config.amp, the CPU only when asked for and native) and
-`use_channels_last`; `epoch_permutation` (the seeded data order of an epoch) and the batch/residency helpers.
-core.train.engine re-exports every public name here, so `from core.train.engine import build_optimizer` keeps working.
+`prepare(config, dataset, device)` builds a `RunSetup` - everything core.train.engine's loop, the learning-rate
+finder and the benchmarks train with - in the one order that fixes the starting weights (the seed, then the
+model). Around it, the choices it makes: `resolve_device` / `available_devices`; `build_optimizer` (torch's fused
+single-kernel optimizers where they exist); `use_amp` (bf16 autocast: CUDA by config.amp, the CPU only when asked
+for and native) and `use_channels_last`; `input_stats` (what inputs are normalized with); `run_dataset` (the
+config's split of the data). The batches themselves come from core.train.batches.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
+from core import data as data_mod
 from core.config import TrainConfig
 from core.errors import ConfigError
+from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, build_for_config, get_entry
+from core.train.batches import TrainBatches, resident
 
 # bf16 autocast on the CPU changes numerics (and, unlike fp32, results then depend on the CPU model). The config's
 # `cpu_amp` decides (on by default: 1.6-3.6x faster with the same accuracy, docs/PERFORMANCE.md); this environment
@@ -55,8 +63,6 @@ def available_devices() -> list[tuple[str, str]]:
             out.append((f"cuda:{i}", f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append(("mps", "Apple GPU (MPS)"))
-    import os
-
     out.append(("cpu", f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"))
     return out
 
@@ -79,7 +85,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool | None
         kind, options = torch.optim.Adam, dict(lr=o.lr, weight_decay=o.weight_decay)
     if fused is None:
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-    if fused and _accepts_fused(kind):
+    if fused and has_fused_kernel(kind):
         try:
             return kind(params, **options, fused=True)
         except (RuntimeError, ValueError, TypeError):  # an older torch or a device/dtype without the kernel
@@ -88,7 +94,8 @@ def build_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool | None
 
 
 @functools.lru_cache(maxsize=8)
-def _accepts_fused(kind: type) -> bool:
+def has_fused_kernel(kind: type) -> bool:
+    """Whether this torch's optimizer class takes fused=True (a single-kernel step)."""
     return "fused" in inspect.signature(kind.__init__).parameters
 
 
@@ -129,26 +136,73 @@ def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
     return bool(config.channels_last) and device.type in ("cuda", "cpu")
 
 
-def epoch_permutation(n: int, seed: int, device: torch.device) -> torch.Tensor:
-    """The epoch's data order (n,) int64 on `device`: drawn on the CPU from `seed` (the same order on every
-    device, so a run's batches do not depend on where it trains) and copied once per epoch."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm.to(device, non_blocking=True) if device.type == "cuda" else perm.to(device)
+def input_stats(config: TrainConfig, dataset: data_mod.Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean/std the inputs are normalized with: ImageNet's for pretrained models, else the dataset's."""
+    if get_entry(config.model.name).input_norm == "imagenet":
+        return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
+    return tuple(dataset.mean), tuple(dataset.std)
 
 
-def _rows(t: torch.Tensor, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """t[idx] on `device`; t may stay on the host (pinned) when the split did not fit the GPU."""
-    if t.device != idx.device:  # only when a split is not resident: the images stay on the host, labels not
-        idx = idx.to(t.device, non_blocking=True)
-    return t.index_select(0, idx).to(device, non_blocking=True)
+def run_dataset(config: TrainConfig, dataset: data_mod.Dataset | None = None, data_root: str | Path | None = None,
+                *, download: bool = False, progress: Callable[[int, int | None], None] | None = None
+                ) -> data_mod.Dataset:
+    """The images a run of `config` trains and tests on: loaded (DataError when missing), or the config's
+    stratified subset of a dataset already in memory."""
+    if dataset is None:
+        return data_mod.load(config.data, data_root, download=download, progress=progress, seed=config.seed)
+    return data_mod.stratified_subset(dataset, config.data.subset, config.data.test_subset, seed=config.seed)
 
 
-def _resident(t: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a whole split to the device when it fits comfortably (CIFAR's 50,000 images are 150 MB as uint8);
-    otherwise keep it on the host (pinned, when CUDA is there) and copy each batch."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        if t.numel() * t.element_size() < 0.25 * free:
-            return t.to(device)
-        return t.pin_memory()
-    return t.to(device)
+@dataclass
+class RunSetup:
+    """What a run trains with, all on its device: a plain record that prepare() fills once."""
+
+    config: TrainConfig
+    device: torch.device
+    dataset: data_mod.Dataset
+    model: nn.Module  # on `device`, in `memory_format`
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module  # cross-entropy with the config's label smoothing
+    bf16: bool  # autocast the training forward pass to bfloat16 (use_amp)
+    memory_format: torch.memory_format  # channels_last (NHWC) or contiguous (NCHW), model and inputs alike
+    mean: tuple[float, ...]  # per-channel normalization, [0, 1] pixel units
+    std: tuple[float, ...]
+    batches: TrainBatches  # the training batches (resident uint8 split, seeded order and augmentation)
+    test_x: torch.Tensor  # (M, 3, H, W) uint8, resident where it fits
+    test_y: torch.Tensor  # (M,) int64
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.batches.steps_per_epoch
+
+    @property
+    def total_steps(self) -> int:
+        return self.batches.steps_per_epoch * self.config.epochs
+
+    @property
+    def channels_last(self) -> bool:
+        return self.memory_format == torch.channels_last
+
+
+def prepare(config: TrainConfig, dataset: data_mod.Dataset, device: torch.device, *,
+            checkpoint: dict[str, Any] | None = None, fused: bool | None = None) -> RunSetup:
+    """Model, optimizer, loss and data of a run of `config` on `device`. Seeds torch's global RNG with
+    config.seed first: the starting weights and the dropout stream that continues from them are the run's.
+    checkpoint: a loaded checkpoint whose model and optimizer states replace the fresh ones (pretrained
+    weights are then not loaded). fused: as build_optimizer."""
+    torch.manual_seed(config.seed)  # weight init and dropout; data order and augmentation have their own generators
+    model = build_for_config(config, dataset.num_classes, load_pretrained=checkpoint is None)
+    bf16 = use_amp(config, device)
+    memory_format = torch.channels_last if use_channels_last(config, device) else torch.contiguous_format
+    model = model.to(device=device, memory_format=memory_format)
+    optimizer = build_optimizer(model, config, fused=fused)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    mean, std = input_stats(config, dataset)
+    batches = TrainBatches(resident(dataset.train_x, device), resident(dataset.train_y, device), config.batch_size,
+                           config.data.augment, mean, std, config.seed, device=device, memory_format=memory_format)
+    return RunSetup(config=config, device=device, dataset=dataset, model=model, optimizer=optimizer,
+                    criterion=nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing), bf16=bf16,
+                    memory_format=memory_format, mean=mean, std=std, batches=batches,
+                    test_x=resident(dataset.test_x, device), test_y=resident(dataset.test_y, device))

@@ -18,8 +18,9 @@ from bench import gpu as bench_gpu
 from core.cli import main as cli_main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.lessons.presets import preset_config
-from core.train import engine
+from core.train import batches, engine
 from core.train import events as ev
+from core.train.setup import has_fused_kernel
 
 TINY_CNN = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 16, "batch_norm": True})
 FLIP_CROP = AugmentConfig(flip_p=0.5, crop_padding=4)
@@ -285,7 +286,7 @@ def test_fused_optimizer_steps_match_the_plain_ones():
             torch.manual_seed(0)
             model = torch.nn.Linear(5, 3)
             opt = engine.build_optimizer(model, cfg, fused=fused)
-            assert bool(opt.defaults.get("fused")) == (fused is None and engine._accepts_fused(type(opt)))
+            assert bool(opt.defaults.get("fused")) == (fused is None and has_fused_kernel(type(opt)))
             for _ in range(3):
                 opt.zero_grad()
                 model(torch.ones(2, 5)).square().sum().backward()
@@ -297,6 +298,6 @@ def test_fused_optimizer_steps_match_the_plain_ones():
 def test_batches_come_from_index_select_and_the_epoch_order_is_the_seeded_cpu_one():
     x = torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8)
     idx = torch.tensor([3, 1, 19, 3])
-    assert torch.equal(engine._rows(x, idx, torch.device("cpu")), x[idx])
+    assert torch.equal(batches.rows(x, idx, torch.device("cpu")), x[idx])
     expected = torch.randperm(20, generator=torch.Generator().manual_seed(123))
-    assert torch.equal(engine.epoch_permutation(20, 123, torch.device("cpu")), expected)
+    assert torch.equal(batches.epoch_permutation(20, 123, torch.device("cpu")), expected)

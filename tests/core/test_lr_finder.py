@@ -18,12 +18,12 @@ from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, Tra
 from core.data.loading import load_dataset
 from core.errors import ConfigError
 from core.models.registry import build_for_config
+from core.train.batches import AUG_SEED_OFFSET, PERM_SEED_STRIDE, TrainBatches
 from core.train.lr_finder import (
     MIN_POINTS,
     NON_FINITE,
     REACHED_END,
     SUGGESTIONS,
-    EngineBatches,
     LRFinder,
     lr_schedule,
     schedule_for_suggestion,
@@ -305,23 +305,22 @@ def test_a_finder_continues_in_another_thread_like_a_streamlit_rerun(synthetic):
     assert torch.equal(torch.get_rng_state(), rng)  # building and stepping left the global RNG alone
 
 
-def test_engine_batches_are_the_engines_and_any_index_gives_the_same_batch(synthetic):
+def test_train_batches_are_the_engines_and_any_index_gives_the_same_batch(synthetic):
     ds = synthetic
     aug_cfg = AugmentConfig(flip_p=0.5, crop_padding=3, brightness=0.2)
     x, y = ds.train_x[:50], ds.train_y[:50]
     mean, std = ds.mean, ds.std
-    seq = EngineBatches(x, y, 16, aug_cfg, mean, std, seed=5)  # 50 images, 16 per batch: 4 batches (2 in the last)
-    assert seq.per_epoch == 4
+    seq = TrainBatches(x, y, 16, aug_cfg, mean, std, seed=5)  # 50 images, 16 per batch: 4 batches (2 in the last)
+    assert seq.steps_per_epoch == 4
     in_order = [seq(i) for i in range(10)]
-    jumpy = EngineBatches(x, y, 16, aug_cfg, mean, std, seed=5)
+    jumpy = TrainBatches(x, y, 16, aug_cfg, mean, std, seed=5)
     for i in (7, 2, 9, 0, 5, 6):
         xb, yb = jumpy(i)
         assert torch.equal(xb, in_order[i][0]) and torch.equal(yb, in_order[i][1])
     # the engine's recipe for epoch 1, batch 1: its permutation and its augmentation generator continued
     from core.data import augment as aug
-    from core.train.engine import _AUG_SEED, _PERM_SEED
-    perm = torch.randperm(50, generator=torch.Generator().manual_seed(5 * _PERM_SEED + 1))
-    gen = aug.make_generator(5 * _PERM_SEED + _AUG_SEED + 1)
+    perm = torch.randperm(50, generator=torch.Generator().manual_seed(5 * PERM_SEED_STRIDE + 1))
+    gen = aug.make_generator(5 * PERM_SEED_STRIDE + AUG_SEED_OFFSET + 1)
     aug.train_batch(x[perm[:16]], aug_cfg, gen, mean, std)
     assert torch.equal(in_order[1][0], aug.train_batch(x[perm[16:32]], aug_cfg, gen, mean, std))
 

@@ -9,8 +9,9 @@ from core import data as data_mod
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.data import augment as aug
 from core.data.loading import load_dataset
-from core.train import engine
-from ui.aug_preview import engine_generator, preview
+from core.train import engine, setup
+from core.train.batches import augmentation_generator, epoch_permutation, permutation_seed
+from ui.aug_preview import preview
 
 EVERYTHING = AugmentConfig(flip_p=0.5, crop_padding=4, crop_mode="reflect", erase_p=0.5, erase_size=10,
                            brightness=0.3, contrast=0.3, saturation=0.3)
@@ -24,14 +25,14 @@ def synthetic():
 def first_batch_the_engine_feeds(config: TrainConfig, dataset, monkeypatch) -> torch.Tensor:
     """Train one step for real and catch the input of the model's first forward pass."""
     seen: list[torch.Tensor] = []
-    build = engine.build_for_config
+    build = setup.build_for_config
 
     def build_and_watch(*args, **kwargs):
         model = build(*args, **kwargs)
         model.register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].detach().clone()))
         return model
 
-    monkeypatch.setattr(engine, "build_for_config", build_and_watch)
+    monkeypatch.setattr(setup, "build_for_config", build_and_watch)
     polls = iter([False])  # one step, then stop
     for _ in engine.train(config, lambda: next(polls, True), dataset=dataset):
         pass
@@ -48,7 +49,7 @@ def test_preview_is_the_batch_the_training_loop_feeds(synthetic, monkeypatch, cf
 
     # the same 24 pictures, through the page's preview with the run's seed (one sample each)
     sub = data_mod.stratified_subset(synthetic, 60, 20, seed=seed)
-    first = engine.epoch_permutation(len(sub.train_x), seed * engine._PERM_SEED + 1, torch.device("cpu"))[:batch]
+    first = epoch_permutation(len(sub.train_x), permutation_seed(seed, 1), torch.device("cpu"))[:batch]
     shown = preview(sub.train_x[first], cfg, seed=seed, samples=1, fill=sub.mean)
     assert fed.shape == shown.images.shape == (batch, 3, 32, 32)
     torch.testing.assert_close(aug.normalize(shown.images, sub.mean, sub.std), fed.contiguous(), atol=1e-6, rtol=0)
@@ -59,7 +60,7 @@ def test_preview_with_samples_is_train_batch_of_the_repeated_pictures(synthetic)
     """K samples per picture: the batch of the pictures repeated K times, through the engine's pipeline."""
     x, mean, std = synthetic.train_x[:5], synthetic.mean, synthetic.std
     shown = preview(x, EVERYTHING, seed=11, samples=4, fill=mean)
-    fed = aug.train_batch(x.repeat_interleave(4, dim=0), EVERYTHING, engine_generator(11), mean, std)
+    fed = aug.train_batch(x.repeat_interleave(4, dim=0), EVERYTHING, augmentation_generator(11), mean, std)
     torch.testing.assert_close(aug.normalize(shown.images, mean, std), fed, atol=1e-6, rtol=0)
     assert torch.equal(shown.batch[4 * 2 + 3], x[2])  # picture 2's 4th sample started from picture 2
     assert shown.row(2).shape == (4, 3, 32, 32) and len(shown.descriptions(2)) == 4
