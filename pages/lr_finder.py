@@ -1,21 +1,20 @@
 """LR range test, stepped through in class: the loss against a rising learning rate, a few steps at a time or to
 the end, the suggested learning rates drawn on the curve, and one click to train a preset with one of them."""
 
-import threading
-
 import streamlit as st
 
 from core.lessons.presets import PRESETS, get_preset
+from core.train.finder_pool import Curve
 from core.train.lr_finder import LRFinder, schedule_for_suggestion
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from core.train.setup import cpu_has_native_bf16, resolve_device
-from ui import charts, charts_lr, runlib, urlstate
+from ui import charts, charts_lr, finders, runlib, urlstate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, show_chart, takeaway, try_this
 from ui.run_panel import describe, fmt_seconds, live_run
 from ui.settings import current
 
-STATE = "lr_finder"  # session_state key: {"key": the settings it was built from, "finder": LRFinder}
+STATE = "lr_finder"  # session_state key: {"key": the test's settings, "cursor": points this tab has stepped to}
 REPORT_LR = 1e-4  # the report trained every network with Adam at 1e-4
 BATCHES = [16, 32, 64, 128, 256, 512]
 START_LRS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3]
@@ -24,14 +23,6 @@ SCHEDULES = {"onecycle": "one-cycle: rises to the LR, then anneals", "cosine": "
              "constant": "constant at the LR"}
 SCHEDULE_TITLES = {"onecycle": "one-cycle peaking at {lr:g}", "cosine": "cosine decay from {lr:g}",
                    "constant": "constant at {lr:g}"}
-
-
-@st.cache_resource(show_spinner=False)
-def step_lock() -> threading.Lock:
-    """One lock for the whole server (a page script is re-run each time, so a module-level lock would not be
-    shared): the finder swaps its dropout stream into torch's global RNG while it builds and steps, so two
-    students' finders must never step at the same moment."""
-    return threading.Lock()
 
 
 page_header(
@@ -84,91 +75,91 @@ def build_key() -> tuple:
             settings.subset, settings.test_subset, settings.device, settings.data_dir)
 
 
-def current_finder() -> LRFinder | None:
-    """The session's finder for these settings: rebuilt (and the old one closed) when a setting changed."""
-    held = st.session_state.get(STATE)
-    if held is not None and held["key"] == build_key():
-        return held["finder"]
-    if held is not None:
-        held["finder"].close()  # restores its model and optimizer; they are dropped with it
-        del st.session_state[STATE]
-    with friendly_errors("Building the range test"), st.spinner("Building the model and the batches…"):
-        config = runlib.config_for(preset, {"batch_size": batch, "cpu_amp": bf16})
-        with step_lock():  # from_config also swaps the global RNG (the model's initial weights)
-            finder = LRFinder.from_config(config, ds, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                                          mode=mode, beta=beta, val_mode=val_mode, val_batches=val_batches,
-                                          data_root=settings.data_dir)
-        st.session_state[STATE] = {"key": build_key(), "finder": finder}
-        return finder
-    return None
+def build() -> LRFinder:
+    """The test for these settings (called by the shared pool, under its lock, on the first step)."""
+    config = runlib.config_for(preset, {"batch_size": batch, "cpu_amp": bf16})
+    return LRFinder.from_config(config, ds, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter, mode=mode,
+                                beta=beta, val_mode=val_mode, val_batches=val_batches, data_root=settings.data_dir)
 
 
-def advance(finder: LRFinder, n: int) -> None:
-    with step_lock(), friendly_errors("Stepping the range test"):
-        finder.step(n)
+# The test is shared by every session with the same settings (ui/finders.py): this tab keeps only its cursor.
+# Nothing is built until the first step, so opening the page costs no model.
+key = build_key()
+held = st.session_state.get(STATE)
+if held is None or held["key"] != key:
+    held = st.session_state[STATE] = {"key": key, "cursor": 0}
+pool = finders.pool()
 
 
-def chart(finder: LRFinder, with_suggestions: bool):
-    sugg = finder.suggestions().values() if with_suggestions else ()
-    return charts_lr.lr_finder_chart(finder.lrs, finder.losses, finder.smoothed, lr_range=(start_lr, end_lr),
+def advance(n: int) -> Curve:
+    """Step this tab's cursor n points along the shared curve (computing only what nobody computed yet)."""
+    building = not pool.is_live(key) and len(pool.curve(key).points) < held["cursor"] + n
+    with friendly_errors("Stepping the range test"), st.spinner(
+            "Building the model and the batches…" if building else "Stepping…", show_time=True):
+        held["cursor"] = len(pool.advance(key, build, held["cursor"] + n).points)
+    return pool.curve(key, held["cursor"])
+
+
+def chart(curve: Curve, with_suggestions: bool):
+    sugg = curve.suggestions().values() if with_suggestions else ()
+    return charts_lr.lr_finder_chart(curve.lrs, curve.losses, curve.smoothed, lr_range=(start_lr, end_lr),
                                      suggestions=sugg, report_lr=REPORT_LR, height=chart_height(340),
                                      title="loss against the learning rate")
 
-
-finder = current_finder()
-if finder is None:
-    st.stop()
 
 # --- step through it -------------------------------------------------------------------------------------
 st.subheader("Step through it")
 controls, progress_slot, live = st.container(), st.empty(), st.empty()
 # A button's click is in session_state from the start of the run it triggers: act on it first, then draw the
-# buttons below with the finder's new state (done: the stepping buttons are off).
+# buttons below with the curve's new state (done: the stepping buttons are off).
 clicked = {k: bool(st.session_state.get(k)) for k in ("lrf_one", "lrf_ten", "lrf_end", "lrf_reset")}
 if clicked["lrf_reset"]:
-    with step_lock():
-        finder.reset()
+    held["cursor"] = 0  # back to the start of the shared curve: the points are kept, nothing is recomputed
 elif clicked["lrf_one"] or clicked["lrf_ten"]:
-    advance(finder, 1 if clicked["lrf_one"] else 10)
+    advance(1 if clicked["lrf_one"] else 10)
 elif clicked["lrf_end"]:
-    bar = progress_slot.progress(finder.progress, text="running…")
+    curve = pool.curve(key, held["cursor"])
+    bar = progress_slot.progress(len(curve.points) / num_iter, text="running…")
     chunk = max(1, num_iter // 25)  # ~25 redraws: the curve grows on screen; others may step between chunks
-    while not finder.done:
-        before = len(finder.points)
-        advance(finder, chunk)
-        bar.progress(finder.progress, text=f"step {len(finder.points)} of {num_iter} · "
-                                           f"{fmt_seconds(finder.seconds)}")
-        show_chart(live, chart(finder, False), width="stretch")
-        if len(finder.points) == before and not finder.done:  # a failure ended nothing: do not spin
+    while not curve.done:
+        before = len(curve.points)
+        curve = advance(chunk)
+        bar.progress(min(1.0, len(curve.points) / num_iter), text=f"step {len(curve.points)} of {num_iter} · "
+                                                                  f"{fmt_seconds(curve.seconds)}")
+        show_chart(live, chart(curve, False), width="stretch")
+        if len(curve.points) == before and not curve.done:  # a failure ended nothing: do not spin
             break
     progress_slot.empty()
+curve = pool.curve(key, held["cursor"])
 buttons = controls.container(horizontal=True)
-buttons.button("+1 step", key="lrf_one", disabled=finder.done)
-buttons.button("+10 steps", key="lrf_ten", disabled=finder.done)
-buttons.button("▶ Run to the end", key="lrf_end", type="primary", disabled=finder.done)
-buttons.button("↺ Reset", key="lrf_reset", disabled=not finder.points)
+buttons.button("+1 step", key="lrf_one", disabled=curve.done)
+buttons.button("+10 steps", key="lrf_ten", disabled=curve.done)
+buttons.button("▶ Run to the end", key="lrf_end", type="primary", disabled=curve.done)
+buttons.button("↺ Reset", key="lrf_reset", disabled=not curve.points)
 
-show_chart(live, chart(finder, finder.done or len(finder.points) >= 10), width="stretch")
+show_chart(live, chart(curve, curve.done or len(curve.points) >= 10), width="stretch")
 m1, m2, m3, m4, m5 = st.columns(5)
-last = finder.points[-1] if finder.points else None
-m1.metric("Step", f"{len(finder.points)} of {num_iter}")
-m2.metric("Learning rate now", f"{finder.current_lr:.2e}")
+last = curve.points[-1] if curve.points else None
+m1.metric("Step", f"{len(curve.points)} of {num_iter}")
+m2.metric("Learning rate now", f"{last.lr if last else start_lr:.2e}")
 m3.metric("Loss of this step", f"{last.loss:.3f}" if last else "—")
 m4.metric("Smoothed loss", f"{last.smoothed:.3f}" if last else "—")
-per_step = finder.seconds / len(finder.points) if finder.points else None
-to_go = "" if finder.done or per_step is None else \
-    f" · ~{fmt_seconds(per_step * (num_iter - len(finder.points)))} to the end"
-m5.metric("Time stepping", fmt_seconds(finder.seconds) if finder.seconds >= 1 else f"{finder.seconds:.2f} s",
+per_step = curve.seconds / len(curve.points) if curve.points else None
+to_go = "" if curve.done or per_step is None else \
+    f" · ~{fmt_seconds(per_step * (num_iter - len(curve.points)))} to the end"
+m5.metric("Time stepping", fmt_seconds(curve.seconds) if curve.seconds >= 1 else f"{curve.seconds:.2f} s",
           f"{per_step * 1000:.0f} ms per step{to_go}" if per_step else None, delta_color="off", delta_arrow="off")
-if finder.done:
-    st.markdown(f"**The test has ended:** {finder.stop_reason}.")
-elif not finder.points:
+if curve.done:
+    st.markdown(f"**The test has ended:** {curve.stop_reason}.")
+elif not curve.points:
     st.caption(f"Nothing measured yet: each step trains one batch of {batch} pictures at the next learning rate, "
-               f"on {finder.device}.")
+               f"on {resolve_device(settings.device)}.")
+st.caption("Everyone on this server who picks these settings steps along this same curve: it is computed once "
+           f"and shared (at most {pool.max_live} range tests hold a model at a time).")
 
 # --- suggestions -----------------------------------------------------------------------------------------
 st.subheader("Suggested learning rates")
-suggestions = finder.suggestions()
+suggestions = curve.suggestions()
 reasons = {s.reason for s in suggestions.values()}
 same_reason = len(reasons) == 1 and all(s.lr is None for s in suggestions.values())  # one "why not", once
 cols = st.columns(len(suggestions) + 1)
@@ -180,9 +171,9 @@ cols[-1].metric("the report used", f"Adam {REPORT_LR:g}")
 on_chart = " (the grey dotted line)" if start_lr <= REPORT_LR <= end_lr else ""
 cols[-1].caption(f"Adam at {REPORT_LR:g} for every network{on_chart}: a safe default, never tuned. "
                  f"{p.title} is set to {p.config.optim.name} {p.config.optim.lr:g}.")
-if same_reason and finder.points:
+if same_reason and curve.points:
     st.info(f"No suggestion yet: {reasons.pop()}.", icon=":material/info:")
-if finder.points and not finder.done:
+if curve.points and not curve.done:
     st.caption("Suggestions firm up once the loss has turned up again: run the test to the end before trusting them.")
 
 # --- use one -------------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 Augmentation: the grid is core.data.augment's draw for the page's pictures and seed (captions = describe(i)), the same
 seed gives the same picture bytes (media URLs are content hashes), "New sample" moves to the next seed, an
 upload that is not a picture gets the core's message, and "your pipeline" queues the CNN with exactly the
-page's AugmentConfig. LR finder: +1 / +10 / reset / a plain rerun act on the session's finder, running to the
-end shows the core's suggestions on the chart, and "apply" queues the preset at the suggested LR.
+page's AugmentConfig. LR finder: nothing is built until the first step, +1 / +10 / reset / a plain rerun move the tab's place
+on the shared range test (two students, one model), running to the end shows the core's suggestions on the chart, and "apply" queues the preset at the suggested LR.
 A running stand-in row holds the CPU slot, so queued runs stay queued and no trainer process starts.
 """
 
@@ -22,6 +22,7 @@ from core.lessons.presets import FLIP_CROP, get_preset, preset_config
 from core.runs.library import open_library
 from core.runs.queue import HOST
 from tests.pages.conftest import charts, problems
+from ui import finders
 from ui.aug_preview import preview
 
 TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
@@ -149,7 +150,9 @@ def test_findings_say_when_the_lab_disagrees_with_the_report_and_why(open_page, 
 # --- LR range test --------------------------------------------------------------------------------------------
 
 def finder(at):
-    return at.session_state["lr_finder"]["finder"]
+    """This tab's view of the shared range test: the pool's curve up to the tab's cursor."""
+    held = at.session_state["lr_finder"]
+    return finders.pool().curve(held["key"], held["cursor"])
 
 
 def chart_frames(chart) -> list:
@@ -167,15 +170,17 @@ def set_small(at, **extra) -> None:
         getattr(at, {"lrf_range": "select_slider", "lrf_beta": "slider"}[key])(key=key).set_value(value).run()
 
 
-def test_step_buttons_reset_and_a_rerun_keep_the_sessions_finder(open_page):
+def test_step_buttons_reset_and_a_rerun_keep_the_sessions_place_on_a_shared_curve(open_page):
     at = open_page("lr_finder", **TINY)
     set_small(at)
+    builds = finders.pool().builds
     assert problems(at) == [] and len(finder(at).points) == 0
-    f = finder(at)
+    assert finders.pool().builds == builds  # opening the page builds no model: the first step does
     at.button(key="lrf_one").click().run()
-    assert len(finder(at).points) == 1
+    assert len(finder(at).points) == 1 and finders.pool().builds == builds + 1
     at.button(key="lrf_ten").click().run()
-    assert finder(at) is f and len(f.points) == 11
+    f = finder(at)
+    assert len(f.points) == 11 and finders.pool().builds == builds + 1
     (chart,) = charts(at)
     assert "loss against the learning rate" in chart.proto.spec
     curve = chart_frames(chart)[0]  # raw and smoothed loss of each step so far
@@ -183,12 +188,19 @@ def test_step_buttons_reset_and_a_rerun_keep_the_sessions_finder(open_page):
     assert list(curve[curve.series == "loss of each step"]["loss"]) == [p.loss for p in f.points]
     assert {m.label: m.value for m in at.metric}["Step"] == "11 of 20"
     assert {m.label: m.value for m in at.metric}["Learning rate now"] == f"{f.points[-1].lr:.2e}"
-    at.run()  # any rerun (another widget, a refresh of the script) keeps the state
-    assert finder(at) is f and len(f.points) == 11
+    at.run()  # any rerun (another widget, a refresh of the script) keeps the place
+    assert finder(at).points == f.points
     at.button(key="lrf_reset").click().run()
-    assert finder(at) is f and f.points == [] and not f.done
-    at.number_input(key="lrf_steps").set_value(30).run()  # a new setting: a new finder, the old one closed
-    assert finder(at) is not f and finder(at).num_iter == 30 and f.done
+    assert finder(at).points == () and not finder(at).done
+    at.button(key="lrf_ten").click().run()  # the same settings again: read from the shared curve, not recomputed
+    assert finder(at).points == f.points[:10] and finders.pool().builds == builds + 1
+
+    other = open_page("lr_finder", **TINY)  # a second student with the same settings: one model for both
+    set_small(other)
+    other.button(key="lrf_ten").click().run()
+    assert finder(other).points == f.points[:10] and finders.pool().builds == builds + 1
+    at.number_input(key="lrf_steps").set_value(30).run()  # a new setting: a new test, from its start
+    assert finder(at).points == () and at.session_state["lr_finder"]["key"][2] == 30
 
 
 def test_run_to_the_end_suggests_and_apply_queues_the_preset_at_that_lr(open_page, lab_dirs):
@@ -200,6 +212,7 @@ def test_run_to_the_end_suggests_and_apply_queues_the_preset_at_that_lr(open_pag
     assert problems(at) == []
     f = finder(at)
     assert f.done and f.stop_reason
+    assert not finders.pool().is_live(at.session_state["lr_finder"]["key"])  # a finished test holds no model
     assert at.button(key="lrf_one").disabled and at.button(key="lrf_end").disabled
     suggestions = f.suggestions()
     metrics = {m.label: m.value for m in at.metric}
