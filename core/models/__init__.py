@@ -6,47 +6,10 @@ Importing this package fills the registry: zoo.py and builder.py register their 
 registry.py itself imports neither (a leaf).
 """
 
-# isort: skip_file - the zoo registers its models before the builder's `custom` (list_models keeps that order)
+# The zoo registers its models before the builder's `custom`, and list_models keeps that order.
+# isort: skip_file
 from __future__ import annotations
 
-from core.models.builder import (  # noqa: F401
-    DEFAULT_FC,
-    DEFAULT_LAYERS,
-    CustomCNN,
-    LayerError,
-    LayerRow,
-    Summary,
-    custom,
-    normalize_spec,
-    spec_from_preset,
-    summarize,
-)
-from core.models.codegen import (  # noqa: F401
-    KNOWN_STATS,
-    TRAIN_SIZES,
-    generate,
-)
-from core.models.codegen_models import (  # noqa: F401
-    ModelSource,
-    model_source,
-)
-from core.models.layers import (  # noqa: F401
-    ACTIVATIONS,
-    FC_OPTIONS,
-    LAYER_OPTIONS,
-    MAX_LAYER_PARAMS,
-    POOL_MODES,
-    check_fc,
-    check_values,
-    fill,
-    is_int,
-    is_num,
-    layer_math,
-    maker,
-    one_of,
-    out_size,
-    too_big,
-)
 from core.models.registry import (  # noqa: F401
     CIFAR_SIZE,
     IMAGENET_MEAN,
@@ -83,4 +46,42 @@ from core.models.zoo import (  # noqa: F401
     resnet9,
     resnet18,
     resnet18_imagenet,
+)
+from core.models.layers import (  # noqa: F401
+    ACTIVATIONS,
+    FC_OPTIONS,
+    LAYER_OPTIONS,
+    MAX_LAYER_PARAMS,
+    POOL_MODES,
+    check_fc,
+    check_values,
+    fill,
+    is_int,
+    is_num,
+    layer_math,
+    maker,
+    one_of,
+    out_size,
+    too_big,
+)
+from core.models.builder import (  # noqa: F401
+    DEFAULT_FC,
+    DEFAULT_LAYERS,
+    CustomCNN,
+    LayerError,
+    LayerRow,
+    Summary,
+    custom,
+    normalize_spec,
+    spec_from_preset,
+    summarize,
+)
+from core.models.codegen_models import (  # noqa: F401
+    ModelSource,
+    model_source,
+)
+from core.models.codegen import (  # noqa: F401
+    KNOWN_STATS,
+    TRAIN_SIZES,
+    generate,
 )
