@@ -106,7 +106,7 @@ with st.expander("Train members for an ensemble", expanded=not candidates):
     epochs = int(e3.number_input("Epochs", 1, 500, min(get_preset(preset).config.epochs, 5), key=f"ens_epochs:{preset}"))
     st.caption(f"Queues {copies} runs of {get_preset(preset).title} that differ only in their seed (initial weights "
                f"and data order), on {settings.dataset_label}.")
-    if st.button(f"▶ Queue {copies} copies", key="ens_queue", disabled=not settings.can_control,
+    if st.button(f"▶ Queue {copies} copies", key="ens_queue", disabled=not settings.can_start,
                  help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
         with friendly_errors("Queueing the runs"):
             config = runlib.config_for(preset, {"epochs": epochs})

@@ -35,7 +35,7 @@ with top[2]:
     st.write("")
     with_report = [p for p in PRESETS.values() if p.report_acc is not None]
     if st.button(f"▶ Queue the whole report ({len(with_report)} runs)", type="primary",
-                 disabled=not settings.can_control, help="Each experiment of the report, with the sidebar's "
+                 disabled=not settings.can_start, help="Each experiment of the report, with the sidebar's "
                  "dataset and training-set size. They run one after another."):
         with friendly_errors("Queueing the report"):
             for p in with_report:
@@ -65,7 +65,7 @@ for section in SECTIONS:
                             f"epochs · {run.train_size or 0:,} images · {run.device} · {fmt_seconds(run.seconds)}")
         else:
             row[3].caption("not run yet on this dataset")
-        if row[4].button("▶", key=f"queue:{p.name}", help=f"Queue {p.title}", disabled=not settings.can_control):
+        if row[4].button("▶", key=f"queue:{p.name}", help=f"Queue {p.title}", disabled=not settings.can_start):
             with friendly_errors("Queueing"):
                 runlib.start(runlib.config_for(p.name), preset=p.name)
                 st.toast(f"Queued {p.title}")

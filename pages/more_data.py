@@ -133,7 +133,7 @@ if lesson is not None:
                 f"{settings.dataset_label}, every run tested on the same test images.")
     if full == settings.subset:
         st.caption("100% here is the sidebar's *Training images per run*; raise it there for a bigger range.")
-    if st.button("▶ Queue the four runs", key="md_queue", type="primary", disabled=not settings.can_control,
+    if st.button("▶ Queue the four runs", key="md_queue", type="primary", disabled=not settings.can_start,
                  help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
         with friendly_errors("Queueing the runs"):
             sweep_id, _ = submit_sweep(lesson.config, lesson.grid, submit, preset=preset,

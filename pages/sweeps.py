@@ -158,7 +158,7 @@ if base is not None:
                    f"(÷{lrs.low_factor:g}) · **{format_value(lrs.good)}** "
                    f"({'the LR finder suggestion' if suggestion else 'the preset'}) · "
                    f"{format_value(lrs.high)} (×{lrs.high_factor:g}). Loss curves overlaid: slow, good, failing.")
-        if st.button("▶ Queue the LR scenarios", key="sweep_lesson_lr", disabled=not settings.can_control):
+        if st.button("▶ Queue the LR scenarios", key="sweep_lesson_lr", disabled=not settings.can_start):
             queue(base, lrs.grid, preset, "lr-scenarios")
     be = batch_epochs_lesson(base)
     with l2.container(border=True):
@@ -166,7 +166,7 @@ if base is not None:
         st.caption(f"batch {', '.join(map(str, be.grid['batch_size']))} × epochs "
                    f"{', '.join(map(str, be.grid['epochs']))} = {len(be.grid['batch_size']) * len(be.grid['epochs'])}"
                    " runs. Accuracy and wall time against each.")
-        if st.button("▶ Queue batch size × epochs", key="sweep_lesson_be", disabled=not settings.can_control):
+        if st.button("▶ Queue batch size × epochs", key="sweep_lesson_be", disabled=not settings.can_start):
             queue(base, be.grid, preset, "batch-epochs")
 
 st.subheader("3 · Results")

@@ -114,8 +114,12 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
                                                      height=170), width="stretch")
 
         c1, c2 = st.columns([1, 3])
-        started = c1.button("▶ Start", key=f"{key}:start", type="primary", disabled=not settings.can_control,
-                            help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)")
+        why_not = (f"The image folder is not a dataset: {settings.dataset_problem}" if settings.dataset_problem
+                   else None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)")
+        started = c1.button("▶ Start", key=f"{key}:start", type="primary", disabled=why_not is not None,
+                            help=plain(why_not) if why_not else None)
+        if settings.dataset_problem:
+            c2.caption("Start is off until the sidebar's image folder is a dataset (see the error there).")
         if started:
             with friendly_errors("Starting the run"):
                 run_id = runlib.start(config, preset=preset, name=name)

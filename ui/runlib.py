@@ -35,6 +35,8 @@ def start(config: TrainConfig, *, preset: str | None, name: str | None = None, s
           settings: LabSettings | None = None) -> str:
     """Queue a run (LabError when this user may not start runs)."""
     settings = settings or current()
+    if settings.dataset_problem and config.data.dataset == settings.dataset:
+        raise LabError(f"Runs cannot start on {settings.dataset_label}: {settings.dataset_problem}")
     if not settings.can_control:
         raise LabError("Starting runs is reserved to the teacher: enter the passcode in the sidebar.")
     return library(settings).submit(config, name=name, preset=preset, started_by="app", sweep_id=sweep_id,

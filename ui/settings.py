@@ -33,6 +33,12 @@ class LabSettings:
     runs_dir: str
     presenter: bool  # projector mode: fewer controls, bigger charts
     can_control: bool  # may start / stop / delete runs (teacher, or nobody set a passcode)
+    dataset_problem: str = ""  # why runs cannot start on this dataset (an image folder that is not one), else ""
+
+    @property
+    def can_start(self) -> bool:
+        """May this user start runs on this dataset now (the passcode, and an image folder that is a dataset)."""
+        return self.can_control and not self.dataset_problem
 
     @property
     def dataset_label(self) -> str:
@@ -65,6 +71,34 @@ def _fmt_subset(n: int) -> str:
     return "all" if n == 0 else f"{n:,}"
 
 
+@st.cache_data(ttl=30, show_spinner="Checking the image folder…", max_entries=16)
+def folder_check(path: str) -> tuple[str, str]:
+    """(summary, "") for an image folder that is a dataset, ("", what is wrong and what to do) otherwise.
+    Lists the files (about a second for 60,000) and decodes none; re-checked at most every 30 s."""
+    from core.data.folder import folder_summary  # deferred: imports torch
+    from core.errors import LabError
+
+    try:
+        s = folder_summary(path)
+    except LabError as e:
+        return "", str(e)
+    return (f"{len(s.classes)} classes ({', '.join(s.classes[:4])}{', …' if len(s.classes) > 4 else ''}) · "
+            f"{s.train_images:,} train / {s.test_images:,} test images"), ""
+
+
+def _show_folder(sb, path: str) -> str:
+    """Check the folder as soon as it is entered: its classes and images per split, or the error (as written,
+    never as markdown). Returns the problem ('' when the folder is a dataset)."""
+    from ui.layout import error, plain
+
+    summary, problem = folder_check(path)
+    if problem:
+        error(problem, where=sb)
+    else:
+        sb.caption(plain(summary))
+    return problem
+
+
 def lab_settings() -> LabSettings:
     """Draw the sidebar and return the settings (also stored for `current()`)."""
     devices = detected_devices()
@@ -72,6 +106,7 @@ def lab_settings() -> LabSettings:
     sb = st.sidebar
     sb.markdown("### Lab settings")
 
+    problem = ""
     kind = urlstate.selectbox(sb, "Dataset", list(DATASETS), key="dataset_kind", default="cifar100",
                               format_func=DATASETS.get, help="Every run started from the app uses this dataset.")
     dataset = kind
@@ -81,6 +116,8 @@ def lab_settings() -> LabSettings:
         dataset = f"folder:{path}" if path.strip() else "synthetic"
         if not path.strip():
             sb.caption("Enter a folder path; until then the synthetic set is used.")
+        else:
+            problem = _show_folder(sb, path.strip())
 
     default_subset = 0 if has_gpu else 5000
     subset = urlstate.select_slider(sb, "Training images per run", SUBSETS, key="subset", default=default_subset,
@@ -104,7 +141,8 @@ def lab_settings() -> LabSettings:
     can_control = _teacher_controls(sb)
 
     settings = LabSettings(dataset=dataset, subset=subset or None, test_subset=test_subset or None, device=device,
-                           data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=can_control)
+                           data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=can_control,
+                           dataset_problem=problem)
     st.session_state["_lab_settings"] = settings
     if presenter:
         presenter_mode.apply_css()

@@ -69,3 +69,31 @@ def test_a_run_that_failed_at_setup_shows_its_error_as_written_and_offers_no_res
     at = open_page("mlp_vs_cnn", nets_preset="mlp", **TINY)
     assert [b for b in at.button if b.label == "↻ Resume" and b.key.endswith(stopped)]  # it can start over
     assert failed != stopped
+
+
+def test_an_image_folder_is_checked_when_entered_and_start_waits_for_a_good_one(open_page, tmp_path):
+    from PIL import Image
+
+    bad = tmp_path / "pets"
+    (bad / "train" / "cat").mkdir(parents=True)  # no test/ split
+    at = open_page("home", dataset_kind="folder", folder=str(bad))  # the sidebar is in the first run's tree
+    assert not at.exception
+    errors = [e.value for e in at.sidebar.error]
+    assert at.button(key="queue:cnn").disabled
+    assert any(f"{bad / 'test'} is missing" in e.replace("\\", "") and "/\\*.jpg" in e for e in errors)
+    at = open_page("mlp_vs_cnn", dataset_kind="folder", folder=str(bad))
+    (start,) = [b for b in at.button if b.label == "▶ Start"]
+    assert start.disabled and "not a dataset" in start.help
+
+    good = tmp_path / "tiny"
+    for split, n in (("train", 3), ("test", 1)):
+        for cls in ("cat", "dog"):
+            (good / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(good / split / cls / f"{i}.png")
+    at = open_page("home", dataset_kind="folder", folder=str(good))
+    assert not at.sidebar.error
+    assert any("2 classes (cat, dog) · 6 train / 2 test images" in c.value for c in at.sidebar.caption)
+    at = open_page("mlp_vs_cnn", dataset_kind="folder", folder=str(good))
+    (start,) = [b for b in at.button if b.label == "▶ Start"]
+    assert not start.disabled
