@@ -16,7 +16,7 @@ import streamlit as st
 
 from core import data as data_mod
 from core.errors import LabError
-from ui.layout import error
+from ui.text import error
 from ui.settings import LabSettings, current
 
 

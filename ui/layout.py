@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 import streamlit as st
 
 from core.errors import LabError
+from ui.text import error, plain  # noqa: F401 - pages take them from here with the other page pieces
 
 
 def page_header(title: str, intro: str, *, report: str | None = None) -> None:
@@ -46,20 +47,6 @@ def show_chart(where, chart, **kw) -> None:
 def chart_height(normal: int = 280) -> int:
     """Charts grow in presenter mode, so the back row can read them."""
     return int(normal * 1.6) if presenter() else normal
-
-
-# What Streamlit's markdown would turn into formatting: `*.jpg` into italics, `$x$` into maths, `[a](b)` into links.
-_MARKDOWN = str.maketrans({ch: "\\" + ch for ch in "\\*_`[]$~<>#|"})
-
-
-def plain(text: str) -> str:
-    """Text that is data - an error message, a path, a run name - escaped so markdown shows it as written."""
-    return str(text).translate(_MARKDOWN)
-
-
-def error(text: str, *, where=None, icon: str = ":material/error:") -> None:
-    """An error message shown exactly as written (never as markdown); `where` a container (default st)."""
-    (where or st).error(plain(text), icon=icon)
 
 
 @contextlib.contextmanager

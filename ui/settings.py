@@ -89,7 +89,7 @@ def folder_check(path: str) -> tuple[str, str]:
 def _show_folder(sb, path: str) -> str:
     """Check the folder as soon as it is entered: its classes and images per split, or the error (as written,
     never as markdown). Returns the problem ('' when the folder is a dataset)."""
-    from ui.layout import error, plain
+    from ui.text import error, plain
 
     summary, problem = folder_check(path)
     if problem:
