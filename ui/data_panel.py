@@ -16,8 +16,8 @@ import streamlit as st
 
 from core import data as data_mod
 from core.errors import LabError
-from ui.text import error
 from ui.settings import LabSettings, current
+from ui.text import error
 
 
 @dataclass
