@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from core.cli.common import pct, print_json
+from core.runs import cluster
 from core.runs.library import open_library
 from core.runs.packing import AUTO, parse_cap
 from core.runs.queue import RunLibrary
@@ -57,6 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training runs per device at once; auto (default): 1 on a CPU, as many as fit on a GPU")
     a.add_argument("--stale-after", type=float, metavar="S",
                    help="seconds without a heartbeat before a running run is marked failed")
+    a.add_argument("--ray", metavar="URL", help="send new runs to the Ray cluster whose dashboard is URL "
+                   "(http://head:8265); `off` trains on this machine again ($CIFAR_LAB_RAY wins over this)")
+    a.add_argument("--ray-slots", type=int, metavar="N", help="cluster runs handed to Ray at once")
 
 
 def _common(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -76,7 +80,8 @@ def summary(run: RunRecord, lib: RunLibrary | None = None) -> dict[str, Any]:
     out = {k: getattr(run, k) for k in ("id", "name", "preset", "status", "reason", "test_acc", "best_test_acc",
                                         "epochs_done", "epochs", "dataset", "model", "device", "started_by",
                                         "by_role", "by_name",
-                                        "sweep_id", "params", "created", "started", "finished", "seconds")}
+                                        "sweep_id", "params", "created", "started", "finished", "seconds",
+                                        "backend", "cluster", "job_id")}
     out["progress"] = run.to_dict()["progress"]
     out["queue_position"] = lib.queue_position(run.id) if lib is not None and run.status == "queued" else None
     return out
@@ -177,7 +182,13 @@ def cmd_settings(args: argparse.Namespace) -> int:
         lib.set_max_per_device(AUTO if n is None else n)
     if args.stale_after is not None:
         lib.set_stale_after_s(args.stale_after)
-    values = {"max_per_device": lib.max_per_device, "stale_after_s": lib.stale_after_s, "runs_dir": str(lib.root)}
+    if args.ray is not None:
+        cluster.set_address(lib, args.ray)
+    if args.ray_slots is not None:
+        cluster.set_slots(lib, args.ray_slots)
+    values = {"max_per_device": lib.max_per_device, "stale_after_s": lib.stale_after_s, "runs_dir": str(lib.root),
+              "ray_address": cluster.address_for(lib.get_setting), "ray_slots": int(lib.get_setting(
+                  cluster.SLOTS_SETTING, str(cluster.DEFAULT_SLOTS)) or cluster.DEFAULT_SLOTS)}
     if args.json:
         print_json(values)
     else:

@@ -8,7 +8,9 @@ from typing import Any
 
 from core import data as data_mod
 from core.cli.common import add_config_args, config_from_args, pct, print_json
+from core.errors import ConfigError
 from core.lessons.presets import PRESETS
+from core.runs import cluster
 from core.train import events as ev
 
 
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="a name for the run in the library")
     p.add_argument("--runs-dir", metavar="DIR", help="run library folder (default $CIFAR_LAB_RUNS or ./runs)")
     p.add_argument("--no-record", action="store_true", help="do not record the run in the run library")
+    p.add_argument("--ray", metavar="URL", help="train on the Ray cluster whose dashboard is URL, e.g. "
+                   "http://head:8265 (default $CIFAR_LAB_RAY or the library's setting; `off`: this machine)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("download", help="download and verify a CIFAR dataset")
@@ -84,11 +88,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\rdownloading {done / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "") + " MB")
 
     recorder = None
+    if args.no_record and cluster.normalize(args.ray):
+        raise ConfigError("--no-record trains on this machine; a cluster run (--ray) is always recorded")
     if not args.no_record:
         recorder = _open_recorder(args, config)
-    events = engine.train(config, should_stop=recorder.should_stop if recorder else None,
-                          data_root=args.data_dir, download=args.download, data_progress=download_progress,
-                          checkpoint_dir=recorder.checkpoint_dir if recorder else None)
+    if recorder is not None and recorder.device == cluster.DEVICE:  # a Ray job trains it; we print what it reports
+        from core.runs import rayjob
+
+        events = rayjob.follow(recorder)
+    else:
+        events = engine.train(config, should_stop=recorder.should_stop if recorder else None,
+                              data_root=args.data_dir, download=args.download, data_progress=download_progress,
+                              checkpoint_dir=recorder.checkpoint_dir if recorder else None)
     line = ProgressLine()
     status = "failed"
     try:
@@ -118,7 +129,7 @@ def _open_recorder(args: argparse.Namespace, config: Any) -> Any:
     except ModuleNotFoundError:
         return None
     return runs.cli_recorder(config, runs_dir=args.runs_dir, name=args.name,
-                             preset=None if args.config else args.preset)
+                             preset=None if args.config else args.preset, ray=args.ray)
 
 
 def cmd_download(args: argparse.Namespace) -> int:

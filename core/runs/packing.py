@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from core.errors import LabError
+from core.runs import cluster
 
 MAX_PER_DEVICE_ENV = "CIFAR_LAB_MAX_PER_DEVICE"
 AUTO = "auto"
@@ -115,6 +116,8 @@ def _need(config_json: str, device: str) -> int | None:
 
 
 def _cap_of(conn: sqlite3.Connection, device: str) -> tuple[int, bool]:
+    if device == cluster.DEVICE:  # Ray places the jobs on its GPUs itself: only how many it gets at once is ours
+        return cluster.slots(conn), False
     setting = conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()
     return device_cap(device, setting[0] if setting else None)
 

@@ -40,6 +40,9 @@ Class mode
   `student_quota` (a setting, 1 by default) queued-or-running runs, counted and inserted in one transaction.
   Students' runs queue behind the teacher's: a claim takes the oldest queued teacher run first.
 
+Ray cluster runs (CIFAR_LAB_RAY, core/runs/cluster.py) queue the same way on the pseudo-device "ray" with
+`ray_slots` slots; the trainer process started for one submits it as a Ray job and records the job's events.
+
 CLI runs (`python -m core train`) are trained by the terminal process itself (owner "terminal"): it waits in
 the same queue and claims its own slot (core/runs/recorder.py); kick never claims them.
 """
@@ -59,7 +62,7 @@ from core.classroom.roles import TEACHER, Actor, check_owner, check_quota, requi
 from core.classroom.settings import student_quota
 from core.config import TrainConfig
 from core.errors import LabError
-from core.runs import packing, transfer
+from core.runs import cluster, packing, transfer
 from core.runs.records import RunRecord, resume_blocker
 from core.runs.store import RunStore
 
@@ -136,7 +139,9 @@ class RunLibrary(RunStore):
                started_by: str = "app", sweep_id: str | None = None, *, tags: str | None = None,
                data_dir: str | Path | None = None, download: bool = False, actor: Actor = TEACHER) -> str:
         """Queue `config` for a trainer process and start it if its device has a free slot; returns the id.
-        device "auto" is resolved here (ConfigError if the asked-for device is not on this machine).
+        device "auto" is resolved here (ConfigError if the asked-for device is not on this machine). With a Ray
+        cluster set (core/runs/cluster.py) the run queues on the pseudo-device "ray" instead; its trainer
+        process then hands it to the cluster as a job (core/runs/rayjob.py).
         A student may not queue a sweep, and only within the class's quota (PermissionDenied, QuotaExceeded)."""
         if started_by not in ("app", "cli"):
             raise ValueError(f"started_by must be app or cli, got {started_by!r}")
@@ -145,13 +150,19 @@ class RunLibrary(RunStore):
         from core.data.dataset import data_root  # deferred: both import torch
         from core.train.setup import resolve_device
 
-        device = str(resolve_device(config.device))
+        address = cluster.address_for(self.get_setting)  # a Ray cluster instead of this machine (cluster.py)
+        if address:
+            cluster.check_reachable(address)  # LabError before anything is queued: nothing to lose
+            device, extra = cluster.DEVICE, cluster.columns(address)
+        else:
+            device, extra = str(resolve_device(config.device)), None
         with self.transaction() as conn:  # count and insert under one write lock: two clicks cannot both pass
             if not actor.is_teacher:
                 check_quota(actor, self._active_of(conn, actor), student_quota(self))
             run_id = self.insert_run(config, device=device, status="queued", started_by=started_by, name=name,
                                      preset=preset, sweep_id=sweep_id, tags=tags,
-                                     data_dir=str(data_root(data_dir)), download=download, actor=actor, conn=conn)
+                                     data_dir=str(data_root(data_dir)), download=download, actor=actor, conn=conn,
+                                     extra=extra)
         self.kick(device)
         return run_id
 

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from core.config import TrainConfig
 from core.errors import LabError
-from core.runs import packing
+from core.runs import cluster, packing
 from core.runs.queue import HEARTBEAT_S, HOST, QUEUE_ORDER, RunLibrary
 from core.train import events as ev
 
@@ -217,18 +217,26 @@ def attach_worker(lib: RunLibrary, run_id: str) -> Recorder | None:
 
 
 def cli_recorder(config: TrainConfig, runs_dir: str | None = None, name: str | None = None, *,
-                 preset: str | None = None, poll_s: float = 1.0, out: TextIO | None = None) -> Recorder:
+                 preset: str | None = None, poll_s: float = 1.0, out: TextIO | None = None,
+                 ray: str | None = None) -> Recorder:
     """Record a run trained by this (terminal) process: queue it, wait for the device's free slot (printing
     "waiting: N run(s) ahead on DEVICE" to stderr) and return its Recorder, owning a `running` run.
-    Ctrl-C while waiting marks it stopped; a stop from the app while waiting is a LabError."""
+    Ctrl-C while waiting marks it stopped; a stop from the app while waiting is a LabError.
+    With a Ray cluster (`ray`, else $CIFAR_LAB_RAY or the library's setting; core/runs/cluster.py) the run
+    waits in the "ray" queue instead and the caller trains it with core.runs.rayjob.follow."""
     from core.runs.library import open_library
     from core.train.setup import resolve_device  # deferred: imports torch
 
     out = out or sys.stderr
     lib = open_library(runs_dir)
-    device = str(resolve_device(config.device))
+    address = cluster.address_for(lib.get_setting, ray)
+    if address:
+        cluster.check_reachable(address)  # LabError before anything is queued: nothing to lose
+        device, extra = cluster.DEVICE, cluster.columns(address)
+    else:
+        device, extra = str(resolve_device(config.device)), None
     run_id = lib.insert_run(config, device=device, status="queued", started_by="cli", owner="terminal", name=name,
-                            preset=preset, pid=os.getpid(), host=HOST)
+                            preset=preset, pid=os.getpid(), host=HOST, extra=extra)
     rec = Recorder(lib, run_id)
     rec.start_heartbeat()
     try:

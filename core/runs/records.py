@@ -96,6 +96,9 @@ class RunRecord:
     progress: Progress | None
     by_role: str = "teacher"  # who started it: teacher | student (core.classroom.roles)
     by_name: str = "teacher"  # a student's nickname
+    backend: str = "local"  # local | ray (schema v4; older rows read as local)
+    cluster: str | None = None  # the Ray dashboard address a ray run was sent to
+    job_id: str | None = None  # the Ray job's submission id (the latest, after a resume)
 
     @property
     def by_student(self) -> bool:

@@ -119,6 +119,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (question_id, voter)
     );
     """,
+    # v4: where a run trained: backend local (a trainer process here) or ray (a job on a Ray cluster, see
+    # core/runs/cluster.py), the cluster's address and the Ray job's submission id.
+    """
+    ALTER TABLE runs ADD COLUMN backend TEXT NOT NULL DEFAULT 'local';
+    ALTER TABLE runs ADD COLUMN cluster TEXT;
+    ALTER TABLE runs ADD COLUMN job_id TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

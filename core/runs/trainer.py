@@ -4,6 +4,8 @@ device's next queued runs.
 Started (detached) by core/runs/queue.py's kick(); stdout/stderr go to DIR/ID/train.log. It takes over the run
 kick claimed, starts its heartbeat before importing torch (so a slow import is never mistaken for a hang),
 trains with core.train.engine (resuming from DIR/ID/last.pt when the run was resumed) and records every event.
+A run on the pseudo-device "ray" is trained by a Ray job instead: this process submits it and records the
+events the job prints (core/runs/rayjob.py); inside the job, `--stream PACKAGE` is the trainer's other mode.
 Whatever happens, the run does not stay `running`: a setup LabError fails it with its message, any other
 exception with `Type: message` (the traceback is in the log).
 
@@ -25,6 +27,7 @@ import traceback
 from pathlib import Path
 
 from core.errors import LabError
+from core.runs import cluster
 from core.runs.library import open_library
 from core.runs.queue import LOG_NAME
 from core.runs.recorder import Recorder, attach_worker
@@ -60,10 +63,15 @@ def train_claimed(rec: Recorder) -> str:
          + (" - resuming from its checkpoint" if resume else ""))
     status = "failed"
     try:
-        from core.train import engine  # the slow import, after the heartbeat started
+        if run.device == cluster.DEVICE:  # a Ray job trains it; this process records what the job reports
+            from core.runs import rayjob
 
-        events = engine.train(run.config, should_stop=rec.should_stop, data_root=run.data_dir,
-                              download=run.download, checkpoint_dir=rec.checkpoint_dir, resume=resume)
+            events = rayjob.follow(rec)
+        else:
+            from core.train import engine  # the slow import, after the heartbeat started
+
+            events = engine.train(run.config, should_stop=rec.should_stop, data_root=run.data_dir,
+                                  download=run.download, checkpoint_dir=rec.checkpoint_dir, resume=resume)
         for event in events:
             rec.record(event)
             if event.event == "finished":
@@ -82,9 +90,17 @@ def train_claimed(rec: Recorder) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.runs.trainer", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs-dir", required=True)
-    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--runs-dir")
+    parser.add_argument("--run-id")
+    parser.add_argument("--stream", metavar="PACKAGE", help="inside a Ray job: train the run shipped as PACKAGE "
+                        "and print its events and checkpoints as JSON lines (core/runs/stream.py)")
     args = parser.parse_args(argv)
+    if args.stream:
+        from core.runs.stream import stream_run
+
+        return stream_run(args.stream)
+    if not (args.runs_dir and args.run_id):
+        parser.error("--runs-dir and --run-id are required (or --stream PACKAGE inside a Ray job)")
     lib = open_library(args.runs_dir, recover=False)
     current: dict[str, Recorder | bool | None] = {"rec": None, "terminated": False}
 

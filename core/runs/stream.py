@@ -1,0 +1,217 @@
+"""The trainer's streaming mode, for runs trained as Ray jobs: events and checkpoints as JSON lines on stdout.
+
+A cluster worker shares no filesystem and no database with the lab's server, so the job's trainer
+(`python -m core.runs.trainer --stream PACKAGE`, started by core/runs/cluster.py through Ray's Jobs API) reads
+its run from PACKAGE - a folder Ray ships with the job (runtime_env py_modules) holding `run.json` (the config
+and how to load the data) and, when the run is resumed, its `last.pt` / `best.pt` - trains with the same engine
+as a local trainer and prints every line it means for the server with the prefix MARK:
+
+    @cifar-lab@ {"event": {...core.train.events.to_dict(e)...}}
+    @cifar-lab@ {"file": "last.pt", "part": 0, "parts": 3, "data": "<base64>"}
+
+A checkpoint file the engine rewrote (after an epoch, on a stop) is printed BEFORE the next event - the first
+one at once, then at most every CHECKPOINT_EVERY_S, and always before `finished` - so when the server reads
+`finished` it already holds the checkpoint that goes with it. Files go in
+parts of at most PART_CHARS base64 characters: log readers and websockets choke on multi-megabyte lines.
+Anything else the job prints (warnings, tracebacks) is not prefixed and the server ignores it. SIGTERM - what
+Ray's stop_job sends - stops the run like the Stop button: checkpoint, `finished` (stopped), exit.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.config import TrainConfig, from_dict, to_dict
+from core.errors import LabError
+from core.train import events as ev
+
+MARK = "@cifar-lab@ "
+PART_CHARS = 1 << 20  # 1 MiB of base64 per line
+RUN_FILE = "run.json"
+# A checkpoint travels through the job's log (a CNN's is tens of MB): the first one as soon as it exists, then
+# at most one per CHECKPOINT_EVERY_S, and always the final one with `finished`. A job lost with its node so
+# loses at most that much training, and the log stays a bounded multiple of the model's size.
+CHECKPOINT_EVERY_S = 600.0
+CHECKPOINTS = ("best.pt", "last.pt")  # best first: when last.pt arrives, the pair is consistent
+
+
+# ---- the wire format ---------------------------------------------------------------------------------------
+
+def event_line(event: ev.Event) -> str:
+    return MARK + json.dumps({"event": ev.to_dict(event)})
+
+
+def file_lines(path: Path) -> Iterator[str]:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    parts = max(1, -(-len(data) // PART_CHARS))
+    for i in range(parts):
+        yield MARK + json.dumps({"file": path.name, "part": i, "parts": parts,
+                                 "data": data[i * PART_CHARS:(i + 1) * PART_CHARS]})
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """The payload of one of our lines; None for any other line of the job's log (or a damaged one)."""
+    start = line.find(MARK)
+    if start < 0:
+        return None
+    try:
+        payload = json.loads(line[start + len(MARK):])
+    except json.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+class FileAssembler:
+    """Puts checkpoint parts back together into `folder` (atomically: a reader never sees half a file)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._parts: dict[str, list[str]] = {}
+
+    def add(self, payload: dict[str, Any]) -> Path | None:
+        """Take one part; returns the file's path once its last part arrived."""
+        name = Path(str(payload["file"])).name  # never a path outside the run's folder
+        if name not in CHECKPOINTS:
+            return None
+        if payload["part"] == 0:
+            self._parts[name] = []
+        parts = self._parts.get(name)
+        if parts is None or len(parts) != payload["part"]:
+            self._parts.pop(name, None)  # a part went missing (log rotated?): wait for the next whole file
+            return None
+        parts.append(payload["data"])
+        if len(parts) < payload["parts"]:
+            return None
+        del self._parts[name]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / name
+        tmp = path.with_suffix(path.suffix + ".part")
+        tmp.write_bytes(base64.b64decode("".join(parts)))
+        os.replace(tmp, path)
+        return path
+
+
+# ---- the job's side ----------------------------------------------------------------------------------------
+
+def write_package(folder: Path, config: TrainConfig, *, resume_from: Path | None, data_dir: str | None,
+                  download: bool) -> Path:
+    """Write the run's package for the job (a Python package folder, so Ray can ship it as a py_module)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "__init__.py").write_text('"""A CIFAR Lab run shipped to a Ray job (core/runs/stream.py)."""\n')
+    resume = resume_from is not None and (resume_from / "last.pt").is_file()
+    if resume:
+        for name in CHECKPOINTS:
+            if (resume_from / name).is_file():
+                shutil.copy2(resume_from / name, folder / name)
+    run = {"config": to_dict(config), "resume": resume, "data_dir": data_dir, "download": download}
+    (folder / RUN_FILE).write_text(json.dumps(run))
+    return folder
+
+
+def _package_folder(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LabError(f"the run's package {package!r} did not reach this job (runtime_env py_modules)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def checkpoint_every_s() -> float:
+    """Seconds between checkpoints sent mid-run ($CIFAR_LAB_RAY_CHECKPOINT_S, default CHECKPOINT_EVERY_S)."""
+    try:
+        return float(os.environ.get("CIFAR_LAB_RAY_CHECKPOINT_S") or CHECKPOINT_EVERY_S)
+    except ValueError:
+        return CHECKPOINT_EVERY_S
+
+
+def _data_root(server_dir: str | None) -> str | None:
+    # A worker's own $CIFAR_LAB_DATA wins (docs/CLUSTER.md); otherwise the same path as on the server.
+    return os.environ.get("CIFAR_LAB_DATA") or server_dir
+
+
+class _Changed:
+    """Which checkpoint files the engine rewrote since we last looked (by mtime and size)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.seen = {name: self._stamp(name) for name in CHECKPOINTS}
+
+    def _stamp(self, name: str) -> tuple[int, int] | None:
+        try:
+            st = (self.folder / name).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def __call__(self) -> list[Path]:
+        out = []
+        for name in CHECKPOINTS:
+            stamp = self._stamp(name)
+            if stamp is not None and stamp != self.seen[name]:
+                self.seen[name] = stamp
+                out.append(self.folder / name)
+        return out
+
+
+def stream_run(package: str, out: TextIO | None = None,
+               train: Callable[..., Iterator[ev.Event]] | None = None) -> int:
+    """Train the run in `package`, printing our lines on `out`; exit code 0 when it completed."""
+    out = out or sys.stdout
+    stop = {"asked": False}
+
+    def on_term(signum: int, frame: object) -> None:
+        stop["asked"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def emit(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    status = "failed"
+    work = Path(tempfile.mkdtemp(prefix="cifar-lab-job-"))  # the shipped package may be a shared read-only cache
+    try:
+        folder = _package_folder(package)
+        run = json.loads((folder / RUN_FILE).read_text())
+        for name in CHECKPOINTS:
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, work / name)
+        changed = _Changed(work)
+        if train is None:
+            from core.train.engine import train  # the slow import
+        events = train(from_dict(run["config"]), should_stop=lambda: stop["asked"],
+                       data_root=_data_root(run.get("data_dir")), download=bool(run.get("download")),
+                       checkpoint_dir=work, resume=bool(run.get("resume")))
+        sent_at: float | None = None
+        for event in events:
+            last = isinstance(event, ev.Finished)
+            if last or sent_at is None or time.monotonic() - sent_at >= checkpoint_every_s():
+                paths = changed()
+                for path in paths:
+                    for line in file_lines(path):
+                        emit(line)
+                sent_at = time.monotonic() if paths else sent_at
+            emit(event_line(event))
+            if isinstance(event, ev.Finished):
+                status = event.status
+    except LabError as e:  # setup problems the user can fix: the message says what to do
+        emit(event_line(ev.Finished(status="failed", reason=str(e), test_acc=None, best_test_acc=None,
+                                    epochs_done=0, seconds=0.0)))
+    except Exception as e:  # noqa: BLE001 - a bug: keep the traceback in the job's log, the reason in the run
+        traceback.print_exc()
+        emit(event_line(ev.Finished(status="failed", reason=f"{type(e).__name__}: {e}", test_acc=None,
+                                    best_test_acc=None, epochs_done=0, seconds=0.0)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if status == "completed" else 1
