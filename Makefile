@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make run` (install + start the app) and `make test`
-# (install + lint + the whole test suite). Both create .venv on first use.
+# (install + lint + the whole test suite, with the optional Ray extra so the cluster tests run). Both
+# create .venv on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,8 +14,9 @@ $(VENV)/.app-installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt
+$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt requirements-cluster.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-cluster.txt
 	touch $@
 
 run: $(VENV)/.app-installed

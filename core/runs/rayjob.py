@@ -11,8 +11,9 @@ prints, so the caller records them exactly as it records a local run's:
      on a resume, its last.pt/best.pt; core/runs/stream.py). No shared filesystem is needed.
   2. ingest: a thread tails the job's log (tail_job_logs, a websocket); the marked lines become events and
      checkpoint files in the run's local folder. So the inside-the-network pages and resume work on cluster
-     runs as on local ones: the checkpoints come back at each epoch end (a classroom model is a few MB), and a
-     job lost with its node loses at most the epoch in progress.
+     runs as on local ones (a worker's job folder is temporary, and the pages read checkpoints locally). The
+     first checkpoint comes back as soon as it exists, then at most every 10 minutes, and always the final
+     one (core/runs/stream.py): a job lost with its node loses at most that much training.
   3. stop: a stop request (app, `runs stop`, SIGTERM, Ctrl-C) becomes stop_job; Ray sends the job SIGTERM, its
      trainer checkpoints and reports `finished` (stopped) - RAY_JOB_STOP_WAIT_TIME_S gives it time to.
   4. end: if the job ended without a `finished` line (killed, its node lost, a crash before training), a
@@ -47,9 +48,10 @@ TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 LOST_AFTER_S = 60.0  # this long without an answer from the head: the run is failed (resumable)
 POLL_S = 0.5  # how often stop requests are looked at while the log is quiet
 STOP_GRACE_S = 60  # RAY_JOB_STOP_WAIT_TIME_S: time between SIGTERM and SIGKILL for the checkpoint to go out
-# Never shipped to the cluster: data, runs, environments and artefacts (Ray also honours .gitignore).
+# Never shipped to the cluster: data, runs, environments and artefacts (Ray also honours .gitignore). Not
+# "*.pt": Ray applies excludes to the py_modules too, and the run's package carries its checkpoints.
 EXCLUDES = ["/data", "/runs", "/.venv", "/.git", "/test-artifacts", "/bench-results", "/.whl", "/.gl",
-            "*.pt", "__pycache__", ".pytest_cache", ".ruff_cache"]
+            "__pycache__", ".pytest_cache", ".ruff_cache"]
 
 
 def _client(address: str) -> Any:

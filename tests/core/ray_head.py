@@ -22,7 +22,7 @@ from pathlib import Path
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
 START_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 5.0  # then SIGKILL: `ray start --block` does not always take its processes down on SIGTERM
 
 
 def free_port() -> int:
