@@ -172,7 +172,9 @@ class _Job:
         self.stop_sent = False
 
     def check_stop(self) -> None:
-        if not self.stop_sent and self.rec.should_stop():
+        # Once `finished` is recorded the run is no longer `running` and should_stop() says so: that is the
+        # job ending by itself, not a stop to send.
+        if not self.stop_sent and self.ingest.finished is None and self.rec.should_stop():
             self.stop_sent = True
             self.client.stop_job(self.job_id)
 
