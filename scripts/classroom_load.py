@@ -170,6 +170,25 @@ class PeakRss(threading.Thread):
         return self.peak
 
 
+def cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a process has used, from /proc/<pid>/stat."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this script's finished children (the browser and its driver, once closed)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def machine() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError):
@@ -267,7 +286,7 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
     page = await context.new_page()
     title = None
     try:
-        await asyncio.sleep(i * args.stagger_s)
+        await asyncio.sleep(max(0, i) * args.stagger_s)
         for n, name in enumerate(args.pages):
             t0 = time.monotonic()
             try:
@@ -297,7 +316,7 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
         await context.close()
 
 
-async def run_class(args: argparse.Namespace, pid: int | None) -> dict[str, Any]:
+async def run_class(args: argparse.Namespace, pid: int | None, on_warm=None) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     rec: dict[str, Any] = {"loads": [], "errors": [], "actions": [], "answers": 0, "follows": 0, "missing": set(),
@@ -305,6 +324,18 @@ async def run_class(args: argparse.Namespace, pid: int | None) -> dict[str, Any]
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                           args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"])
+        if args.warmup:  # the teacher's browser, before class: the dataset decoded, the imports done
+            t0 = time.monotonic()
+            warm: dict[str, Any] = {**rec, "loads": [], "errors": [], "actions": [], "missing": set(), "done": 0,
+                                    "all_done": asyncio.Event()}
+            warm["all_done"].set()
+            await student(-1, browser, argparse.Namespace(**{**vars(args), "stagger_s": 0.0, "class_actions": False,
+                                                             "lr_steps": False}), warm)
+            rec["warmup_s"] = round(time.monotonic() - t0, 1)
+            rec["errors"] += [f"warm-up: {e}" for e in warm["errors"]]
+            rec["rss_warm"] = rss_mb(pid)
+        if on_warm is not None and on_warm():
+            await asyncio.sleep(3)  # the run is in the library and training before the students come
         tasks = [asyncio.create_task(student(i, browser, args, rec)) for i in range(args.students)]
         deadline = time.monotonic() + args.max_s
         while rec["done"] + sum(t.done() for t in tasks) < args.students and time.monotonic() < deadline:
@@ -340,6 +371,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-lr-steps", dest="lr_steps", action="store_false", help="do not step the LR finder")
     ap.add_argument("--no-class-actions", dest="class_actions", action="store_false",
                     help="do not answer questions or follow the teacher")
+    ap.add_argument("--no-warmup", dest="warmup", action="store_false",
+                    help="no teacher visit of every page before the students (then the first loads include the "
+                         "server's cold start: imports, decoding the dataset)")
     ap.add_argument("--stagger-s", type=float, default=0.5, help="seconds between students' arrivals")
     ap.add_argument("--page-timeout-s", type=float, default=120.0)
     ap.add_argument("--max-s", type=float, default=900.0, help="bound on the whole class")
@@ -391,19 +425,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.monotonic()
     before_machine = machine()
     looks = [library_look(args.runs_dir)]
-    trainer = start_training(args)
-    if trainer is not None:
-        time.sleep(3)  # the run is in the library and training before the students come
-    rss_before = rss_mb(pid)
+    trainer: list[subprocess.Popen | None] = [None]
+
+    def on_warm() -> bool:
+        trainer[0] = start_training(args)
+        return trainer[0] is not None
+
+    rss_start, server_cpu0, browser_cpu0 = rss_mb(pid), cpu_s(pid), children_cpu_s()
     sampler = PeakRss(pid)
     sampler.start()
-    rec = asyncio.run(run_class(args, pid))
+    rec = asyncio.run(run_class(args, pid, on_warm))
+    rss_before = rec.get("rss_warm", rss_start)  # per student: from the warm server, not its cold start
     peak = sampler.stop()
+    server_cpu1, browser_cpu = cpu_s(pid), round(children_cpu_s() - browser_cpu0, 1)  # the trainer: not reaped yet
     time.sleep(2)
     rss_after = rss_mb(pid)
     looks.append(library_look(args.runs_dir))
-    train_status = finish_training(trainer, max(30.0, args.max_s - (time.monotonic() - t0)))
-    if trainer is not None:
+    train_status = finish_training(trainer[0], max(30.0, args.max_s - (time.monotonic() - t0)))
+    if trainer[0] is not None:
         looks.append(library_look(args.runs_dir))
     looks = [{k: v for k, v in look.items() if not k.startswith("_")} for look in looks]
     summary = summarize(rec["loads"], students=args.students, errors=rec["errors"], actions=rec["actions"],
@@ -412,7 +451,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "after": rss_after},
                         extra={"pages": args.pages,
                                "runs_checked": bool(args.runs_dir or os.environ.get("CIFAR_LAB_RUNS")),
-                               "answers": rec["answers"], "follows": rec["follows"],
+                               "answers": rec["answers"], "follows": rec["follows"], "rss_mb_start": rss_start,
+                               "warmup_s": rec.get("warmup_s"), "browser_cpu_s": browser_cpu,
+                               "server_cpu_s": None if server_cpu0 is None or server_cpu1 is None
+                               else round(server_cpu1 - server_cpu0, 1),
                                "features_missing": sorted(rec["missing"]), "server_pid": pid,
                                "machine_before": before_machine, "loadavg_after": machine()["loadavg"],
                                "wall_s": round(time.monotonic() - t0, 1)})
