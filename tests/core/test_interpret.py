@@ -104,12 +104,18 @@ def left_half_model() -> nn.Module:
 
 @pytest.mark.parametrize("method", ["saliency", "ig", "smoothgrad", "occlusion"])
 def test_pixels_the_model_never_reads_get_exactly_zero(method):
+    """Gradient methods: exactly 0 by design (the gradient through a zero weight is an exact 0). Occlusion
+    subtracts two forward passes of differently composed batches, whose float rounding differs by CPU (an AMD
+    EPYC left 2.2e-8): there the unseen half must be zero to within 1e-5 of the largest attribution the seen half
+    gets (~0.06 here), far below what a pixel the model did read would get."""
     m = left_half_model()
     a = attribute(m, image(1), MEAN, STD, method, **FAST[method])
     raw = a.raw.abs().sum(0)  # (32, 32)
-    assert torch.all(raw[:, 16:] == 0), f"{method}: attribution on pixels the classifier cannot see"
-    assert raw[:, :16].sum() > 0
-    assert torch.all(a.map[:, 16:] == 0)
+    seen, unseen = raw[:, :16], raw[:, 16:]
+    assert seen.max() > 1e-3, f"{method}: no attribution on the pixels the classifier reads"
+    tol = 1e-5 * seen.max().item() if method == "occlusion" else 0.0
+    assert unseen.max().item() <= tol, f"{method}: attribution on pixels the classifier cannot see"
+    assert a.map[:, 16:].max().item() <= (1e-5 * a.map.max().item() if method == "occlusion" else 0.0)
 
 
 def test_gradcam_equals_the_cam_formula_for_a_global_average_pooled_net():
