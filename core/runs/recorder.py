@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from core.config import TrainConfig
@@ -35,15 +36,18 @@ def _num(x: float | None) -> float | None:
 class Recorder:
     """Writes one run's events. Use it from the thread that iterates the engine; the heartbeat is its own."""
 
-    def __init__(self, lib: RunLibrary, run_id: str) -> None:
+    def __init__(self, lib: RunLibrary, run_id: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        """clock: seconds on a monotonic clock; what the stop-poll and progress-write intervals are measured on
+        (tests pass a fake one to step through those intervals without sleeping)."""
         self.lib = lib
+        self._clock = clock
         self.run_id = run_id
         self.checkpoint_dir = lib.run_dir(run_id)
         self.device = lib.get(run_id).device
         self._lock = threading.Lock()
         self._pending: dict[str, Any] | None = None  # progress not yet written
-        self._last_progress_write = 0.0
-        self._last_stop_poll = 0.0
+        self._last_progress_write = -math.inf  # never: the first progress is written, the first poll reads
+        self._last_stop_poll = -math.inf
         self._stop = False
         self._lost = False  # the run is no longer ours (marked failed by recover(), or deleted)
         self._finished = False
@@ -83,7 +87,7 @@ class Recorder:
         """True once a stop was requested (app, `runs stop`, SIGTERM) or the run was taken from us."""
         if self._stop or self._lost or self.terminate_requested:
             return True
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last_stop_poll >= STOP_POLL_S:
             self._last_stop_poll = now
             with self.lib.connect() as conn:
@@ -100,7 +104,7 @@ class Recorder:
                 self._pending = dict(step=event.step, total_steps=event.total_steps, epoch=event.epoch,
                                      loss=_num(event.loss), lr=event.lr, images_per_s=_num(event.images_per_s),
                                      progress_at=time.time())
-            if time.monotonic() - self._last_progress_write >= PROGRESS_EVERY_S:
+            if self._clock() - self._last_progress_write >= PROGRESS_EVERY_S:
                 self._flush_progress()
         elif isinstance(event, ev.EpochEnd):
             self._record_epoch(event)
@@ -118,7 +122,7 @@ class Recorder:
             pending, self._pending = self._pending, None
         if not pending:
             return
-        self._last_progress_write = time.monotonic()
+        self._last_progress_write = self._clock()
         with self.lib.connect() as conn:
             conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in pending)} WHERE id = ?",
                          (*pending.values(), self.run_id))

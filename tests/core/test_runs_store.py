@@ -146,6 +146,7 @@ def test_unknown_run_ids_are_clear_lab_errors(lib):
 def write_runs(root: str, n: int, name: str) -> None:
     """n runs of 20 epochs each, recorded as fast as possible (used in threads and in child processes)."""
     lib = open_library(root, recover=False)
+    (Path(root) / f"ready-{name}").touch()  # imported and connected: the parent says go when everyone is
     while not (Path(root) / "go").exists():  # start together, so the writes really overlap
         time.sleep(0.01)
     for _ in range(n):
@@ -180,7 +181,10 @@ def test_concurrent_writers_in_threads_and_processes_lose_nothing(tmp_path, monk
     threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
-    time.sleep(1.0)  # let the child processes import
+    names = [f"proc{i}" for i in range(3)] + [f"thread{i}" for i in range(4)]
+    while not all((root / f"ready-{n}").exists() for n in names):  # every writer has imported and connected
+        assert all(p.poll() is None for p in procs), "a writer process died before it was ready"
+        time.sleep(0.01)
     (root / "go").touch()
     for t in threads:
         t.join()
@@ -344,13 +348,16 @@ def test_a_terminal_run_stopped_from_the_app_while_waiting_is_a_lab_error(lib):
 def test_stopping_a_queued_run_is_immediate_and_a_running_one_is_asked(lib):
     running = claimed_run(lib)
     queued = lib.insert_run(tiny(), device="cpu", status="queued", started_by="app")
-    rec = Recorder(lib, running)
+    now = [100.0]  # a fake monotonic clock, in seconds
+    rec = Recorder(lib, running, clock=lambda: now[0])
     assert rec.should_stop() is False
     assert lib.request_stop(queued) == "stopped"
     q = lib.get(queued)
     assert (q.status, q.reason, lib.queue_position(queued)) == ("stopped", "stopped before it started", None)
     assert lib.request_stop(running) == "running"
-    time.sleep(0.55)  # should_stop reads the store at most every 0.5 s
+    now[0] += runs_recorder.STOP_POLL_S / 2
+    assert rec.should_stop() is False  # the store is read at most every STOP_POLL_S: the answer is still cached
+    now[0] += runs_recorder.STOP_POLL_S / 2
     assert rec.should_stop() is True
 
 
