@@ -90,23 +90,24 @@ def student_loader(sds: StudentCIFAR, batch_size: int, workers: int, seed: int =
                       generator=torch.Generator().manual_seed(seed))
 
 
-def time_student_augment(sds: StudentCIFAR, batch_size: int, batches: int, workers: int) -> float:
+def time_student_augment(sds: StudentCIFAR, batch_size: int, batches: int, workers: int,
+                         clock: bench.Clock = time.perf_counter) -> float:
     """Images/s the DataLoader delivers, after its first batch (worker start-up is not counted)."""
     it = iter(student_loader(sds, batch_size, workers))
     try:
         next(it)
-        t0 = time.perf_counter()
+        t0 = clock()
         n = 0
         for _ in range(batches):
             x, _y = next(it)
             n += len(x)
-        return n / (time.perf_counter() - t0)
+        return n / (clock() - t0)
     finally:
         del it  # shuts the workers down
 
 
 def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: StudentCIFAR, *, warmup: int,
-                          steps: int, workers: int) -> float:
+                          steps: int, workers: int, clock: bench.Clock = time.perf_counter) -> float:
     """Training images/s of the textbook loop over the student's DataLoader (warm-up steps not timed)."""
     torch.manual_seed(config.seed)
     model = build_for_config(config, ds.num_classes, load_pretrained=False)  # fp32, NCHW, on the CPU
@@ -118,7 +119,7 @@ def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: Studen
     try:
         for i, (x, y) in enumerate(it):
             if i == warmup:
-                t0 = time.perf_counter()
+                t0 = clock()
             optimizer.zero_grad()
             loss = criterion(model(x), y)
             loss.backward()
@@ -127,7 +128,7 @@ def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: Studen
             if i + 1 == warmup + steps:
                 break
         assert t0 is not None, "the dataset is smaller than warm-up + timed steps"
-        return steps * config.batch_size / (time.perf_counter() - t0)
+        return steps * config.batch_size / (clock() - t0)
     finally:
         del it
 
@@ -135,29 +136,31 @@ def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: Studen
 # --- the lab's pipeline ----------------------------------------------------------------------------------------
 
 def time_lab_augment(ds: data_mod.Dataset, cfg: AugmentConfig, batch_size: int, *, min_seconds: float = 0.5,
-                     device: torch.device | str = "cpu", seed: int = 0) -> float:
-    """Normalized, augmented batches per second exactly as the engine makes them (core.train.batches.TrainBatches
-    over the resident uint8 images), for at least `min_seconds` after one warm-up batch."""
+                     device: torch.device | str = "cpu", seed: int = 0, clock: bench.Clock = time.perf_counter) -> float:
+    """Normalized, augmented images per second exactly as the engine makes them (core.train.batches.TrainBatches
+    over the resident uint8 images), in groups of 8 batches until `min_seconds` have passed, after one warm-up
+    batch."""
     device = torch.device(device)
     batches = TrainBatches(resident(ds.train_x, device), resident(ds.train_y, device), batch_size, cfg, ds.mean,
                            ds.std, seed, device=device)
     batches(0)
     bench.sync(device)
-    t0, n, b = time.perf_counter(), 0, 1
+    t0, n, b = clock(), 0, 1
     while True:
-        n += len(batches(b)[0])
-        b += 1
-        if b % 8 == 0:
-            bench.sync(device)
-            if time.perf_counter() - t0 >= min_seconds:
-                break
-    return n / (time.perf_counter() - t0)
+        for _ in range(8):
+            n += len(batches(b)[0])
+            b += 1
+        bench.sync(device)
+        elapsed = clock() - t0
+        if elapsed >= min_seconds:
+            return n / elapsed
 
 
 def time_lab_training(config: TrainConfig, ds: data_mod.Dataset, *, warmup: int, steps: int,
-                      bf16: bool = False) -> float:
+                      bf16: bool = False, clock: bench.Clock = time.perf_counter) -> float:
+    """Training images/s of core.train.engine.train itself on the CPU (bench.common.time_engine)."""
     cfg = bench.bench_config(config, device="cpu", epochs=1, log_every=1)
-    return bench.time_engine(cfg, ds, warmup_steps=warmup, steps=steps, bf16_on_cpu=bf16).images_per_s
+    return bench.time_engine(cfg, ds, warmup_steps=warmup, steps=steps, bf16_on_cpu=bf16, clock=clock).images_per_s
 
 
 # --- the plan and the run ----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ Oracles: analytic MAC counts, the student's transform on a constant image, call 
 same metrics with and without a failing torch.compile, fused vs. plain optimizer steps.
 """
 
+import itertools
 import json
 import math
 import re
@@ -24,6 +25,11 @@ from core.train.setup import has_fused_kernel
 
 TINY_CNN = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 16, "batch_norm": True})
 FLIP_CROP = AugmentConfig(flip_p=0.5, crop_padding=4)
+
+
+def ticks():
+    """A fake clock for the timing functions: each read is one second after the previous one."""
+    return itertools.count().__next__
 
 
 def tiny_config(**kw) -> TrainConfig:
@@ -73,8 +79,9 @@ def test_alternate_reverses_the_order_every_round():
     assert out == {"a": [1.0] * 3, "b": [2.0] * 3}
 
 
-def test_matmul_rate_is_positive_and_machine_info_names_what_matters():
-    assert bench.matmul_gflops("cpu", n=64, seconds=0.02) > 0
+def test_matmul_rate_counts_products_over_the_clock_and_machine_info_names_what_matters():
+    # one group of 4 products (2·64³ FLOPs each) per tick of the fake clock, in every burst
+    assert bench.matmul_gflops("cpu", n=64, seconds=0.02, clock=ticks()) == 4 * 2 * 64 ** 3 / 1e9
     info = bench.machine_info()
     for key in ("date", "cpu", "cores", "torch_threads", "torch", "load_average", "omp_wait_policy"):
         assert key in info
@@ -83,7 +90,8 @@ def test_matmul_rate_is_positive_and_machine_info_names_what_matters():
 
 def test_time_engine_times_exactly_the_asked_steps(ds):
     t = bench.time_engine(tiny_config(), ds, warmup_steps=1, steps=2)
-    assert t.timed_steps == 2 and t.status == "timed" and t.images_per_s > 0 and t.epochs == []
+    assert t.timed_steps == 2 and t.status == "timed" and t.epochs == []
+    assert t.images_per_s == pytest.approx(2 * 16 / t.timed_seconds)  # 2 steps of 16 images over the timed span
     full = bench.time_engine(tiny_config(epochs=2), ds, warmup_steps=1)
     assert full.status == "completed" and [e["epoch"] for e in full.epochs] == [1, 2]
     assert full.eval_seconds is not None and full.epochs[1]["at_s"] > full.epochs[0]["at_s"]
@@ -105,13 +113,17 @@ def test_student_transform_crops_with_zero_padding_and_normalizes():
     assert torch.isclose(img.reshape(-1, 1), allowed.reshape(1, -1), atol=1e-5).any(1).all()
 
 
-def test_each_arm_returns_a_positive_rate(ds):
+def test_each_arm_counts_its_images_over_its_clock(ds):
+    """With a clock that ticks one second per read, each rate is the images it counted between two reads."""
     sds = bench_cpu.student_dataset(ds)
-    assert bench_cpu.time_student_augment(sds, 16, 2, workers=0) > 0
-    assert bench_cpu.time_lab_augment(ds, FLIP_CROP, 16, min_seconds=0.01) > 0
+    assert bench_cpu.time_student_augment(sds, 16, 2, workers=0, clock=ticks()) == 2 * 16  # 2 batches of 16
+    assert bench_cpu.time_lab_augment(ds, FLIP_CROP, 16, min_seconds=0.01, clock=ticks()) == 8 * 16  # a group of 8
     cfg = tiny_config()
-    assert bench_cpu.time_student_training(cfg, ds, sds, warmup=1, steps=2, workers=0) > 0
-    assert bench_cpu.time_lab_training(cfg, ds, warmup=1, steps=2) > 0
+    assert bench_cpu.time_student_training(cfg, ds, sds, warmup=1, steps=2, workers=0, clock=ticks()) == 2 * 16
+    lab = bench.time_engine(bench.bench_config(cfg, device="cpu", epochs=1, log_every=1), ds, warmup_steps=1,
+                            steps=2, bf16_on_cpu=False, clock=ticks())
+    assert lab.timed_steps == 2 and lab.images_per_s == 2 * 16 / lab.timed_seconds
+    assert bench_cpu.time_lab_training(cfg, ds, warmup=1, steps=2, clock=ticks()) == lab.images_per_s
 
 
 @pytest.fixture
@@ -128,8 +140,8 @@ def test_cpu_run_reports_medians_ratios_and_peak_fractions(tiny_catalogue):
     a, m = r["augment"], r["models"][0]
     assert len(a["baseline_runs"]) == 2 and a["ratio"] == pytest.approx(a["lab"] / a["baseline"])
     assert m["baseline"] == pytest.approx(sorted(m["baseline_runs"])[0] / 2 + sorted(m["baseline_runs"])[1] / 2, rel=0.01)
-    assert m["ratio"] == pytest.approx(m["lab"] / m["baseline"]) and m["lab"] > 0
-    assert m["train_flops"] == 6 * m["forward_macs"] > 0
+    assert m["ratio"] == pytest.approx(m["lab"] / m["baseline"]) and m["lab"] == pytest.approx(bench.median(m["lab_runs"]), abs=0.05)  # runs kept to 0.1
+    assert m["forward_macs"] == bench.config_macs(tiny_config(), 100) and m["train_flops"] == 6 * m["forward_macs"]
     assert m["lab_fp32_peak_fraction"] == pytest.approx(m["lab"] * m["train_flops"] / 1e9 / r["matmul_gflops"]["fp32"])
     assert ("lab_bf16" in m) == engine.cpu_has_native_bf16()
     text = bench_cpu.format_report(r)
