@@ -12,6 +12,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from ui import presenter  # noqa: E402
+from ui.classroom import banner  # noqa: E402
 from ui.settings import lab_settings  # noqa: E402
 
 # The server shares the machine's cores with trainer processes and every student's session: previews, attributions
@@ -63,4 +64,5 @@ deep_link = st.session_state.pop("_deep_link", None)  # see ui/settings.py: a de
 if deep_link:
     st.switch_page(deep_link, query_params=st.query_params.to_dict())
 lab_settings()
+banner(page)  # class mode: where the teacher is (students), what the teacher presents (teacher)
 page.run()

@@ -15,6 +15,7 @@ from core.lessons.presets import FLIP, FLIP_CROP, get_preset
 from core.lessons.takeaways import card_findings
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
+from ui.classroom import question_gate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, try_this
 from ui.pictures import read_upload
@@ -41,6 +42,7 @@ page_header(
     "it has to learn what stays the same: the class. Every training batch gets its own random draw, on the "
     "device, with the batch.",
     report="CNN 128/128/128/256 31% → + random flip 36% → + random crop 39% (CIFAR-100, 20 epochs).")
+question_gate("augmentation")  # class mode: predict, then reveal (hides the results while open)
 settings = current()
 for field in FIELDS:  # widget state, seeded once per session with the report's best pipeline
     st.session_state.setdefault(f"aug_{field}", getattr(FLIP_CROP, field))

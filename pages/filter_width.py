@@ -5,6 +5,7 @@ import streamlit as st
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from ui import charts
+from ui.classroom import question_gate
 from ui.layout import chart_height, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current
@@ -17,6 +18,7 @@ page_header(
     "cost grows with the square of the width, and the fully connected layer after the last conv grows with it.",
     report="32/32/32/64 → 30%, 128/…/256 → 31%, 256/…/512 → 34%, 512/…/1024 → 36%; the widest took 30–40 minutes "
            "per run on Colab.")
+question_gate("filter_width")  # class mode: predict, then reveal (hides the results while open)
 
 rows = []
 for name in FAMILY:

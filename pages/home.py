@@ -38,8 +38,8 @@ with top[2]:
                  disabled=not settings.can_start, help="Each experiment of the report, with the sidebar's "
                  "dataset and training-set size. They run one after another."):
         with friendly_errors("Queueing the report"):
-            for p in with_report:
-                runlib.start(runlib.config_for(p.name), preset=p.name)
+            runlib.start_many([(runlib.config_for(p.name), None, p.name) for p in with_report],
+                              what="queue the whole report")
             st.toast(f"Queued {len(with_report)} runs - they start one after another.")
             st.rerun()
     if settings.device in ("auto", "cpu") and not any(v.startswith("cuda") for v, _ in detected_devices()):

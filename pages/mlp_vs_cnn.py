@@ -5,6 +5,7 @@ import streamlit as st
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from ui import runlib
+from ui.classroom import question_gate
 from ui.layout import page_header, try_this
 from ui.run_panel import compare_presets, num_classes, run_panel
 from ui.settings import current
@@ -17,6 +18,7 @@ page_header(
     "only. A **convolutional** network slides small 3×3 filters over the image, so the same edge detector works "
     "everywhere - far fewer weights per feature, and a built-in sense of *where*.",
     report="MLP (2 hidden layers) 26%, CNN 32/32/32/64 + FC 4096 30% - same batch 256, 20 epochs, Adam 1e-4.")
+question_gate("mlp_vs_cnn")  # class mode: predict, then reveal (hides the results while open)
 
 mlp, cnn = get_preset("mlp"), get_preset("cnn")
 c1, c2 = st.columns(2)

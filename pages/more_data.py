@@ -17,6 +17,7 @@ from core.runs.sweeps import (
     submit_sweep,
 )
 from ui import charts_lessons, runlib, urlstate
+from ui.classroom import question_gate
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
@@ -111,6 +112,7 @@ page_header(
     "Every extra image is a new example of what a class looks like - so test accuracy climbs and, once the runs "
     "are long enough to fit their data, the gap between train and test narrows.",
     report="section X concludes: the more data, the better - more than any single architecture change.")
+question_gate("more_data")  # class mode: predict, then reveal (hides the results while open)
 
 full = train_size(settings)
 c1, c2 = st.columns([3, 1])

@@ -8,6 +8,7 @@ from core.explain.activations import pre_activations, summary
 from core.explain.features import fresh_model
 from core.lessons.presets import get_preset
 from ui import charts, runlib
+from ui.classroom import question_gate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
@@ -23,6 +24,7 @@ page_header(
     "switches off half of the FC units at random while training, so no unit can rely on another - a brake on "
     "memorizing the training set.",
     report="+ batch norm 42%, + FC 8192 43%, + dropout 0.5 ~43% (from 31% for the same width without them).")
+question_gate("regularization")  # class mode: predict, then reveal (hides the results while open)
 
 run_panel(FAMILY, key="reg")
 st.subheader("The runs compared")

@@ -6,6 +6,7 @@ import math
 
 import streamlit as st
 
+from core.classroom.roles import owns
 from core.config import to_dict
 from core.errors import LabError
 from core.lessons.presets import PRESETS
@@ -84,7 +85,7 @@ else:
             new_name = m1.text_input("Rename", run.name, key=f"rename:{run.id}")
             if m1.button("Save name", key=f"save-name:{run.id}") and new_name != run.name:
                 with friendly_errors("Renaming"):
-                    lib.rename(run.id, new_name)
+                    lib.rename(run.id, new_name, actor=settings.actor)
                     st.rerun()
             data = export_dict(lib, run.id)
             m2.download_button("Export run (JSON)", json.dumps(data, indent=1), file_name=f"run-{run.id}.json",
@@ -92,10 +93,10 @@ else:
             m2.download_button("Export curves (CSV)", curves_csv(lib.curves(run.id)),
                                file_name=f"run-{run.id}.csv", mime="text/csv", key=f"csv:{run.id}")
             sure = m1.checkbox("I want to delete this run and its checkpoints", key=f"sure:{run.id}",
-                               disabled=not settings.can_control)
-            if m1.button("Delete", key=f"delete:{run.id}", disabled=not (sure and settings.can_control)):
+                               disabled=not owns(settings.actor, run.by_role, run.by_name))
+            if m1.button("Delete", key=f"delete:{run.id}", disabled=not sure):
                 with friendly_errors("Deleting"):
-                    lib.delete(run.id)
+                    lib.delete(run.id, actor=settings.actor)
                     urlstate.put("run", None)
                     st.rerun()
 

@@ -31,6 +31,7 @@ from core.runs.sweeps import (
     swept_keys,
 )
 from ui import charts_lessons, runlib, urlstate
+from ui.classroom import question_gate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
@@ -108,6 +109,7 @@ page_header(
     "Choose a grid, see how many runs it makes, queue them, and watch accuracy against the setting fill in.",
     report="section IX trains one network at a too-low, a good and a too-high learning rate (Fig. 3: slow, good, "
            "diverging); section X compares batch sizes and numbers of epochs.")
+question_gate("sweeps")  # class mode: predict, then reveal (hides the results while open)
 
 st.subheader("1 · Design a sweep")
 names = list(PRESETS)

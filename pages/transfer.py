@@ -4,6 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ui.classroom import question_gate
 from ui.layout import error, page_header, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.settings import current, detected_devices
@@ -17,6 +18,7 @@ page_header(
     "The CIFAR images are enlarged to 224×224 on the device, the size the network was trained at.",
     report="ImageNet ResNet18 fine-tuned at 224×224, batch 128, 10 epochs, Adam 1e-4: 76%, 83% with augmentation - "
            "\"very very slow\".")
+question_gate("transfer")  # class mode: predict, then reveal (hides the results while open)
 
 settings = current()
 gpu = any(v.startswith("cuda") for v, _ in detected_devices())

@@ -6,7 +6,9 @@ Pages call these instead of styling text themselves, so all pages read alike on 
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import streamlit as st
 
@@ -18,8 +20,21 @@ def page_header(title: str, intro: str, *, report: str | None = None) -> None:
     """Title, a short explanation in the lab's own words, and what the report found (if it has a number)."""
     st.title(title)
     st.markdown(intro)
-    if report:
+    if report and not _question_open_on(inspect.currentframe()):
         st.caption(f"📄 The report: {report}")
+
+
+def _question_open_on(frame) -> bool:
+    """Whether a class question is open on the page that called page_header (its script's name is the page's
+    key): ui.classroom.question_gate hides the page's results then, and the report's numbers go with them."""
+    caller = frame.f_back if frame is not None else None
+    if caller is None or Path(caller.f_code.co_filename).parent.name != "pages":
+        return False
+    from core.classroom.questions import current_question
+    from ui.runlib import library
+
+    q = current_question(library(), Path(caller.f_code.co_filename).stem)
+    return q is not None and q.is_open
 
 
 def takeaway(text: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.classroom.roles import TEACHER, owns
 from core.config import TrainConfig
 from core.errors import LabError
 from core.lessons.presets import get_preset
@@ -114,8 +115,10 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
                                                      height=170), width="stretch")
 
         c1, c2 = st.columns([1, 3])
+        actor = settings.actor
+        may_start = actor.is_teacher or bool(actor.name)
         why_not = (f"The image folder is not a dataset: {settings.dataset_problem}" if settings.dataset_problem
-                   else None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)")
+                   else None if may_start else "Pick a nickname in the sidebar to start a run of your own")
         started = c1.button("▶ Start", key=f"{key}:start", type="primary", disabled=why_not is not None,
                             help=plain(why_not) if why_not else None)
         if settings.dataset_problem:
@@ -123,9 +126,21 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
         if started:
             with friendly_errors("Starting the run"):
                 run_id = runlib.start(config, preset=preset, name=name)
-                runlib.remember(key, run_id)
+                if actor.is_teacher:  # a student's own run is shown beside the teacher's, not instead of it
+                    runlib.remember(key, run_id)
         run = _shown_run(key, preset, settings.dataset, c2)
-        if run is not None:
+        mine = runlib.latest_run(preset, settings.dataset, by=(actor.role, actor.name)) \
+            if not actor.is_teacher and actor.name else None
+        if mine is not None and (run is None or mine.id != run.id):
+            left, right = st.columns(2)
+            with left:
+                st.markdown("**The teacher's run**" if run and not run.by_student else "**The class's run**")
+                if run is not None:
+                    live_run(run.id, key)
+            with right:
+                st.markdown(f"**Your run** ({actor.name})")
+                live_run(mine.id, f"{key}:mine")
+        elif run is not None:
             live_run(run.id, key)
         return run
 
@@ -135,8 +150,8 @@ def _shown_run(key: str, preset: str, dataset: str, where) -> RunRecord | None:
     lib = runlib.library()
     chosen = runlib.remembered(key)
     run = lib.find(chosen) if chosen else None
-    if run is None or run.preset != preset:
-        run = runlib.latest_run(preset, dataset)
+    if run is None or run.preset != preset:  # the teacher's run first: the one the class watches
+        run = runlib.latest_run(preset, dataset, by=(TEACHER.role, TEACHER.name)) or runlib.latest_run(preset, dataset)
     others = lib.list_runs(preset=preset, dataset=dataset, limit=12)
     if len(others) > 1 and run is not None:
         ids = [r.id for r in others]
@@ -167,15 +182,17 @@ def _live_body(run_id: str, key: str) -> None:
         return
     status_line(run, lib.queue_position(run.id) if run.status == "queued" else None)
     b1, b2, _ = st.columns([1, 1, 4])
-    control = current().can_control
-    if run.active and b1.button("■ Stop", key=f"{key}:stop:{run.id}", disabled=not control):
+    actor = current().actor
+    control = owns(actor, run.by_role, run.by_name)
+    why = None if control else "Only the teacher or the student who started this run can stop or resume it"
+    if run.active and b1.button("■ Stop", key=f"{key}:stop:{run.id}", disabled=not control, help=why):
         with friendly_errors("Stopping"):
-            lib.request_stop(run.id)
+            lib.request_stop(run.id, actor=actor)
             st.toast("Stop requested: the run saves a checkpoint and stops within a second or so.")
     blocker = lib.can_resume(run) if run.status in ("stopped", "failed") else "not stopped"
-    if not blocker and b2.button("↻ Resume", key=f"{key}:resume:{run.id}", disabled=not control):
+    if not blocker and b2.button("↻ Resume", key=f"{key}:resume:{run.id}", disabled=not control, help=why):
         with friendly_errors("Resuming"):
-            lib.resume(run.id)
+            lib.resume(run.id, actor=actor)
             st.rerun(scope="app")
     curves = [e.to_dict() for e in lib.curves(run.id)]
     if curves:
@@ -198,7 +215,7 @@ def _live_body(run_id: str, key: str) -> None:
 
 def status_line(run: RunRecord, queue_position: int | None = None) -> None:
     icon = STATUS_ICON.get(run.status, "")
-    head = f"{icon} **{plain(run.name)}** — {run.status}"
+    head = f"{icon} **{plain(run.name)}** — {run.status}" + (f" · by {plain(run.by_name)}" if run.by_student else "")
     if run.status == "queued":
         ahead = queue_position or 0
         st.markdown(head + (f" · {ahead} run(s) ahead on {run.device}" if ahead else f" · next on {run.device}"))

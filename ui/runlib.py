@@ -33,19 +33,32 @@ def config_for(preset: str, tweaks: dict[str, Any] | None = None, settings: LabS
 
 def start(config: TrainConfig, *, preset: str | None, name: str | None = None, sweep_id: str | None = None,
           settings: LabSettings | None = None) -> str:
-    """Queue a run (LabError when this user may not start runs)."""
+    """Queue a run as this browser's actor: the run library enforces the class rules (a student: own runs,
+    within the quota, no sweeps), a LabError says what to do."""
     settings = settings or current()
     if settings.dataset_problem and config.data.dataset == settings.dataset:
         raise LabError(f"Runs cannot start on {settings.dataset_label}: {settings.dataset_problem}")
-    if not settings.can_control:
-        raise LabError("Starting runs is reserved to the teacher: enter the passcode in the sidebar.")
+    actor = settings.actor
+    if not actor.is_teacher and not actor.name:
+        raise LabError("Pick a nickname in the sidebar first: your run carries it, so you can find and stop it.")
     return library(settings).submit(config, name=name, preset=preset, started_by="app", sweep_id=sweep_id,
-                                    data_dir=settings.data_dir, download=True)
+                                    data_dir=settings.data_dir, download=True, actor=actor)
 
 
-def latest_run(preset: str, dataset: str | None = None) -> RunRecord | None:
-    """The newest run of a preset on the dataset (a running one first): what a student opening the page sees."""
-    runs = library().list_runs(preset=preset, dataset=dataset, limit=20)
+def start_many(jobs: list[tuple[TrainConfig, str | None, str | None]], *, what: str,
+               settings: LabSettings | None = None) -> list[str]:
+    """Queue (config, name, preset) jobs at once - the whole report: the teacher only (core enforces it)."""
+    settings = settings or current()
+    return library(settings).submit_many(jobs, actor=settings.actor, what=what, started_by="app",
+                                         data_dir=settings.data_dir, download=True)
+
+
+def latest_run(preset: str, dataset: str | None = None, *, by: tuple[str, str] | None = None) -> RunRecord | None:
+    """The newest run of a preset on the dataset (a running one first): what a student opening the page sees.
+    `by` = (role, name) keeps only runs someone started; ("teacher", "teacher") for the teacher's."""
+    runs = library().list_runs(preset=preset, dataset=dataset, limit=40)
+    if by is not None:
+        runs = [r for r in runs if (r.by_role, r.by_name) == by]
     active = [r for r in runs if r.active]
     return (active or runs or [None])[0]
 

@@ -6,17 +6,16 @@ LabSettings. Pages read it with `current()`; they never draw their own dataset p
 
 from __future__ import annotations
 
-import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from core import data as data_mod
+from core.classroom.roles import Actor
 from core.runs.library import runs_root
 from ui import presenter as presenter_mode
-from ui import urlstate
+from ui import roles, urlstate
 
 DATASETS = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10", "folder": "Image folder", "synthetic": "Synthetic"}
 SUBSETS = [500, 1000, 2000, 5000, 10000, 25000, 0]  # 0 = all training images
@@ -32,12 +31,13 @@ class LabSettings:
     data_dir: str
     runs_dir: str
     presenter: bool  # projector mode: fewer controls, bigger charts
-    can_control: bool  # may start / stop / delete runs (teacher, or nobody set a passcode)
+    can_control: bool  # the teacher: may control every run, queue batches (ui/roles.py says who)
+    actor: Actor  # who acts on the run library (the teacher, or a student with a nickname - "" until picked)
     dataset_problem: str = ""  # why runs cannot start on this dataset (an image folder that is not one), else ""
 
     @property
     def can_start(self) -> bool:
-        """May this user start runs on this dataset now (the passcode, and an image folder that is a dataset)."""
+        """May this user start runs on this dataset now (the teacher, and an image folder that is a dataset)."""
         return self.can_control and not self.dataset_problem
 
     @property
@@ -59,12 +59,9 @@ def detected_devices() -> list[tuple[str, str]]:
     return available_devices()
 
 
-def _passcode() -> str | None:
-    """The teacher passcode: Streamlit secrets (teacher_passcode) or $CIFAR_LAB_PASSCODE; None = single-user."""
-    code = os.environ.get("CIFAR_LAB_PASSCODE")
-    with contextlib.suppress(Exception):  # no secrets.toml at all is the normal case
-        code = st.secrets.get("teacher_passcode", code)
-    return code or None
+def _with(options: list[int], value: int) -> list[int]:
+    """The slider's steps, with the class's own number added in order when it is not one of them."""
+    return options if value in options else sorted(set(options) - {0} | {value}) + ([0] if 0 in options else [])
 
 
 def _fmt_subset(n: int) -> str:
@@ -105,13 +102,17 @@ def lab_settings() -> LabSettings:
     has_gpu = any(v.startswith("cuda") or v == "mps" for v, _ in devices)
     sb = st.sidebar
     sb.markdown("### Lab settings")
+    saved = roles.class_defaults()  # the teacher's class settings: every session starts from them, a link overrides
 
     problem = ""
-    kind = urlstate.selectbox(sb, "Dataset", list(DATASETS), key="dataset_kind", default="cifar100",
+    saved_kind = saved and ("folder" if saved.dataset.startswith("folder:") else saved.dataset)
+    kind = urlstate.selectbox(sb, "Dataset", list(DATASETS), key="dataset_kind",
+                              default=saved_kind if saved_kind in DATASETS else "cifar100",
                               format_func=DATASETS.get, help="Every run started from the app uses this dataset.")
     dataset = kind
     if kind == "folder":
-        path = urlstate.text_input(sb, "Image folder", key="folder", default="",
+        folder = saved.dataset[7:] if saved and saved.dataset.startswith("folder:") else ""
+        path = urlstate.text_input(sb, "Image folder", key="folder", default=folder,
                                    help="A folder with train/<class>/*.jpg and test/<class>/*.jpg")
         dataset = f"folder:{path}" if path.strip() else "synthetic"
         if not path.strip():
@@ -119,15 +120,18 @@ def lab_settings() -> LabSettings:
         else:
             problem = _show_folder(sb, path.strip())
 
-    default_subset = 0 if has_gpu else 5000
-    subset = urlstate.select_slider(sb, "Training images per run", SUBSETS, key="subset", default=default_subset,
-                                    format_func=_fmt_subset,
+    default_subset = (saved.subset or 0) if saved else 0 if has_gpu else 5000
+    default_test = (saved.test_subset or 0) if saved else 0 if has_gpu else 2000
+    subset = urlstate.select_slider(sb, "Training images per run", _with(SUBSETS, default_subset), key="subset",
+                                    default=default_subset, format_func=_fmt_subset,
                                     help="A stratified subset (the same number per class) keeps CPU runs short.")
-    test_subset = urlstate.select_slider(sb, "Test images", TEST_SUBSETS, key="test_subset",
-                                         default=0 if has_gpu else 2000, format_func=_fmt_subset)
+    test_subset = urlstate.select_slider(sb, "Test images", _with(TEST_SUBSETS, default_test), key="test_subset",
+                                         default=default_test, format_func=_fmt_subset)
 
     labels = dict([("auto", "auto")] + devices)
-    device = urlstate.selectbox(sb, "Device", list(labels), key="device", default="auto", format_func=labels.get)
+    device = urlstate.selectbox(sb, "Device", list(labels), key="device",
+                                default=saved.device if saved and saved.device in labels else "auto",
+                                format_func=labels.get)
     sb.caption("Detected: " + ", ".join(label for _, label in devices))
 
     with sb.expander("Where data and runs live"):
@@ -138,36 +142,16 @@ def lab_settings() -> LabSettings:
 
     presenter = urlstate.toggle(sb, "Presenter mode", key="presenter", default=False,
                                 help="Hide advanced controls and enlarge charts for a projector.")
-    can_control = _teacher_controls(sb)
+    actor = roles.identity(sb)
 
     settings = LabSettings(dataset=dataset, subset=subset or None, test_subset=test_subset or None, device=device,
-                           data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=can_control,
-                           dataset_problem=problem)
+                           data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=actor.is_teacher,
+                           actor=actor, dataset_problem=problem)
+    roles.save_button(sb, settings)
     st.session_state["_lab_settings"] = settings
     if presenter:
         presenter_mode.apply_css()
     return settings
-
-
-def _teacher_controls(sb) -> bool:
-    code = _passcode()
-    if code is None:
-        return True  # single-user mode: everything allowed
-    if st.session_state.get("_teacher"):
-        if sb.button("Lock teacher controls", key="teacher_lock"):
-            st.session_state["_teacher"] = False
-            st.rerun()
-        sb.caption("Teacher controls unlocked for this browser tab.")
-        return True
-    entered = sb.text_input("Teacher passcode", type="password", key="teacher_code",
-                            help="Starting, stopping and deleting runs is reserved to the teacher.")
-    if entered:
-        if entered == code:
-            st.session_state["_teacher"] = True
-            st.rerun()
-        sb.error("Wrong passcode.")
-    sb.caption("Students can browse, preview and compare; runs are started by the teacher.")
-    return False
 
 
 def current() -> LabSettings:

@@ -51,6 +51,7 @@ def test_a_bad_url_value_falls_back_to_the_default(open_page):
 
 def test_passcode_reserves_starting_runs(open_page, monkeypatch):
     monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    monkeypatch.setenv("CIFAR_LAB_LOCAL_TEACHER", "0")  # AppTest is on loopback: the teacher, unless this
     at = open_page("home", dataset_kind="synthetic")
     assert all(b.disabled for b in at.button if b.label.startswith("▶"))
     at = open_page("home", state={"teacher_code": "wrong"}, dataset_kind="synthetic")

@@ -1,0 +1,201 @@
+"""Class mode on the page: the follow-the-teacher banner (app.py draws it above every page) and predict-then-reveal
+questions (`question_gate("mlp_vs_cnn")`, one call per comparison page, right after its header).
+
+Streamlit cannot push to other sessions, so students' pages poll (a fragment every POLL_S seconds): the banner
+follows the teacher's page and live run, and reruns the page when a question opens or is revealed on it. While a
+question is open, everything below the gate is not drawn at all (and ui.layout.page_header hides the report), so
+nothing on the page gives the answer away; the reveal shows the tally beside the lab's actual result.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.classroom import bank, follow, questions
+from core.errors import LabError
+from core.runs.records import RunRecord
+from ui import charts_class, runlib
+from ui.layout import friendly_errors, pct
+from ui.roles import voter_id
+from ui.settings import LabSettings, current
+
+POLL_S = 2.0  # a teacher's page change or a new question reaches students within about this (+ one rerun)
+_PAGE = "_class_page"  # (script path, title) of the page this run shows
+_SIG = "_class_question_sig"
+
+
+def page_path(page) -> str:
+    """The script of a st.navigation page (the menu's pages are pages/<url path>.py; home is the default)."""
+    return f"pages/{page.url_path or 'home'}.py"
+
+
+def _stem(path: str) -> str:
+    return path.rsplit("/", 1)[-1].removesuffix(".py")
+
+
+def _signature(lib, path: str) -> tuple | None:
+    q = questions.current_question(lib, _stem(path))
+    return (q.id, q.status) if q else None
+
+
+def banner(page) -> None:
+    """Above every page: the teacher records the page they show (when leading); a student sees where the teacher
+    is, with the teacher's live run and a one-click jump."""
+    settings = current()
+    path = page_path(page)
+    st.session_state[_PAGE] = (path, page.title)
+    lib = runlib.library(settings)
+    sig = _signature(lib, path)
+    st.session_state[_SIG] = sig
+    if settings.actor.is_teacher:
+        if st.session_state.get("class_lead", True):
+            follow.present(lib, path, page.title, actor=settings.actor)
+        return
+    st.fragment(_banner_body, run_every=POLL_S)(path)
+
+
+def teachers_live_run(lib) -> RunRecord | None:
+    """The teacher's running run (else their next queued one): what the class watches."""
+    runs = [r for r in lib.list_runs(status=("running", "queued"), limit=50) if not r.by_student]
+    running = [r for r in runs if r.status == "running"]
+    return (running or runs[::-1] or [None])[0]
+
+
+def _banner_body(path: str) -> None:
+    lib = runlib.library()
+    sig = _signature(lib, path)
+    if sig != st.session_state.get(_SIG):  # a question opened, was revealed or closed here: redraw the page
+        st.session_state[_SIG] = sig
+        st.rerun(scope="app")
+    where = follow.presenting(lib)
+    run = teachers_live_run(lib)
+    if where is None and run is None:
+        return
+    text = f"📽 The teacher is on **{where.title}**" if where else "📽 The teacher"
+    if run is not None:
+        p = run.progress
+        if run.status == "running" and p is not None:
+            live = f"epoch {p.epoch}/{run.epochs}, {p.fraction:.0%}"
+        else:
+            live = run.status
+        text += f" · live run: **{run.name}** ({live})"
+    with st.container(border=True, key="class_banner"):
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(text)
+        if where is not None and where.page != path:
+            if c2.button("Go to the teacher's page", key="follow_jump", type="primary"):
+                st.switch_page(where.page, query_params=st.query_params.to_dict())
+        elif where is not None:
+            c2.caption("You are on the teacher's page.")
+
+
+# ---- predict, then reveal ------------------------------------------------------------------------------------
+
+def question_gate(page: str) -> None:
+    """The page's question: the teacher's "Ask the class" box, a student's answer, or after the reveal the tally
+    beside the result. While the question is open, the rest of the page is not drawn (st.stop)."""
+    settings = current()
+    lib = runlib.library(settings)
+    q = questions.current_question(lib, page)
+    if q is None:
+        if settings.actor.is_teacher and bank.questions_for(page):
+            _ask_box(lib, page, settings)
+        return
+    if q.is_open:
+        with st.container(border=True, key="class_question"):
+            st.subheader(f"❓ Predict: {q.prompt}")
+            if settings.actor.is_teacher:
+                st.fragment(_teacher_open, run_every=POLL_S)(q.id, page)
+            else:
+                _student_answer(lib, q, settings)
+        st.info("The results on this page are hidden until the teacher reveals the answers: predict first.",
+                icon=":material/visibility_off:")
+        st.stop()
+    _revealed_box(lib, q, page, settings)
+
+
+def _ask_box(lib, page: str, settings: LabSettings) -> None:
+    specs = bank.questions_for(page)
+    with st.expander("❓ Ask the class: predict, then reveal"):
+        pick = st.selectbox("Question", range(len(specs)), format_func=lambda i: specs[i].prompt, key="q_pick")
+        st.caption("Students answer from their devices; this page's results are hidden for everyone until you "
+                   "reveal the tally beside the lab's result.")
+        if st.button("Open the question", key="q_open", type="primary"):
+            with friendly_errors("Opening the question"):
+                s = specs[pick]
+                questions.open_question(lib, page, s.prompt, s.choices, key=s.key, actor=settings.actor)
+                st.rerun()
+
+
+def _student_answer(lib, q: questions.Question, settings: LabSettings) -> None:
+    voter = voter_id(settings.actor)
+    mine = questions.my_answer(lib, q.id, voter)
+    choice = st.radio("Your prediction", q.choices, index=q.choices.index(mine) if mine in q.choices else None,
+                      key=f"q_choice:{q.id}")
+    if st.button("Submit my answer", key="q_submit", type="primary", disabled=choice is None):
+        with friendly_errors("Answering"):
+            questions.answer(lib, q.id, voter, choice)
+            mine = choice
+    if mine:
+        st.success(f"Your answer: **{mine}**. You can change it until the teacher reveals.")
+
+
+def _teacher_open(question_id: int, page: str) -> None:
+    lib = runlib.library()
+    settings = current()
+    n = questions.answer_count(lib, question_id)
+    st.markdown(f"**{n}** answer{'s' if n != 1 else ''} so far.")
+    c1, c2, _ = st.columns([1, 1, 3])
+    if c1.button("Reveal the answers", key="q_reveal", type="primary"):
+        with friendly_errors("Revealing"):
+            q = questions.get_question(lib, question_id)
+            spec = _spec(q, page)
+            actual = bank.actual_answer(spec, _best(spec, settings)[0]) if spec else None
+            questions.reveal(lib, question_id, actor=settings.actor, actual=actual)
+            st.rerun(scope="app")
+    if c2.button("Close the question", key="q_close"):
+        with friendly_errors("Closing"):
+            questions.close(lib, question_id, actor=settings.actor)
+            st.rerun(scope="app")
+
+
+def _spec(q: questions.Question, page: str) -> bank.QuestionSpec | None:
+    try:
+        return bank.spec(page, q.key) if q.key else None
+    except LabError:
+        return None
+
+
+def _best(spec: bank.QuestionSpec, settings: LabSettings) -> tuple[dict[str, float | None], str]:
+    """Each compared preset's best completed test accuracy on the class dataset, and a line that says them."""
+    from core.lessons.presets import get_preset
+
+    runs = runlib.best_runs(list(spec.presets), settings.dataset)
+    accs = {p: (r.best_test_acc if r.status == "completed" else None) for p, r in runs.items()}
+    line = " · ".join(f"{get_preset(p).title}: {pct(accs.get(p))}" for p in spec.presets)
+    return accs, line
+
+
+def _revealed_box(lib, q: questions.Question, page: str, settings: LabSettings) -> None:
+    tally = questions.tally(lib, q.id)
+    with st.container(border=True, key="class_reveal"):
+        st.subheader(f"❓ {q.prompt}")
+        left, right = st.columns([3, 2])
+        left.altair_chart(charts_class.tally_chart(tally.to_rows(), q.actual), width="stretch")
+        spec = _spec(q, page)
+        if q.actual:
+            right.metric("The lab's result", q.actual)
+        else:
+            right.markdown("**The lab's result:** on this page below (not enough finished runs to call it when "
+                           "the answers were revealed)." if spec and spec.kind != "open" else
+                           "**The lab's result:** in the chart below - compare it with your prediction.")
+        if spec and spec.kind != "open":
+            right.caption(_best(spec, settings)[1] + f" (best finished runs on {settings.dataset_label})")
+        right.caption(f"{tally.total} answer{'s' if tally.total != 1 else ''}.")
+        mine = None if settings.actor.is_teacher else questions.my_answer(lib, q.id, voter_id(settings.actor))
+        if mine:
+            right.markdown(f"You predicted **{mine}**" + ((" ✅" if mine == q.actual else " ❌") if q.actual else ""))
+        if settings.actor.is_teacher and right.button("Close the question", key="q_close_revealed"):
+            with friendly_errors("Closing"):
+                questions.close(lib, q.id, actor=settings.actor)
+                st.rerun()
