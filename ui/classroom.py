@@ -80,10 +80,10 @@ def _banner_body(path: str) -> None:
             live = run.status
         text += f" · live run: **{run.name}** ({live})"
     with st.container(border=True, key="class_banner"):
-        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
         c1.markdown(text)
         if where is not None and where.page != path:
-            if c2.button("Go to the teacher's page", key="follow_jump", type="primary"):
+            if c2.button("Go to the teacher's page", key="follow_jump", type="primary", width="stretch"):
                 st.switch_page(where.page, query_params=st.query_params.to_dict())
         elif where is not None:
             c2.caption("You are on the teacher's page.")
@@ -108,7 +108,9 @@ def question_gate(page: str) -> None:
                 st.fragment(_teacher_open, run_every=POLL_S)(q.id, page)
             else:
                 _student_answer(lib, q, settings)
-        st.info("The results on this page are hidden until the teacher reveals the answers: predict first.",
+        st.info("The results on this page are hidden for everyone until you reveal the answers."
+                if settings.actor.is_teacher else
+                "The results on this page are hidden until the teacher reveals the answers: predict first.",
                 icon=":material/visibility_off:")
         st.stop()
     _revealed_box(lib, q, page, settings)

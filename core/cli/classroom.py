@@ -66,8 +66,8 @@ def _print(state: dict[str, Any]) -> None:
     print(f"quota        {state['student_quota']} queued or running run(s) per student")
     code = state["passcode"]["code"]
     print(f"passcode     {code + '  (' + state['passcode']['where'] + ')' if code else state['passcode']['where']}")
-    print("teacher      browsers on this machine" + (" and" if state["local_teacher"] else " NOT (CIFAR_LAB_LOCAL_"
-          "TEACHER=0);") + " anyone who enters the passcode")
+    print("teacher      anyone who enters the passcode" + (", and every browser on this machine" if
+          state["local_teacher"] else " only (CIFAR_LAB_LOCAL_TEACHER=0: browsers on this machine are students too)"))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
