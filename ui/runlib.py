@@ -59,7 +59,7 @@ def latest_run(preset: str, dataset: str | None = None, *, by: tuple[str, str] |
     runs = library().list_runs(preset=preset, dataset=dataset, limit=40)
     if by is not None:
         runs = [r for r in runs if (r.by_role, r.by_name) == by]
-    active = [r for r in runs if r.active]
+    active = [r for r in runs if r.status == "running"] + [r for r in runs if r.status == "queued"]
     return (active or runs or [None])[0]
 
 

@@ -36,6 +36,8 @@ def markdown(at) -> str:
 
 def test_a_student_on_the_plain_url_sees_the_class_dataset_and_the_teachers_run(open_page, classroom):
     lib, run_id = classroom
+    config = lib.get(run_id).config  # a newer queued run of the teacher's: the panel still shows the running one
+    lib.insert_run(config, device="cpu", status="queued", started_by="app", preset="mlp", name="teacher's next")
     at = open_page("mlp_vs_cnn")  # no query parameters: the plain URL
     assert problems(at) == []
     settings = at.session_state["_lab_settings"]  # AppTest keeps the sidebar only in the first run's tree
