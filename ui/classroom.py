@@ -50,6 +50,8 @@ def banner(page) -> None:
     if settings.actor.is_teacher:
         if st.session_state.get("class_lead", True):
             follow.present(lib, path, page.title, actor=settings.actor)
+        elif follow.presenting(lib) is not None:  # "Students follow me" switched off: take the banner down
+            follow.stop_presenting(lib, actor=settings.actor)
         return
     st.fragment(_banner_body, run_every=POLL_S)(path)
 

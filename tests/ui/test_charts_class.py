@@ -1,0 +1,23 @@
+"""The question tally chart: one bar per choice in the question's order, the lab's result marked."""
+
+from ui.charts_class import ACTUAL_COLOR, tally_chart
+
+
+def test_tally_chart_keeps_the_order_and_marks_the_result():
+    rows = [{"choice": "MLP", "answers": 1, "share": 0.25}, {"choice": "CNN", "answers": 3, "share": 0.75},
+            {"choice": "Same", "answers": 0, "share": 0.0}]
+    spec = tally_chart(rows, actual="CNN").to_dict()
+    data = next(iter(spec["datasets"].values()))
+    assert [d["choice"] for d in data] == ["MLP", "CNN", "Same"]
+    assert [d["is_actual"] for d in data] == [False, True, False]
+    assert [d["label"] for d in data] == ["1 (25%)", "3 (75%)  ← the result", "0 (0%)"]
+    bars, text = spec["layer"]
+    assert bars["encoding"]["y"]["sort"] == ["MLP", "CNN", "Same"]
+    assert bars["encoding"]["color"]["condition"]["value"] == ACTUAL_COLOR
+    assert text["encoding"]["text"]["field"] == "label"
+
+
+def test_tally_chart_without_a_result_marks_nothing():
+    spec = tally_chart([{"choice": "a", "answers": 0, "share": 0.0}], actual=None).to_dict()
+    data = next(iter(spec["datasets"].values()))
+    assert data[0]["is_actual"] is False and data[0]["label"] == "0 (0%)"
