@@ -11,11 +11,13 @@ from core import data as data_mod
 from core.config import from_json, to_json
 from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
 from core.lessons.presets import PRESETS, get_preset
+from core.lessons.takeaways import ensemble_verdict
 from core.runs.sweeps import new_sweep_id, submit_sweep
 from ui import charts_lessons, runlib, urlstate
-from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON
 from ui.settings import current
+from ui.takeaways import claim_box
 
 FINISHED = ("completed", "stopped")
 
@@ -59,6 +61,7 @@ chosen = st.multiselect("Members (finished runs with a checkpoint)", [r.id for r
 members = [r for r in candidates if r.id in chosen]
 members.sort(key=lambda r: chosen.index(r.id))
 
+verdict = None
 if not candidates:
     st.info(f"No finished runs with a checkpoint on {settings.dataset_label} yet. Train a few below, or on any "
             "experiment page.")
@@ -97,6 +100,8 @@ else:
         st.dataframe([{"member": n, "test accuracy": pct(a, 2), "recorded by the run": pct(r.test_acc, 2),
                        "epochs": r.epochs_done} for n, a, r in zip(result["names"], accs, members)],
                      hide_index=True, width="stretch")
+        verdict = ensemble_verdict(list(zip(short, accs)), ens, result["test_size"],
+                                   [r.epochs_done for r in members])
 
 with st.expander("Train members for an ensemble", expanded=not candidates):
     e1, e2, e3 = st.columns([3, 1, 1])
@@ -114,9 +119,11 @@ with st.expander("Train members for an ensemble", expanded=not candidates):
                          preset=preset, sweep_id=new_sweep_id(["ensemble"]), name_prefix="Ensemble member")
             st.toast(f"Queued {copies} runs: they appear in the list above when they finish.")
 
-takeaway("Averaging a few independently trained networks is one of the surest ways to gain accuracy - without "
-         "changing the network at all. The gain is largest from the first extra member and shrinks after that; "
-         "you pay for it with as many forward passes as members.")
+claim_box(verdict.text if verdict else None,
+          "averaging a few independently trained networks is one of the surest ways to gain accuracy - without "
+          "changing the network at all. The gain is largest from the first extra member and shrinks after that; "
+          "you pay for it with as many forward passes as members.",
+          warn=verdict is not None and verdict.helps is not True, label="The general lesson")
 try_this(["Ensemble three seeds of the same preset, then three different presets: which ensemble gains more?",
           "Add a much weaker run to a good ensemble: does it still help, or drag it down?",
           "Turn off 'Only runs on …' and mix datasets: the lab explains why that cannot work."])

@@ -18,7 +18,7 @@ from core.runs.sweeps import (
 )
 from ui import charts_lessons, runlib, urlstate
 from ui.classroom import question_gate
-from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, takeaway, try_this
+from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
 from ui.sweep_picker import pick_sweep, sweeps_on
@@ -154,9 +154,9 @@ else:
     with friendly_errors("Showing the runs"):
         st.fragment(results, run_every=1.0 if any(r.active for r in sweeps[picked]) else None)(picked, full)
 
-takeaway("More data is the most reliable way to a better network: test accuracy climbs with every doubling, and "
-         "the gap to training accuracy - memorization - shrinks. Augmentation (the previous pages) is a cheap "
-         "imitation of exactly this.")
+st.markdown("**The general lesson:** more data is the most reliable way to a better network: test accuracy climbs "
+            "with every doubling, and the gap to training accuracy - memorization - shrinks. Augmentation (the "
+            "previous pages) is a cheap imitation of exactly this. *What your runs say is above, under the chart.*")
 try_this(["Queue the lesson with 5 and then 20 epochs: does the gap at 10% grow with more epochs?",
           "Compare the 100% run's gap with the dropout and augmentation presets: which closes it more?",
           "Read the time column: is twice the data twice the time?"])

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
+from core.lessons.takeaways import compare
 from core.lessons.verdicts import (
     LESSON_PREFIX,
     lesson_of,
@@ -32,10 +33,11 @@ from core.runs.sweeps import (
 )
 from ui import charts_lessons, runlib, urlstate
 from ui.classroom import question_gate
-from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, takeaway, try_this
+from ui.layout import chart_height, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
 from ui.sweep_picker import pick_sweep, sweeps_on
+from ui.takeaways import facts_of
 
 # Settings a student may sweep: (label, parse one value, example values).
 SWEEPABLE = {
@@ -212,7 +214,10 @@ else:
             show_chart(c2, charts_lessons.time_vs_chart(finished, x_title=title, height=chart_height()),
                             width="stretch")
             if best:
-                st.markdown(f"🏆 Best so far: **{best['name']}** - test accuracy {pct(best['test_acc'])}.")
+                st.markdown(f"🏆 Best so far: **{plain(best['name'])}** - test accuracy {pct(best['test_acc'])}.")
+            said = compare(facts_of({r.id: r for r in runs}), by_design=tuple(keys))
+            if said.winner is not None and len(done) > 1:
+                (st.warning if not said.fair else st.info)(plain(said.text), icon=":material/fact_check:")
         elif x:
             st.caption("The accuracy chart fills in as runs finish.")
         curves = curve_rows(records, keys or None)
@@ -253,9 +258,9 @@ else:
     with friendly_errors("Showing the sweep"):
         st.fragment(results, run_every=1.0 if active else None)(picked)
 
-takeaway("Change one thing at a time. A learning rate that is too low is slow but safe; one that is too high "
-         "wastes the whole run. Bigger batches make each epoch faster but take fewer steps, so at the same "
-         "learning rate they need more epochs.")
+st.markdown("**The general lesson:** change one thing at a time. A learning rate that is too low is slow but "
+            "safe; one that is too high wastes the whole run. Bigger batches make each epoch faster but take fewer "
+            "steps, so at the same learning rate they need more epochs. *What your sweep says is above.*")
 try_this(["Run the LR finder first: its suggestion becomes the 'good' learning rate of the scenarios.",
           "Sweep the seed (0, 1, 2) at a fixed setting: how far apart are identical runs? Smaller differences "
           "than that mean nothing.",

@@ -43,20 +43,26 @@ def flags(verdict: Verdict) -> dict[str, str]:
     return flags_by_label(verdict)
 
 
-def runs_takeaway(runs: Mapping[str, RunRecord], claim: str, *, verdict: Verdict | None = None,
-                  note: str = "") -> Verdict | None:
-    """The page's takeaway: what its runs say (who won, by how much, the gaps; flagged when unfair; why it
-    contradicts the report), then the report's claim, labelled. With no runs, the claim alone."""
-    v = verdict if verdict is not None else (verdict_of(runs) if runs else None)
+def claim_box(said: str | None, claim: str, *, warn: bool = False, label: str = "The report's claim") -> None:
+    """A computed sentence about the runs shown (or a hint when there is none yet), then the fixed lesson,
+    labelled as what it is: the report's claim or the general lesson."""
     with st.container(border=True):
-        if v is None or v.winner is None:
+        if said:
+            (st.warning if warn else st.success)(f"**What these runs say.** {plain(said)}", icon=":material/lightbulb:")
+        else:
             st.info("**What your runs say.** Nothing yet: run the experiments above and the lab compares them "
                     "here.", icon=":material/lightbulb:")
-        else:
-            box = st.warning if (v.agrees_with_report is False or not v.fair) else st.success
-            box(f"**What these runs say.** {plain(v.text)}" + (f" {plain(note)}" if note else ""),
-                icon=":material/lightbulb:")
-        st.markdown(f"**The report's claim:** {claim}")
+        st.markdown(f"**{label}:** {claim}")
+
+
+def runs_takeaway(runs: Mapping[str, RunRecord], claim: str, *, verdict: Verdict | None = None,
+                  note: str = "", by_design: tuple[str, ...] = (), label: str = "The report's claim"
+                  ) -> Verdict | None:
+    """The page's takeaway: what its runs say (who won, by how much, the gaps; flagged when unfair; why it
+    contradicts the report), then the report's claim, labelled. With no runs, the claim alone."""
+    v = verdict if verdict is not None else (compare(facts_of(runs), by_design) if runs else None)
+    said = None if v is None or v.winner is None else v.text + (f" {note}" if note else "")
+    claim_box(said, claim, warn=v is not None and (v.agrees_with_report is False or not v.fair), label=label)
     return v
 
 

@@ -106,10 +106,18 @@ def noise_of(a: RunFacts, b: RunFacts) -> float:
     return max(NOISE, 2 * math.sqrt(var))
 
 
-def mismatches(runs: Sequence[RunFacts]) -> tuple[Mismatch, ...]:
-    """Settings where two runs agree when their experiments differ, or differ when their experiments agree."""
+# a sweep's keys (core.config short names) -> the SETUP_FIELDS they vary
+SWEPT_FIELDS = {"lr": "lr", "optim.lr": "lr", "batch_size": "batch", "epochs": "epochs", "subset": "images",
+                "data.subset": "images", "optimizer": "optimizer", "optim.name": "optimizer", "dataset": "dataset",
+                "flip_p": "augmentation", "crop_padding": "augmentation", "crop_mode": "augmentation",
+                "erase_p": "augmentation", "erase_size": "augmentation"}
+
+
+def mismatches(runs: Sequence[RunFacts], by_design: Sequence[str] = ()) -> tuple[Mismatch, ...]:
+    """Settings where two runs agree when their experiments differ, or differ when their experiments agree.
+    `by_design`: SETUP_FIELDS the comparison varies on purpose (a sweep's keys), never flagged."""
     out = []
-    for name in SETUP_FIELDS:
+    for name in (f for f in SETUP_FIELDS if f not in by_design):
         pairs = [(r, r.setup.get(name), r.intended.get(name)) for r in runs]
         pairs = [(r, s, i) for r, s, i in pairs if s is not None and i is not None]
         bad = any((s1 == s2) != (i1 == i2) for k, (_, s1, i1) in enumerate(pairs) for _, s2, i2 in pairs[k + 1:])
@@ -146,12 +154,14 @@ def _why(runs: Sequence[RunFacts], expected: RunFacts | None) -> str:
     return text
 
 
-def compare(runs: Sequence[RunFacts]) -> Verdict:
-    """The verdict on the runs shown (any number; only those with a result are ranked)."""
+def compare(runs: Sequence[RunFacts], by_design: Sequence[str] = ()) -> Verdict:
+    """The verdict on the runs shown (any number; only those with a result are ranked). `by_design`: settings
+    varied on purpose (SETUP_FIELDS names, or a sweep's keys such as "lr"), so not flagged as unlike."""
+    design = {SWEPT_FIELDS.get(k, k) for k in by_design}
     ranked = sorted((r for r in runs if r.best_test_acc is not None), key=lambda r: -r.best_test_acc)
     gaps = tuple((r.label, r.train_acc - r.test_acc) for r in ranked
                  if r.train_acc is not None and r.test_acc is not None)
-    mism = mismatches(ranked)
+    mism = mismatches(ranked, tuple(design))
     unfinished = tuple(r.label for r in ranked if r.status != "completed")
     if not ranked:
         return Verdict(None, None, None, NOISE, True, (), (), (), None, None, "", "No run has a result yet.", "")
@@ -261,3 +271,38 @@ def card_findings(facts: Mapping[str, RunFacts], presets: Mapping[str, Preset] =
             qualify[name] = _qualifier(v.mismatched, ())
     acc = {k: f.best_test_acc for k, f in facts.items() if f.best_test_acc is not None}
     return compare_with_report(acc, presets, why=why, qualify=qualify)
+
+
+@dataclass(frozen=True)
+class EnsembleVerdict:
+    gain: float  # ensemble - best member (fraction)
+    noise: float
+    helps: bool | None  # None: within noise
+    text: str
+
+
+def ensemble_verdict(members: Sequence[tuple[str, float]], ensemble_acc: float, test_size: int,
+                     member_epochs: Sequence[int] = ()) -> EnsembleVerdict:
+    """What averaging these members did on `test_size` shared test images, against the general lesson that an
+    ensemble beats its best member. Members trained for different epochs are named (the weak one may drag)."""
+    best_name, best = max(members, key=lambda m: m[1])
+    worst_name, worst = min(members, key=lambda m: m[1])
+    gain = ensemble_acc - best
+    # the same test images for both: the binomial noise of one accuracy, a lower bound for paired results
+    p = min(max(best, 0.0), 1.0)
+    noise = max(NOISE / 2, 2 * math.sqrt(p * (1 - p) / max(1, test_size)))
+    helps = None if abs(gain) < noise else gain > 0
+    text = (f"The ensemble of {len(members)} scores {_pct(ensemble_acc)} against {_pct(best)} for its best member "
+            f"({best_name}): {gain * 100:+.1f} points, " + ("within" if helps is None else "beyond")
+            + f" the ±{noise * 100:.1f} points of noise of {test_size:,} test images.")
+    if helps is False or helps is None:
+        text += (" That contradicts the general lesson (an ensemble beats its best member)" if helps is False else
+                 " No clear gain here")
+        spread = best - worst
+        text += (f": {worst_name} ({_pct(worst)}) is {spread * 100:.0f} points weaker, and averaging gives its "
+                 "mistakes an equal vote." if spread >= 0.03 else
+                 ": the members are so alike (same network, same data, few epochs) that they make the same "
+                 "mistakes - averaging only helps where they disagree.")
+    if len(set(member_epochs)) > 1:
+        text += f" Not like-for-like: the members trained {' / '.join(map(str, sorted(set(member_epochs))))} epochs."
+    return EnsembleVerdict(gain, noise, helps, text)

@@ -152,3 +152,41 @@ def test_pickers_open_on_the_best_completed_run_of_the_dataset_not_the_newest():
 class SimpleRun:
     def __init__(self, **kw):
         self.__dict__.update(kw)
+
+
+def test_a_sweeps_own_variable_is_not_flagged_but_another_difference_is():
+    low = facts("lr=1e-5", 0.20)
+    high = RunFacts("lr=1e-3", 0.40, setup={**low.setup, "lr": "0.001"}, intended={**low.intended, "lr": "0.0001"},
+                    test_size=10_000)
+    low2 = RunFacts("lr=1e-5", 0.20, setup={**low.setup, "lr": "1e-05"}, intended={**low.intended, "lr": "0.0001"},
+                    test_size=10_000)
+    assert [m.field for m in compare([low2, high]).mismatched] == ["lr"]  # the preset says 1e-4 for both
+    assert compare([low2, high], by_design=["lr"]).mismatched == ()  # a sweep over lr varies it on purpose
+    shorter = RunFacts("lr=1e-3", 0.40, setup={**high.setup, "epochs": "2"}, intended=high.intended, test_size=10_000)
+    assert [m.field for m in compare([low2, shorter], by_design=["lr"]).mismatched] == ["epochs"]
+
+
+def test_ensemble_verdicts_against_the_general_lesson():
+    from core.lessons.takeaways import ensemble_verdict
+
+    up = ensemble_verdict([("a", 0.40), ("b", 0.41), ("c", 0.39)], 0.45, 10_000)
+    assert up.helps is True and up.gain == pytest.approx(0.04) and "+4.0 points, beyond" in up.text
+    flat = ensemble_verdict([("a", 0.400), ("b", 0.401)], 0.402, 10_000)
+    assert flat.helps is None and "No clear gain" in flat.text and "so alike" in flat.text
+    down = ensemble_verdict([("good", 0.50), ("weak", 0.20)], 0.40, 10_000, member_epochs=[20, 1])
+    assert down.helps is False and "contradicts the general lesson" in down.text
+    assert "weak (20.0%) is 30 points weaker" in down.text and "trained 1 / 20 epochs" in down.text
+
+
+def test_crossover_reads_where_the_second_curve_overtakes_the_first():
+    from core.lessons.budgets import MEASURED, crossover
+
+    # a fast learner that plateaus (the MLP) and a slow one that keeps climbing (the CNN)
+    c = crossover([0.40, 0.44, 0.42, 0.42, 0.41], [0.30, 0.40, 0.445, 0.47, 0.50], test_images=10_000)
+    assert c.epoch == 3 and c.clear_epoch == 4  # +0.5 at 3 is noise (±1.4); +3.0 at 4 is not
+    assert c.first_best == pytest.approx(0.44) and c.first_best_epoch == 2 and c.second_at_end == pytest.approx(0.50)
+    never = crossover([0.5, 0.5], [0.3, 0.4], 10_000)
+    assert never.epoch is None and never.clear_epoch is None
+    m = MEASURED[("mlp", "cnn")]
+    assert len(m.first_test) == len(m.first_train) and len(m.second_test) == len(m.second_train)
+    assert crossover(m.first_test, m.second_test, m.test_images).epoch is not None  # the report's order appears

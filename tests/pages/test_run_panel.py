@@ -7,6 +7,7 @@ import pytest
 
 from core.runs.library import open_library
 from tests.pages.conftest import charts, problems
+from tests.pages.test_aug_lr_pages import hold_the_cpu_queue
 
 pytestmark = pytest.mark.slow
 TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
@@ -97,3 +98,20 @@ def test_an_image_folder_is_checked_when_entered_and_start_waits_for_a_good_one(
     at = open_page("mlp_vs_cnn", dataset_kind="folder", folder=str(good))
     (start,) = [b for b in at.button if b.label == "▶ Start"]
     assert not start.disabled
+
+
+def test_mlp_vs_cnn_shows_the_measured_crossover_and_queues_the_bigger_budget(open_page, lab_dirs):
+    from core.lessons.budgets import MEASURED, crossover
+
+    m = MEASURED[("mlp", "cnn")]
+    cross = crossover(m.first_test, m.second_test, m.test_images)
+    at = open_page("mlp_vs_cnn", **TINY)
+    assert problems(at) == []
+    text = " ".join(x.value for x in at.markdown)
+    assert f"overtakes it at {cross.epoch} epochs" in text and "The report's claim:" in text
+    budget = cross.clear_epoch or cross.epoch
+    hold_the_cpu_queue(lab_dirs[1])  # the runs wait in the queue: nothing trains in this test
+    at.button(key="nets_budget").click().run()
+    queued = [r for r in open_library(lab_dirs[1]).list_runs() if r.name != "stand-in"]
+    assert sorted((r.preset, r.epochs, r.status) for r in queued) == [("cnn", budget, "queued"),
+                                                                       ("mlp", budget, "queued")]
