@@ -12,6 +12,7 @@ What is measured and how: bench/gpu_class.py. JSON + log in $OUT (else ./bench-r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tarfile
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tar", help="CIFAR-10's JPEG tarball (../shared/data/cifar10-jpeg.tar.gz): extracted to /tmp")
     p.add_argument("--tensors", help="a tensor file from scripts/cifar_tensors.py, for the in-process items")
     p.add_argument("--mobilenet-weights", help="MobileNetV2 ImageNet features (.pth) for mobilenet-pretrained")
+    p.add_argument("--report-epochs", type=int, help="cap every preset's epochs in the report item (default: theirs)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=os.environ.get("OUT") or "bench-results")
     args = p.parse_args(argv)
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes, queue_dataset = gpu_class.Sizes.tiny_sizes(), "synthetic"
         os.environ.setdefault(MAX_PER_DEVICE_ENV, "2")  # a CPU defaults to one run at a time: pack two
     else:
-        sizes = gpu_class.Sizes.full()
+        sizes = dataclasses.replace(gpu_class.Sizes.full(), report_epochs=args.report_epochs)
         folder = args.folder
         if args.tar:
             folder = tempfile.mkdtemp(prefix="cifar10-jpeg-")

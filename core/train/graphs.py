@@ -51,7 +51,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
             group["lr"] = lr
 
 
-class _Snapshot:
+class Snapshot:
     """Weights, buffers, optimizer state and RNG before the warm-up, put back in place (same tensors: the graph
     keeps their addresses). State the warm-up created is zeroed: for Adam (step 0, zero moments) and SGD
     (a zero momentum buffer, no dampening) that is exactly a fresh optimizer's first step."""
@@ -125,9 +125,23 @@ class GraphedStep:
             loss = self.criterion(logits.float(), y)
         return logits, loss
 
+    def body(self) -> None:
+        """One step on the static buffers: what is captured, and what a warm-up step runs. Zeroing the gradients
+        in place first makes every run of it write (not add to) the same gradient tensors."""
+        self.optimizer.zero_grad(set_to_none=False)
+        self._logits, self._loss = self.forward(self._x, self._y)
+        self._loss.backward()
+        self.optimizer.step()
+
+    def new_graph(self) -> Any:
+        return torch.cuda.CUDAGraph()
+
+    def capturing(self, graph: Any) -> contextlib.AbstractContextManager:
+        return torch.cuda.graph(graph)
+
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> bool:
         model, opt, device = self.model, self.optimizer, self.device
-        snapshot = _Snapshot(model, opt, device)
+        snapshot = Snapshot(model, opt, device)
         captured = False
         try:
             self._x, self._y = x.clone(), y.clone()
@@ -141,24 +155,28 @@ class GraphedStep:
                 side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
                 for _ in range(WARMUP_STEPS):
-                    opt.zero_grad(set_to_none=True)
-                    _, loss = self.forward(self._x, self._y)
-                    loss.backward()
-                    opt.step()
+                    self.body()
             if side is not None:
                 torch.cuda.current_stream(device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            opt.zero_grad(set_to_none=True)  # the captured backward then writes (not adds) the gradients
-            with torch.cuda.graph(graph):
-                self._logits, self._loss = self.forward(self._x, self._y)
-                self._loss.backward()
-                opt.step()
+            graph = self.new_graph()
+            with self.capturing(graph):
+                self.body()
             self.graph, captured = graph, True
         except Exception as e:  # noqa: BLE001 - graphs are an optimization; eager always works
             self.failed, self.graph = True, None
             self._x = self._y = self._logits = self._loss = None
-            self.note = f"CUDA graph capture failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); training without it"
-            opt.zero_grad(set_to_none=True)
+            first_line = (str(e).splitlines() or [""])[0][:200]
+            self.note = f"CUDA graph capture failed ({type(e).__name__}: {first_line}); training without it"
         finally:
             snapshot.restore(model, opt, device, rng=not captured)
         return captured
+
+
+def plain_groups(optimizer: torch.optim.Optimizer) -> None:
+    """Undo what a capture set on an optimizer restored from a checkpoint: a float learning rate and no
+    `capturable` (a capturable optimizer refuses CPU parameters; a capture sets it again where it applies)."""
+    for group in optimizer.param_groups:
+        if isinstance(group.get("lr"), torch.Tensor):
+            group["lr"] = float(group["lr"])
+        if group.get("capturable"):
+            group["capturable"] = False
