@@ -41,6 +41,7 @@ from core.models.registry import count_params
 from core.train.batches import epoch_permutation  # noqa: F401 - re-exported, with the set-up's names below
 from core.train.checkpoint import latest_checkpoint, save_checkpoint
 from core.train.events import EpochEnd, Event, Finished, Note, RunStarted, Step
+from core.train.graphs import GraphedStep, set_lr, wants_graphs
 from core.train.schedule import lr_at
 from core.train.setup import (  # noqa: F401 - re-exported: core.train.engine is where callers look for these
     CPU_BF16_ENV,
@@ -220,10 +221,12 @@ def make_forward(run: RunSetup) -> tuple[Forward, str | None]:
 
 
 def train_one_epoch(run: RunSetup, state: RunState, forward: Forward, should_stop: Callable[[], bool],
-                    checkpoint_dir: str | Path | None) -> Generator[Event, None, float | None]:
+                    checkpoint_dir: str | Path | None,
+                    graph: GraphedStep | None = None) -> Generator[Event, None, float | None]:
     """Train epoch state.epoch from batch state.batch to its end, yielding Note and Step events. Returns the
     seconds spent training, or None when the run ended here (a stop request or a non-finite loss): its
-    Finished event was then the last one yielded."""
+    Finished event was then the last one yielded. graph: the CUDA-graphed step full batches go through
+    (core.train.graphs); other batches, and every batch after a failed capture, step eagerly."""
     config, device, optimizer, batches = run.config, run.device, run.optimizer, run.batches
     spe = run.steps_per_epoch
     batches.start_epoch(state.epoch, at=state.batch, aug_state=state.aug_state)
@@ -241,20 +244,29 @@ def train_one_epoch(run: RunSetup, state: RunState, forward: Forward, should_sto
         xb, yb = batches.next_batch()  # (B, 3, H, W) float32 normalized and augmented, (B,) int64
         lr = lr_at(config.optim, state.step, spe, config.epochs)
         lrs[state.step + 1] = lr
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        try:
-            logits, loss = forward(xb, yb)
-        except Exception as e:  # noqa: BLE001 - a failing torch.compile falls back once, loudly
-            note = forward.fall_back(e)
-            if note is None:
-                raise
-            yield Note(note)
-            logits, loss = forward(xb, yb)  # the same batch, eagerly: a new one would shift the augmentation stream
-        forward.proven = True
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        set_lr(optimizer, lr)  # a graphed step reads it from a device tensor
+        graphed = graph.step(xb, yb) if graph is not None and graph.fits(xb) else None
+        if graph is not None and graph.note is not None:  # the capture failed: this batch trains eagerly
+            yield Note(graph.note)
+            graph.note = None
+        if graphed is not None:
+            logits, loss = graphed  # forward, backward and optimizer step, replayed
+        else:
+            try:
+                logits, loss = forward(xb, yb)
+            except Exception as e:  # noqa: BLE001 - a failing torch.compile falls back once, loudly
+                note = forward.fall_back(e)
+                if note is None:
+                    raise
+                yield Note(note)
+                logits, loss = forward(xb, yb)  # the same batch, eagerly: a new one would shift the augmentation
+            forward.proven = True
+            if graph is not None:
+                graph.zero_grad()  # in place once captured: the graph owns the gradient tensors
+            else:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
         state.step += 1
         state.batch += 1
         n = len(yb)
@@ -334,9 +346,21 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
     checkpoint = resume_checkpoint(checkpoint_dir) if resume else None
     if device.type == "cuda":  # fixed input shapes: let cuDNN time its algorithms once and keep the fastest
         torch.backends.cudnn.benchmark = True
-    run = prepare(config, dataset, device, checkpoint=checkpoint)
+    try:
+        run = prepare(config, dataset, device, checkpoint=checkpoint)
+    except Exception as e:  # the model or the data did not fit the device: the user's to change
+        if not is_oom(e):
+            raise
+        raise LabError(f"out of memory on {device} while setting up the run (model, optimizer and data at batch size "
+                       f"{config.batch_size}): try a smaller batch size, model or training subset, or wait for the "
+                       f"device's other runs to finish") from None
     state = RunState.start(run, checkpoint, started)
-    forward, note = make_forward(run)
+    graph = None
+    if wants_graphs(config, device):  # the graph captures the eager model; compile would only add a warm-up
+        forward, note = Forward(run), "torch.compile is not used with cuda_graphs" if config.compile else None
+        graph = GraphedStep(run.model, run.optimizer, run.criterion, device, config.batch_size, bf16=run.bf16)
+    else:
+        forward, note = make_forward(run)
     if note is not None:
         yield Note(note)
     yield RunStarted(params=count_params(run.model), trainable_params=count_params(run.model, trainable_only=True),
@@ -348,7 +372,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
         run.model.train()
         while state.epoch <= config.epochs:
             t_epoch = time.perf_counter()
-            train_seconds = yield from train_one_epoch(run, state, forward, should_stop, checkpoint_dir)
+            train_seconds = yield from train_one_epoch(run, state, forward, should_stop, checkpoint_dir, graph)
             if train_seconds is None or (yield from finish_epoch(run, state, t_epoch, train_seconds, checkpoint_dir)):
                 return  # stopped or diverged: its Finished event was the last
         yield finished(state, "completed")

@@ -26,6 +26,7 @@ from core.config import TrainConfig
 from core.errors import ConfigError
 from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, build_for_config, get_entry
 from core.train.batches import TrainBatches, resident
+from core.train.graphs import plain_groups
 
 # bf16 autocast on the CPU changes numerics (and, unlike fp32, results then depend on the CPU model). The config's
 # `cpu_amp` decides (on by default: 1.6-3.6x faster with the same accuracy, docs/PERFORMANCE.md); this environment
@@ -199,6 +200,7 @@ def prepare(config: TrainConfig, dataset: data_mod.Dataset, device: torch.device
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        plain_groups(optimizer)  # a graphed run saved a device-tensor lr; a capture sets it again where it applies
     mean, std = input_stats(config, dataset)
     batches = TrainBatches(resident(dataset.train_x, device), resident(dataset.train_y, device), config.batch_size,
                            config.data.augment, mean, std, config.seed, device=device, memory_format=memory_format)
