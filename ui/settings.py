@@ -16,6 +16,7 @@ from core.classroom.roles import Actor
 from core.runs.library import runs_root
 from ui import presenter as presenter_mode
 from ui import roles, urlstate
+from ui.cluster_panel import cluster_panel
 
 DATASETS = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10", "folder": "Image folder", "synthetic": "Synthetic"}
 SUBSETS = [500, 1000, 2000, 5000, 10000, 25000, 0]  # 0 = all training images
@@ -143,6 +144,7 @@ def lab_settings() -> LabSettings:
     presenter = urlstate.toggle(sb, "Presenter mode", key="presenter", default=False,
                                 help="Hide advanced controls and enlarge charts for a projector.")
     actor = roles.identity(sb)
+    cluster_panel(sb, runs_dir, actor.is_teacher)
 
     settings = LabSettings(dataset=dataset, subset=subset or None, test_subset=test_subset or None, device=device,
                            data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=actor.is_teacher,

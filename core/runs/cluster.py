@@ -56,6 +56,15 @@ def address_for(get_setting: Any | None = None, override: str | None = None) -> 
     return normalize(get_setting(SETTING, "")) if get_setting is not None else None
 
 
+def where_runs_go(get_setting: Any) -> tuple[str | None, str]:
+    """(the cluster address or None, where that choice comes from: "environment" | "setting" | "default"),
+    for the sidebar: an address from the environment cannot be changed from the app."""
+    if os.environ.get(ENV) is not None:
+        return normalize(os.environ[ENV]), "environment"
+    address = normalize(get_setting(SETTING, ""))
+    return address, "setting" if address else "default"
+
+
 def set_address(store: Any, address: str | None) -> str | None:
     """Save the library's cluster address (None/'off' clears it), after checking the head answers."""
     value = normalize(address)

@@ -265,3 +265,13 @@ def test_a_package_that_did_not_arrive_is_a_clear_reason():
     assert stream.stream_run("cifar_lab_run_missing", out=out, train=fake_train(1)) == 1
     (payload,) = [stream.parse_line(line) for line in out.getvalue().splitlines()]
     assert "did not reach this job" in payload["event"]["reason"]
+
+
+def test_where_runs_go_says_who_decided(monkeypatch):
+    settings = {}
+    get = lambda key, default=None: settings.get(key, default)  # noqa: E731
+    assert cluster.where_runs_go(get) == (None, "default")
+    settings["ray_address"] = "head:8265"
+    assert cluster.where_runs_go(get) == ("http://head:8265", "setting")
+    monkeypatch.setenv("CIFAR_LAB_RAY", "")
+    assert cluster.where_runs_go(get) == (None, "environment")  # set but empty: this machine, by the environment
