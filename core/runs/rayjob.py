@@ -82,7 +82,7 @@ def submit(rec: Recorder, address: str) -> tuple[Any, str]:
     job_id = f"cifar-lab-{run.id}-{secrets.token_hex(3)}"  # a resume is a new job: ids are unique per cluster
     stage = Path(tempfile.mkdtemp(prefix="cifar-lab-stage-"))
     try:
-        write_package(stage / package, run.config, resume_from=rec.checkpoint_dir if run.resume_requested else None,
+        write_package(stage / package, run.config, job_id=job_id, resume_from=rec.checkpoint_dir if run.resume_requested else None,
                       data_dir=run.data_dir, download=run.download)
         runtime_env = {"working_dir": str(REPO_ROOT), "excludes": EXCLUDES, "py_modules": [str(stage / package)],
                        "env_vars": {"PYTHONUNBUFFERED": "1", "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_S)}}

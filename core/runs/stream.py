@@ -105,9 +105,11 @@ class FileAssembler:
 
 # ---- the job's side ----------------------------------------------------------------------------------------
 
-def write_package(folder: Path, config: TrainConfig, *, resume_from: Path | None, data_dir: str | None,
-                  download: bool) -> Path:
-    """Write the run's package for the job (a Python package folder, so Ray can ship it as a py_module)."""
+def write_package(folder: Path, config: TrainConfig, *, job_id: str, resume_from: Path | None,
+                  data_dir: str | None, download: bool) -> Path:
+    """Write the run's package for the job (a Python package folder, so Ray can ship it as a py_module).
+    The job id goes inside: Ray caches py_modules by their files' content, not their folder's name, so two
+    jobs of the same config would otherwise get the first one's folder, under the first one's name."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "__init__.py").write_text('"""A CIFAR Lab run shipped to a Ray job (core/runs/stream.py)."""\n')
     resume = resume_from is not None and (resume_from / "last.pt").is_file()
@@ -115,7 +117,7 @@ def write_package(folder: Path, config: TrainConfig, *, resume_from: Path | None
         for name in CHECKPOINTS:
             if (resume_from / name).is_file():
                 shutil.copy2(resume_from / name, folder / name)
-    run = {"config": to_dict(config), "resume": resume, "data_dir": data_dir, "download": download}
+    run = {"job_id": job_id, "config": to_dict(config), "resume": resume, "data_dir": data_dir, "download": download}
     (folder / RUN_FILE).write_text(json.dumps(run))
     return folder
 

@@ -212,7 +212,7 @@ def test_the_job_prints_checkpoints_before_the_event_that_follows_them(tmp_path,
     resume_from = tmp_path / "server-run"
     resume_from.mkdir()
     (resume_from / "last.pt").write_bytes(b"resume me")
-    stream.write_package(tmp_path / "pkgs" / "cifar_lab_run_t1", tiny(), resume_from=resume_from,
+    stream.write_package(tmp_path / "pkgs" / "cifar_lab_run_t1", tiny(), job_id="j1", resume_from=resume_from,
                          data_dir="/srv/data", download=False)
     monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
     monkeypatch.setenv("CIFAR_LAB_RAY_CHECKPOINT_S", "0")  # every rewrite goes out
@@ -230,7 +230,7 @@ def test_mid_run_checkpoints_are_throttled_but_the_final_one_always_goes(tmp_pat
     resume_from = tmp_path / "server-run"
     resume_from.mkdir()
     (resume_from / "last.pt").write_bytes(b"resume me")
-    stream.write_package(tmp_path / "pkgs" / "cifar_lab_run_t2", tiny(), resume_from=resume_from,
+    stream.write_package(tmp_path / "pkgs" / "cifar_lab_run_t2", tiny(), job_id="j1", resume_from=resume_from,
                          data_dir="/srv/data", download=False)
     monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
     monkeypatch.setenv("CIFAR_LAB_RAY_CHECKPOINT_S", "3600")
@@ -244,7 +244,7 @@ def test_mid_run_checkpoints_are_throttled_but_the_final_one_always_goes(tmp_pat
 
 
 def test_a_setup_error_in_the_job_is_a_finished_failed_line(tmp_path, monkeypatch):
-    stream.write_package(tmp_path / "pkgs" / "cifar_lab_run_t3", tiny(), resume_from=None, data_dir=None,
+    stream.write_package(tmp_path / "pkgs" / "cifar_lab_run_t3", tiny(), job_id="j1", resume_from=None, data_dir=None,
                          download=False)
     monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
 
@@ -275,3 +275,11 @@ def test_where_runs_go_says_who_decided(monkeypatch):
     assert cluster.where_runs_go(get) == ("http://head:8265", "setting")
     monkeypatch.setenv("CIFAR_LAB_RAY", "")
     assert cluster.where_runs_go(get) == (None, "environment")  # set but empty: this machine, by the environment
+
+
+def test_each_job_ships_a_package_of_its_own(tmp_path):
+    # Ray caches py_modules by content: two jobs of one config must still differ, or the second gets the first's
+    for job in ("cifar-lab-a-1", "cifar-lab-b-2"):
+        stream.write_package(tmp_path / job, tiny(), job_id=job, resume_from=None, data_dir=None, download=False)
+    first, second = (json.loads((tmp_path / j / stream.RUN_FILE).read_text()) for j in ("cifar-lab-a-1", "cifar-lab-b-2"))
+    assert first["config"] == second["config"] and first["job_id"] != second["job_id"]
