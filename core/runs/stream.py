@@ -9,9 +9,11 @@ as a local trainer and prints every line it means for the server with the prefix
     @cifar-lab@ {"event": {...core.train.events.to_dict(e)...}}
     @cifar-lab@ {"file": "last.pt", "part": 0, "parts": 3, "data": "<base64>"}
 
-A checkpoint file the engine rewrote (after an epoch, on a stop) is printed BEFORE the next event - the first
-one at once, then at most every CHECKPOINT_EVERY_S, and always before `finished` - so when the server reads
-`finished` it already holds the checkpoint that goes with it. Files go in
+    @cifar-lab@ {"file": "best.pt", "same_as": "last.pt"}      (best.pt byte for byte the last.pt just sent)
+
+A checkpoint file the engine rewrote (after an epoch, on a stop) is printed BEFORE the next event - at most
+every CHECKPOINT_EVERY_S mid-run, and always before `finished` - so when the server reads `finished` it
+already holds the checkpoint that goes with it. Files go in
 parts of at most PART_CHARS base64 characters: log readers and websockets choke on multi-megabyte lines.
 Anything else the job prints (warnings, tracebacks) is not prefixed and the server ignores it. SIGTERM - what
 Ray's stop_job sends - stops the run like the Stop button: checkpoint, `finished` (stopped), exit.
@@ -20,6 +22,7 @@ Ray's stop_job sends - stops the run like the Stop button: checkpoint, `finished
 from __future__ import annotations
 
 import base64
+import filecmp
 import importlib.util
 import json
 import os
@@ -40,11 +43,11 @@ from core.train import events as ev
 MARK = "@cifar-lab@ "
 PART_CHARS = 1 << 20  # 1 MiB of base64 per line
 RUN_FILE = "run.json"
-# A checkpoint travels through the job's log (a CNN's is tens of MB): the first one as soon as it exists, then
-# at most one per CHECKPOINT_EVERY_S, and always the final one with `finished`. A job lost with its node so
-# loses at most that much training, and the log stays a bounded multiple of the model's size.
+# A checkpoint travels through the job's log (the cnn preset's is 200 MB with its Adam state): at most one per
+# CHECKPOINT_EVERY_S mid-run, and always the final one with `finished`. A job lost with its node so loses at
+# most that much training, and the log stays a bounded multiple of the model's size.
 CHECKPOINT_EVERY_S = 600.0
-CHECKPOINTS = ("best.pt", "last.pt")  # best first: when last.pt arrives, the pair is consistent
+CHECKPOINTS = ("best.pt", "last.pt")
 
 
 # ---- the wire format ---------------------------------------------------------------------------------------
@@ -53,12 +56,18 @@ def event_line(event: ev.Event) -> str:
     return MARK + json.dumps({"event": ev.to_dict(event)})
 
 
-def file_lines(path: Path) -> Iterator[str]:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    parts = max(1, -(-len(data) // PART_CHARS))
-    for i in range(parts):
-        yield MARK + json.dumps({"file": path.name, "part": i, "parts": parts,
-                                 "data": data[i * PART_CHARS:(i + 1) * PART_CHARS]})
+def file_lines(path: Path, same_as: str | None = None) -> Iterator[str]:
+    """A checkpoint as our lines: base64 in parts read one at a time (a CNN's checkpoint is hundreds of MB), or
+    one line saying it is byte for byte the file `same_as` sent just before (best.pt after an improved epoch)."""
+    if same_as is not None:
+        yield MARK + json.dumps({"file": path.name, "same_as": same_as})
+        return
+    raw_part = PART_CHARS // 4 * 3  # bytes per part: a whole number of base64 quanta, so parts decode alone
+    parts = max(1, -(-path.stat().st_size // raw_part))
+    with open(path, "rb") as f:
+        for i in range(parts):
+            data = base64.b64encode(f.read(raw_part)).decode("ascii")
+            yield MARK + json.dumps({"file": path.name, "part": i, "parts": parts, "data": data})
 
 
 def parse_line(line: str) -> dict[str, Any] | None:
@@ -74,31 +83,39 @@ def parse_line(line: str) -> dict[str, Any] | None:
 
 
 class FileAssembler:
-    """Puts checkpoint parts back together into `folder` (atomically: a reader never sees half a file)."""
+    """Puts checkpoint parts back together into `folder`, decoding each part as it comes (constant memory), and
+    moves a file into place only once whole (a reader never sees half a file)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._parts: dict[str, list[str]] = {}
+        self._next: dict[str, int] = {}  # file name -> the part expected next
 
     def add(self, payload: dict[str, Any]) -> Path | None:
-        """Take one part; returns the file's path once its last part arrived."""
+        """Take one line's payload; returns the file's path once it is complete."""
         name = Path(str(payload["file"])).name  # never a path outside the run's folder
         if name not in CHECKPOINTS:
             return None
-        if payload["part"] == 0:
-            self._parts[name] = []
-        parts = self._parts.get(name)
-        if parts is None or len(parts) != payload["part"]:
-            self._parts.pop(name, None)  # a part went missing (log rotated?): wait for the next whole file
-            return None
-        parts.append(payload["data"])
-        if len(parts) < payload["parts"]:
-            return None
-        del self._parts[name]
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / name
         tmp = path.with_suffix(path.suffix + ".part")
-        tmp.write_bytes(base64.b64decode("".join(parts)))
+        same_as = payload.get("same_as")
+        if same_as is not None:
+            source = self.folder / Path(str(same_as)).name
+            if Path(str(same_as)).name not in CHECKPOINTS or not source.is_file():
+                return None
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, path)
+            return path
+        part = payload["part"]
+        if part != self._next.get(name, 0) and part != 0:
+            self._next.pop(name, None)  # a part went missing: wait for the next whole file
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb" if part == 0 else "ab") as f:
+            f.write(base64.b64decode(payload["data"]))
+        self._next[name] = part + 1
+        if part + 1 < payload["parts"]:
+            return None
+        del self._next[name]
         os.replace(tmp, path)
         return path
 
@@ -166,6 +183,19 @@ class _Changed:
         return out
 
 
+def _send(paths: list[Path], emit: Callable[[str], None]) -> bool:
+    """Send the changed checkpoints, last.pt first; a best.pt equal to it goes as a one-line copy."""
+    names = {p.name: p for p in paths}
+    for name in ("last.pt", "best.pt"):
+        if name not in names:
+            continue
+        same = name == "best.pt" and "last.pt" in names and filecmp.cmp(names["best.pt"], names["last.pt"],
+                                                                          shallow=False)
+        for line in file_lines(names[name], same_as="last.pt" if same else None):
+            emit(line)
+    return bool(paths)
+
+
 def stream_run(package: str, out: TextIO | None = None,
                train: Callable[..., Iterator[ev.Event]] | None = None) -> int:
     """Train the run in `package`, printing our lines on `out`; exit code 0 when it completed."""
@@ -195,15 +225,11 @@ def stream_run(package: str, out: TextIO | None = None,
         events = train(from_dict(run["config"]), should_stop=lambda: stop["asked"],
                        data_root=_data_root(run.get("data_dir")), download=bool(run.get("download")),
                        checkpoint_dir=work, resume=bool(run.get("resume")))
-        sent_at: float | None = None
+        sent_at = time.monotonic()
         for event in events:
-            last = isinstance(event, ev.Finished)
-            if last or sent_at is None or time.monotonic() - sent_at >= checkpoint_every_s():
-                paths = changed()
-                for path in paths:
-                    for line in file_lines(path):
-                        emit(line)
-                sent_at = time.monotonic() if paths else sent_at
+            due = isinstance(event, ev.Finished) or time.monotonic() - sent_at >= checkpoint_every_s()
+            if due and _send(changed(), emit):
+                sent_at = time.monotonic()
             emit(event_line(event))
             if isinstance(event, ev.Finished):
                 status = event.status

@@ -191,8 +191,9 @@ def test_other_log_lines_are_not_ours(line):
     assert stream.parse_line(line) is None
 
 
-def fake_train(epochs: int):
-    """A stand-in for the engine: writes last.pt/best.pt after each epoch, as the engine does."""
+def fake_train(epochs: int, same: bool = False):
+    """A stand-in for the engine: writes last.pt/best.pt after each epoch, as the engine does (with same=True
+    the two files are equal, as after an epoch that improved)."""
     def train(config, *, should_stop, data_root, download, checkpoint_dir, resume):
         assert (data_root, download, resume) == ("/srv/data", False, True)
         assert (Path(checkpoint_dir) / "last.pt").read_bytes() == b"resume me"  # the shipped checkpoint
@@ -202,7 +203,7 @@ def fake_train(epochs: int):
             yield ev.EpochEnd(epoch=epoch, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5, lr=0.1,
                               seconds=0.1, images_per_s=10.0)
             for name in ("best.pt", "last.pt"):
-                (Path(checkpoint_dir) / name).write_bytes(f"{name} after epoch {epoch}".encode())
+                (Path(checkpoint_dir) / name).write_bytes(f"{'' if same else name} after epoch {epoch}".encode())
         yield ev.Finished(status="completed", reason="", test_acc=0.5, best_test_acc=0.5, epochs_done=epochs,
                           seconds=0.3)
     return train
@@ -223,7 +224,7 @@ def test_the_job_prints_checkpoints_before_the_event_that_follows_them(tmp_path,
         payload = stream.parse_line(line)
         kinds.append(payload["event"]["event"] if "event" in payload else payload["file"])
     # epoch 1's checkpoints go out before the next event (epoch 2), epoch 2's before `finished`
-    assert kinds == ["started", "epoch", "best.pt", "last.pt", "epoch", "best.pt", "last.pt", "finished"]
+    assert kinds == ["started", "epoch", "last.pt", "best.pt", "epoch", "last.pt", "best.pt", "finished"]
 
 
 def test_mid_run_checkpoints_are_throttled_but_the_final_one_always_goes(tmp_path, monkeypatch):
@@ -238,7 +239,7 @@ def test_mid_run_checkpoints_are_throttled_but_the_final_one_always_goes(tmp_pat
     stream.stream_run("cifar_lab_run_t2", out=out, train=fake_train(3))
     payloads = [stream.parse_line(line) for line in out.getvalue().splitlines()]
     kinds = [p["event"]["event"] if "event" in p else p["file"] for p in payloads]
-    assert kinds == ["started", "epoch", "best.pt", "last.pt", "epoch", "epoch", "best.pt", "last.pt", "finished"]
+    assert kinds == ["started", "epoch", "epoch", "epoch", "last.pt", "best.pt", "finished"]  # only the final pair
     last = [p for p in payloads if p.get("file") == "last.pt"][-1]
     assert stream.base64.b64decode(last["data"]) == b"last.pt after epoch 3"
 
@@ -283,3 +284,22 @@ def test_each_job_ships_a_package_of_its_own(tmp_path):
         stream.write_package(tmp_path / job, tiny(), job_id=job, resume_from=None, data_dir=None, download=False)
     first, second = (json.loads((tmp_path / j / stream.RUN_FILE).read_text()) for j in ("cifar-lab-a-1", "cifar-lab-b-2"))
     assert first["config"] == second["config"] and first["job_id"] != second["job_id"]
+
+
+def test_a_best_checkpoint_equal_to_the_last_goes_as_a_copy(tmp_path, monkeypatch):
+    resume_from = tmp_path / "server-run"
+    resume_from.mkdir()
+    (resume_from / "last.pt").write_bytes(b"resume me")
+    stream.write_package(tmp_path / "pkgs" / "cifar_lab_run_t4", tiny(), job_id="j4", resume_from=resume_from,
+                         data_dir="/srv/data", download=False)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
+    out = io.StringIO()
+    stream.stream_run("cifar_lab_run_t4", out=out, train=fake_train(1, same=True))
+    payloads = [stream.parse_line(line) for line in out.getvalue().splitlines()]
+    files = [p for p in payloads if "file" in p]
+    assert [(p["file"], p.get("same_as")) for p in files] == [("last.pt", None), ("best.pt", "last.pt")]
+    server = stream.FileAssembler(tmp_path / "server")
+    for p in files:
+        server.add(p)
+    assert (tmp_path / "server" / "best.pt").read_bytes() == (tmp_path / "server" / "last.pt").read_bytes() == \
+        b" after epoch 1"
