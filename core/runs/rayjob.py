@@ -11,9 +11,9 @@ prints, so the caller records them exactly as it records a local run's:
      on a resume, its last.pt/best.pt; core/runs/stream.py). No shared filesystem is needed.
   2. ingest: a thread tails the job's log (tail_job_logs, a websocket); the marked lines become events and
      checkpoint files in the run's local folder. So the inside-the-network pages and resume work on cluster
-     runs as on local ones (a worker's job folder is temporary, and the pages read checkpoints locally). The
-     first checkpoint comes back as soon as it exists, then at most every 10 minutes, and always the final
-     one (core/runs/stream.py): a job lost with its node loses at most that much training.
+     runs as on local ones (a worker's job folder is temporary, and the pages read checkpoints locally).
+     Mid-run a checkpoint comes back at most every 10 minutes, and the final one always (core/runs/stream.py):
+     a job lost with its node loses at most that much training.
   3. stop: a stop request (app, `runs stop`, SIGTERM, Ctrl-C) becomes stop_job; Ray sends the job SIGTERM, its
      trainer checkpoints and reports `finished` (stopped) - RAY_JOB_STOP_WAIT_TIME_S gives it time to.
   4. end: if the job ended without a `finished` line (killed, its node lost, a crash before training), a
