@@ -7,6 +7,7 @@ import streamlit as st
 
 from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
+from core.lessons.takeaways import data_size_verdict
 from core.lessons.verdicts import mark_best
 from core.runs.sweeps import (
     DATA_FRACTIONS,
@@ -18,7 +19,7 @@ from core.runs.sweeps import (
 )
 from ui import charts_lessons, runlib, urlstate
 from ui.classroom import question_gate
-from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, try_this
+from ui.layout import chart_height, error, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.settings import current
 from ui.sweep_picker import pick_sweep, sweeps_on
@@ -79,24 +80,10 @@ def results(sweep_id: str, full: int | None) -> None:
                    "gap": signed(rec["train_acc"] - r.test_acc) if rec["train_acc"] is not None and r.test_acc
                    is not None else "—", "epochs": f"{r.epochs_done}/{r.epochs}", "time": fmt_seconds(r.seconds),
                    "status": r.status} for r, rec in zip(runs, records)], hide_index=True, width="stretch")
-    if len(scored) >= 2:
-        small, large = min(scored, key=lambda r: r["value"] or 0), max(scored, key=lambda r: r["value"] or 0)
-        if large["test_acc"] > small["test_acc"]:
-            gaps = small["gap"] is not None and large["gap"] is not None
-            st.markdown(f"From {small['value']:,} to {large['value']:,} images, test accuracy went from "
-                        f"**{pct(small['test_acc'])}** to **{pct(large['test_acc'])}**"
-                        + (f", and the train − test gap from {signed(small['gap'])} to {signed(large['gap'])}." if gaps
-                           else "."))
-            if gaps and large["gap"] >= small["gap"]:
-                st.markdown("The gap did **not** narrow here - and that is honest, not a contradiction: with the "
-                            "same number of epochs the small sets got far fewer optimizer steps, so they are still "
-                            "*underfitting* (look at their low train accuracy) rather than memorizing. Train "
-                            "longer (more epochs) and the small sets race to high train accuracy while their test "
-                            "accuracy stays put.")
-        else:
-            st.markdown("Here more data did **not** raise test accuracy. With a fixed number of epochs, the larger "
-                        "sets also get more optimizer steps - so this usually means the runs were too short to "
-                        "learn anything much, or the differences are within run-to-run noise: try more epochs.")
+    verdict = data_size_verdict(scored)
+    if verdict.text:
+        (st.success if verdict.helped and verdict.gap_narrowed is not False else st.warning)(
+            f"**What these runs say.** {plain(verdict.text)}", icon=":material/fact_check:")
     active = any(r.active for r in runs)
     if st.session_state.get(f"_md_active:{sweep_id}") and not active:
         st.session_state[f"_md_active:{sweep_id}"] = False

@@ -306,3 +306,36 @@ def ensemble_verdict(members: Sequence[tuple[str, float]], ensemble_acc: float, 
     if len(set(member_epochs)) > 1:
         text += f" Not like-for-like: the members trained {' / '.join(map(str, sorted(set(member_epochs))))} epochs."
     return EnsembleVerdict(gain, noise, helps, text)
+
+
+@dataclass(frozen=True)
+class DataSizeVerdict:
+    helped: bool | None  # more images, higher test accuracy (None: too few finished runs)
+    gap_narrowed: bool | None  # the train - test gap of the largest set below the smallest's (None: unknown)
+    text: str
+
+
+def data_size_verdict(rows: Sequence[Mapping]) -> DataSizeVerdict:
+    """The more-data lesson on finished sweep rows ({value: training images, test_acc, gap}) against the general
+    lesson (more data: higher test accuracy, a smaller gap), saying why when the runs do not show it."""
+    scored = [r for r in rows if r.get("test_acc") is not None]
+    if len(scored) < 2:
+        return DataSizeVerdict(None, None, "")
+    small = min(scored, key=lambda r: r.get("value") or 0)
+    large = max(scored, key=lambda r: r.get("value") or 0)
+    if large["test_acc"] <= small["test_acc"]:
+        return DataSizeVerdict(False, None, (
+            "Here more data did not raise test accuracy, against the general lesson. With a fixed number of epochs "
+            "the larger sets also get more optimizer steps - so this usually means the runs were too short to "
+            "learn anything much, or the differences are within run-to-run noise: try more epochs."))
+    gaps = small.get("gap") is not None and large.get("gap") is not None
+    text = (f"From {small['value']:,} to {large['value']:,} images, test accuracy went from {_pct(small['test_acc'])} "
+            f"to {_pct(large['test_acc'])}" + (f", and the train - test gap from {small['gap'] * 100:+.1f} to "
+                                                f"{large['gap'] * 100:+.1f} points." if gaps else "."))
+    narrowed = (large["gap"] < small["gap"]) if gaps else None
+    if narrowed is False:
+        text += (" The gap did not narrow here - honest, not a contradiction: with the same number of epochs the "
+                 "small sets got far fewer optimizer steps, so they are still underfitting (look at their low train "
+                 "accuracy) rather than memorizing. Train longer and the small sets race to high train accuracy "
+                 "while their test accuracy stays put.")
+    return DataSizeVerdict(True, narrowed, text)

@@ -190,3 +190,20 @@ def test_crossover_reads_where_the_second_curve_overtakes_the_first():
     m = MEASURED[("mlp", "cnn")]
     assert len(m.first_test) == len(m.first_train) and len(m.second_test) == len(m.second_train)
     assert crossover(m.first_test, m.second_test, m.test_images).epoch is not None  # the report's order appears
+
+
+def test_data_size_verdicts():
+    from core.lessons.takeaways import data_size_verdict
+
+    up = data_size_verdict([{"value": 500, "test_acc": 0.25, "gap": 0.30}, {"value": 5000, "test_acc": 0.40,
+                                                                           "gap": 0.05}])
+    assert up.helped is True and up.gap_narrowed is True
+    assert up.text == "From 500 to 5,000 images, test accuracy went from 25.0% to 40.0%, and the train - test gap from +30.0 " \
+           "to +5.0 points."
+    under = data_size_verdict([{"value": 500, "test_acc": 0.20, "gap": -0.02}, {"value": 5000, "test_acc": 0.30,
+                                                                              "gap": 0.01}])
+    assert under.gap_narrowed is False and "still underfitting" in under.text
+    flat = data_size_verdict([{"value": 500, "test_acc": 0.30, "gap": None}, {"value": 5000, "test_acc": 0.29,
+                                                                           "gap": None}])
+    assert flat.helped is False and "did not raise test accuracy" in flat.text
+    assert data_size_verdict([{"value": 500, "test_acc": None}]).helped is None
