@@ -41,9 +41,13 @@ BUSY = '[data-testid="stSkeleton"], [data-testid="stSpinner"]'
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 FRESH = '[data-testid="stElementContainer"]:not([data-stale="true"])'
 LAST_ELEMENT = re.compile(r"^Try this")  # every concept page ends with ui.layout.try_this
-# Class-mode widgets (docs/CLASSROOM.md); a page without them is counted in features_missing, not as an error.
-FOLLOW_BUTTON = re.compile(r"(follow|join|go to|jump to|open)\b.*\b(teacher|presenting|presented)", re.I)
-ANSWER_BUTTON = re.compile(r"^(answer|send|submit)( my answer)?\b", re.I)
+CLASS_BOXES = ".st-key-class_question, .st-key-class_reveal"  # an open question ends the page (docs/CLASSROOM.md)
+# Class-mode widgets, by the stable labels of docs/CLASSROOM.md; a page without them is counted in
+# features_missing, not as an error.
+FOLLOW_JUMP = ".st-key-follow_jump button"
+QUESTION_BOX, ANSWER_BUTTON = ".st-key-class_question", ".st-key-q_submit button"
+ASK, OPEN_QUESTION = "Ask the class: predict, then reveal", ".st-key-q_open button"
+REVEAL, CLOSE_REVEALED = ".st-key-q_reveal button", ".st-key-q_close_revealed button"
 LR_STEP_BUTTON = "+10 steps"
 
 
@@ -224,12 +228,14 @@ async def settle(page, timeout_s: float, previous_title: str | None = None) -> s
     Returns the title. Raises TimeoutError."""
     deadline = time.monotonic() + timeout_s
     h1 = page.locator('[data-testid="stMain"] h1').first
-    last = page.locator(f'[data-testid="stMain"] {FRESH}', has_text=LAST_ELEMENT)
+    main = page.locator('[data-testid="stMain"]')
+    last = main.locator(FRESH, has_text=LAST_ELEMENT).or_(main.locator(CLASS_BOXES))
     await h1.wait_for(timeout=timeout_s * 1000)
     while True:
         title = (await h1.inner_text()).strip()
         if title and title != previous_title and not await page.locator(BUSY).count() \
-                and (await page.locator(IDLE).count() or await last.count()):
+                and (await page.locator(IDLE).count()
+                     or (await last.count() and not await main.locator('[data-stale="true"]').count())):
             return title
         if time.monotonic() > deadline:
             raise TimeoutError(f"not settled after {timeout_s:.0f} s (title {title!r})")
@@ -259,31 +265,96 @@ async def click_and_time(page, button, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-async def class_actions(page, student: int, rec: dict[str, list], timeout_s: float) -> None:
-    """Answer the open question and follow the teacher, where the page offers them (docs/CLASSROOM.md)."""
+async def class_actions(page, name: str, student: int, rec: dict[str, Any], timeout_s: float, last: bool) -> None:
+    """A student answers the open question where the page asks one, and on the last page follows the teacher
+    (the banner's jump), where the app offers them (docs/CLASSROOM.md)."""
     main = page.locator('[data-testid="stMain"]')
-    radios = main.locator('[data-testid="stRadio"]')
-    answer = main.get_by_role("button", name=ANSWER_BUTTON)
-    if await answer.count() and await radios.count():
-        options = radios.first.locator("label")
+    if await page.locator('[data-testid="stSidebar"]').get_by_text("You are the teacher").count():
+        rec["teachers"].add(student)  # a loopback browser is the teacher unless CIFAR_LAB_LOCAL_TEACHER=0
+    box = main.locator(QUESTION_BOX)
+    if await box.count() and await box.locator(ANSWER_BUTTON).count():
+        options = box.locator('[data-testid="stRadio"] label')
         n = await options.count()
         if n:
-            await options.nth(student % n).click()
-            rec["actions"].append({"what": "answer", "seconds": await click_and_time(page, answer.first, timeout_s)})
+            t0 = time.monotonic()
+            submit = box.locator(ANSWER_BUTTON + ":enabled")
+            for _ in range(3):  # a click before the radio is live is lost: the button stays off until one lands
+                await options.nth(student % n).click()
+                with contextlib.suppress(Exception):
+                    await submit.wait_for(timeout=10_000)
+                    break
+            await submit.click(timeout=timeout_s * 1000)
+            await box.get_by_text("Your answer", exact=False).first.wait_for(timeout=timeout_s * 1000)
+            rec["actions"].append({"what": "answer", "seconds": time.monotonic() - t0})
             rec["answers"] += 1
-    else:
+    elif await box.count() == 0 and name == "mlp_vs_cnn":
         rec["missing"].add("question")
-    follow = main.get_by_role("button", name=FOLLOW_BUTTON)
-    follow_link = main.get_by_role("link", name=FOLLOW_BUTTON)
-    target = follow if await follow.count() else follow_link
-    if await target.count():
+    if not last:
+        return
+    jump = main.locator(FOLLOW_JUMP)
+    if not await jump.count():
+        with contextlib.suppress(Exception):  # the banner polls every 2 s: give it one round
+            await jump.first.wait_for(timeout=5000)
+    if await jump.count():
+        before = (await main.locator("h1").first.inner_text()).strip()
         t0 = time.monotonic()
-        await target.first.click()
-        await settle(page, timeout_s)
+        await jump.first.click()
+        await settle(page, timeout_s, previous_title=before)
         rec["actions"].append({"what": "follow", "seconds": time.monotonic() - t0})
         rec["follows"] += 1
     else:
         rec["missing"].add("follow")
+
+
+def teacher_passcode(args: argparse.Namespace) -> str | None:
+    """--passcode, else $CIFAR_LAB_PASSCODE, else the one the server keeps in its runs folder."""
+    if args.passcode or os.environ.get("CIFAR_LAB_PASSCODE"):
+        return args.passcode or os.environ.get("CIFAR_LAB_PASSCODE")
+    saved = Path(args.runs_dir or os.environ.get("CIFAR_LAB_RUNS") or "/nonexistent") / "teacher-passcode"
+    return saved.read_text().strip() if saved.is_file() else None
+
+
+async def teacher(browser, args: argparse.Namespace, rec: dict[str, Any]) -> None:
+    """The teacher's browser: unlocks with the passcode, visits every page (the server warms up: imports, the
+    dataset), then stays on the question page with the question open - students see "The teacher is on ..."
+    and the question - until the class is done; then reveals the tally and closes the question."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    try:
+        title = None
+        await page.goto(f"{args.url}/?{args.query}", wait_until="domcontentloaded",
+                        timeout=args.page_timeout_s * 1000)
+        title = await settle(page, args.page_timeout_s)
+        code = page.get_by_role("textbox", name="Teacher passcode")
+        passcode = teacher_passcode(args)  # read now: the server makes its own at its first session
+        if passcode and await code.count():
+            await code.fill(passcode)
+            await code.press("Enter")
+            await page.get_by_text("You are the teacher").first.wait_for(timeout=args.page_timeout_s * 1000)
+        ask_on = "mlp_vs_cnn" if "mlp_vs_cnn" in args.pages else None
+        for name in [p for p in args.pages if p != "home" and p != ask_on] + ([ask_on] if ask_on else []):
+            link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
+            await link.first.click()
+            title = await settle(page, args.page_timeout_s, previous_title=title)
+        if ask_on and await page.get_by_text(ASK).count():
+            await page.get_by_text(ASK).first.click()
+            await page.locator(OPEN_QUESTION).first.click()
+            await page.locator(QUESTION_BOX).first.wait_for(timeout=args.page_timeout_s * 1000)
+            rec["question_opened"] = True
+        rec["warm"].set()
+        await rec["all_done"].wait()
+        if rec.get("question_opened") and await page.locator(REVEAL).count():
+            await page.locator(REVEAL).first.click()
+            await page.locator(CLOSE_REVEALED).first.wait_for(timeout=args.page_timeout_s * 1000)
+            tally = (await page.locator(".st-key-class_reveal").first.inner_text())[:300]
+            rec["tally"] = " ".join(tally.split())
+            await page.locator(CLOSE_REVEALED).first.click()
+            await page.wait_for_timeout(1500)
+    except Exception as e:  # noqa: BLE001 - the class goes on without the teacher's part
+        rec["errors"].append(f"teacher: {type(e).__name__}: {str(e)[:200]}")
+        rec["warm"].set()
+    finally:
+        await context.close()
 
 
 async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]) -> None:
@@ -297,7 +368,8 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
             try:
                 link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
                 if n == 0 or not await link.count():
-                    await page.goto(f"{args.url}/{'' if name == 'home' else name}?{args.query}",
+                    nick = f"&nick=student{i}" if i >= 0 else ""
+                    await page.goto(f"{args.url}/{'' if name == 'home' else name}?{args.query}{nick}",
                                     wait_until="domcontentloaded", timeout=args.page_timeout_s * 1000)
                     title = await settle(page, args.page_timeout_s)
                 else:
@@ -312,7 +384,7 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
                                                "seconds": await click_and_time(page, step.first,
                                                                                args.page_timeout_s)})
                 if args.class_actions:
-                    await class_actions(page, i, rec, args.page_timeout_s)
+                    await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(args.pages) - 1)
             except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
                 rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
         rec["done"] += 1
@@ -339,19 +411,16 @@ async def run_class(args: argparse.Namespace, pid: int | None, on_warm=None) -> 
     from playwright.async_api import async_playwright
 
     rec: dict[str, Any] = {"loads": [], "errors": [], "actions": [], "answers": 0, "follows": 0, "missing": set(),
-                           "done": 0, "all_done": asyncio.Event()}
+                           "teachers": set(), "done": 0, "all_done": asyncio.Event(), "warm": asyncio.Event()}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium(args.browser_nice),
                                           args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"])
+        lead = None
         if args.warmup:  # the teacher's browser, before class: the dataset decoded, the imports done
             t0 = time.monotonic()
-            warm: dict[str, Any] = {**rec, "loads": [], "errors": [], "actions": [], "missing": set(), "done": 0,
-                                    "all_done": asyncio.Event()}
-            warm["all_done"].set()
-            await student(-1, browser, argparse.Namespace(**{**vars(args), "stagger_s": 0.0, "class_actions": False,
-                                                             "lr_steps": False}), warm)
+            lead = asyncio.create_task(teacher(browser, args, rec))
+            await asyncio.wait_for(rec["warm"].wait(), timeout=args.max_s)
             rec["warmup_s"] = round(time.monotonic() - t0, 1)
-            rec["errors"] += [f"warm-up: {e}" for e in warm["errors"]]
             rec["rss_warm"] = rss_mb(pid)
         if on_warm is not None and on_warm():
             await asyncio.sleep(3)  # the run is in the library and training before the students come
@@ -363,7 +432,7 @@ async def run_class(args: argparse.Namespace, pid: int | None, on_warm=None) -> 
                 break
         rec["rss_loaded"] = rss_mb(pid)  # every student still connected
         rec["all_done"].set()
-        done, pending = await asyncio.wait(tasks, timeout=30)
+        done, pending = await asyncio.wait(tasks + ([lead] if lead else []), timeout=60)
         for t in pending:
             t.cancel()
             rec["errors"].append("a student did not finish within --max-s")
@@ -390,6 +459,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-lr-steps", dest="lr_steps", action="store_false", help="do not step the LR finder")
     ap.add_argument("--no-class-actions", dest="class_actions", action="store_false",
                     help="do not answer questions or follow the teacher")
+    ap.add_argument("--passcode", default=None, help="the teacher passcode (default $CIFAR_LAB_PASSCODE, else the "
+                                                     "teacher-passcode file in --runs-dir)")
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="no teacher visit of every page before the students (then the first loads include the "
                          "server's cold start: imports, decoding the dataset)")
@@ -474,6 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         extra={"pages": args.pages,
                                "runs_checked": bool(args.runs_dir or os.environ.get("CIFAR_LAB_RUNS")),
                                "answers": rec["answers"], "follows": rec["follows"], "rss_mb_start": rss_start,
+                               "question_opened": bool(rec.get("question_opened")), "tally": rec.get("tally"),
+                               "students_seen_as_teacher": len(rec["teachers"]),
                                "warmup_s": rec.get("warmup_s"), "browser_cpu_s": browser_cpu,
                                "browser_nice": args.browser_nice,
                                "server_cpu_s": None if server_cpu0 is None or server_cpu1 is None
