@@ -132,14 +132,12 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
         mine = runlib.latest_run(preset, settings.dataset, by=(actor.role, actor.name)) \
             if not actor.is_teacher and actor.name else None
         if mine is not None and (run is None or mine.id != run.id):
-            left, right = st.columns(2)
-            with left:
-                st.markdown("**The teacher's run**" if run and not run.by_student else "**The class's run**")
-                if run is not None:
-                    live_run(run.id, key)
-            with right:
-                st.markdown(f"**Your run** ({actor.name})")
-                live_run(mine.id, f"{key}:mine")
+            # One above the other, each full width: side by side, two live charts in half a page are unreadable.
+            if run is not None:
+                st.markdown("**The teacher's run**" if not run.by_student else "**The class's run**")
+                live_run(run.id, key)
+            st.markdown(f"**Your run** ({actor.name})")
+            live_run(mine.id, f"{key}:mine")
         elif run is not None:
             live_run(run.id, key)
         return run
