@@ -16,8 +16,9 @@ _SEEDED = "_url_seeded"
 
 def _seed(key: str, options: Sequence[Any] | None, default: Any, parse: Callable[[str], Any]) -> None:
     seeded = st.session_state.setdefault(_SEEDED, set())
-    if key in seeded:
-        return
+    if key in seeded and key in st.session_state:
+        return  # seeded once; but a widget Streamlit dropped (not drawn in a finished run) is seeded again,
+        # from the URL, or it would come back at its first option (a training subset of 500 instead of 2,000)
     seeded.add(key)
     raw = st.query_params.get(key)
     value = default
