@@ -78,6 +78,10 @@ def submit(rec: Recorder, address: str) -> tuple[Any, str]:
     """Submit the recorder's run as a new Ray job; returns (client, job id) and records both in the run."""
     client = _client(address)
     run = rec.lib.get(rec.run_id)
+    if run.job_id:  # resumed after its follower died: never let the old job train on beside the new one
+        with contextlib.suppress(Exception):
+            if str(client.get_job_status(run.job_id)) not in TERMINAL:
+                client.stop_job(run.job_id)
     package = f"cifar_lab_run_{run.id}"
     job_id = f"cifar-lab-{run.id}-{secrets.token_hex(3)}"  # a resume is a new job: ids are unique per cluster
     stage = Path(tempfile.mkdtemp(prefix="cifar-lab-stage-"))
