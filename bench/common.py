@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+import torchvision
 from torch import nn
 
 from core import data as data_mod
@@ -59,8 +60,6 @@ def load_average() -> tuple[float, float, float] | None:
 
 def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     """What a result depends on: when, which CPU/GPU, how many cores and threads, which torch."""
-    import torchvision
-
     info: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),

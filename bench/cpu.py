@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision.transforms as T
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
@@ -68,15 +70,11 @@ class StudentCIFAR(TorchDataset):
         return len(self.data)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
         img = Image.fromarray(self.data[i])
         return self.transform(img), self.targets[i]
 
 
 def student_transform(mean: Sequence[float], std: Sequence[float]) -> Any:
-    import torchvision.transforms as T
-
     return T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
 
 

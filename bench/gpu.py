@@ -40,6 +40,7 @@ from core import data as data_mod
 from core.config import TrainConfig
 from core.lessons.presets import FLIP_CROP, preset_config
 from core.train import engine
+from core.train.lr_finder import LRFinder
 from core.train.schedule import steps_per_epoch
 
 CIFAR_TRAIN, CIFAR_TEST, CIFAR_CLASSES = 50_000, 10_000, 100
@@ -148,8 +149,6 @@ def item_resnet18_224(ds: data_mod.Dataset, sizes: Sizes, device: str, peak: flo
 def item_lr_finder(ds: data_mod.Dataset, sizes: Sizes, device: str) -> dict[str, Any]:
     """core.train.lr_finder on the best-scratch preset: from_config (model, optimizer, data on the device), then
     `lr_steps` steps with the early stop switched off, so exactly that many steps are timed."""
-    from core.train.lr_finder import LRFinder
-
     cfg = _cfg(preset_config("best-scratch"), sizes, device)
     dev = engine.resolve_device(device)
     bench.sync(dev)

@@ -66,17 +66,17 @@ def _restart_with_passive_openmp() -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     if not args.gpu:
         _restart_with_passive_openmp()
-    import torch  # deferred: keeps `--help` fast
+    import torch  # deferred: the torch stack loads only when the command runs (after the OpenMP restart above)
 
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    if args.gpu:
+    if args.gpu:  # bench/ lives outside core: core imports a benchmark only to run it
         from bench import gpu as bench_gpu
 
         return bench_gpu.main_from_args(args)
-    from bench import cpu as bench_cpu
+    from bench import cpu as bench_cpu  # deferred: as bench.gpu above
 
     plan = bench_cpu.Plan.named(quick=args.quick, tiny=args.tiny)
     known = tuple(bench_cpu.bench_models())

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from core.config import TrainConfig, apply_overrides, from_json
+from core.errors import ConfigError
 from core.lessons.presets import PRESETS, get_preset
 
 
@@ -55,7 +56,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             with open(args.config, encoding="utf-8") as f:
                 base = from_json(f.read())
         except OSError as e:
-            from core.errors import ConfigError
             raise ConfigError(f"cannot read config file {args.config}: {e.strerror}") from None
     else:
         base = get_preset(args.preset).config
@@ -63,7 +63,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            from core.errors import ConfigError
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = parse_value(value)
     return apply_overrides(base, overrides)

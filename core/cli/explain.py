@@ -70,7 +70,7 @@ def _resolve_target(text: str | None, classes: tuple[str, ...]) -> int | None:
 
 def _load_image(spec: str, rm: Any, data_dir: str | None) -> tuple[Any, str, Any]:
     """(image (3, 32, 32) uint8, its caption, the dataset when one was loaded)."""
-    from core import data as data_mod
+    from core import data as data_mod  # deferred: see cmd_explain
     from core.data.images import read_image_file
 
     if spec.startswith("test:"):
@@ -98,6 +98,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not str(args.out).lower().endswith(".png"):
         raise ConfigError(f"--out must name a .png file, got {args.out!r}")
 
+    # deferred, as every command's torch stack: loaded only when the command runs, after its arguments are checked
     from core import explain as I
     from core.explain import figures
     from core.train.setup import resolve_device
@@ -146,7 +147,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _filters_figure(args: argparse.Namespace, rm: Any, lines: list[str], title: str) -> Any:
-    from core import explain as I
+    from core import explain as I  # deferred: see cmd_explain
     from core.explain import figures
 
     before = I.fresh_model(rm.config, len(rm.classes))

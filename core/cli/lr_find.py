@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import sys
 import time
 
 from core.cli.common import add_config_args, config_from_args, print_json
+from core.errors import ConfigError
 
 MARKS = {"steepest": "s", "minimum/10": "m", "valley": "v"}
 
@@ -33,9 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    import torch  # deferred: keeps `--help` and bad flags fast
+    import torch  # deferred, like the finder: the torch stack loads only when the command runs
 
-    from core.errors import ConfigError
     from core.train.lr_finder import LRFinder, check_range
 
     check_range(args.start_lr, args.end_lr, args.num_iter, args.mode)  # before loading any data
@@ -96,8 +97,6 @@ def _keep_freed_memory() -> None:
     2-core machine it was measured on. The CLI is a short-lived process, so keeping its peak memory costs
     nothing; library code (the app's process) leaves the allocator alone. Elsewhere (no mallopt) a no-op."""
     try:
-        import ctypes
-
         mallopt = ctypes.CDLL(None).mallopt
         m_mmap_max, m_trim_threshold = -4, -1  # from glibc's malloc.h
         mallopt(m_mmap_max, 0)

@@ -7,10 +7,12 @@ import sys
 from typing import Any
 
 from core import data as data_mod
+from core import runs
 from core.cli.common import add_config_args, config_from_args, pct, print_json
 from core.errors import ConfigError
 from core.lessons.presets import PRESETS
 from core.runs import cluster
+from core.train import engine
 from core.train import events as ev
 
 
@@ -81,8 +83,6 @@ class ProgressLine:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from core.train import engine  # deferred: keeps `--help` and bad flags fast
-
     def download_progress(done: int, total: int | None) -> None:
         if sys.stderr.isatty():
             sys.stderr.write(f"\rdownloading {done / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "") + " MB")
@@ -123,11 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _open_recorder(args: argparse.Namespace, config: Any) -> Any:
-    """The run library's recorder for a CLI run, or None while the library is not available."""
-    try:
-        from core import runs
-    except ModuleNotFoundError:
-        return None
+    """The run library's recorder for a CLI run."""
     return runs.cli_recorder(config, runs_dir=args.runs_dir, name=args.name,
                              preset=None if args.config else args.preset, ray=args.ray)
 

@@ -154,6 +154,7 @@ def _download_locked(spec: CifarSpec, root_dir: Path, progress: Progress | None)
     fresh = not archive.exists()
     if fresh:
         _fetch(spec, _url(spec), archive, root_dir, progress)
+    # deferred: torchvision takes seconds to import (~7 s on a busy 2-core box) and only a download needs it here
     from torchvision.datasets.utils import calculate_md5, extract_archive
 
     expected = _md5(spec)

@@ -128,7 +128,10 @@ def _decode_chunk(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
             if b is not None and len(b) <= FAST_JPEG_BYTES and p.lower().endswith((".jpg", ".jpeg"))]
     if fast:
         try:
-            from torchvision.io import ImageReadMode, decode_jpeg
+            from torchvision.io import (  # deferred: seconds to import; decoding only
+                ImageReadMode,
+                decode_jpeg,
+            )
 
             tensors = decode_jpeg([torch.frombuffer(bytearray(blobs[i]), dtype=torch.uint8) for i in fast],
                                   mode=ImageReadMode.RGB)

@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from core.errors import LabError
 
@@ -19,8 +20,6 @@ MAX_PIXELS = 40_000_000  # refuse decompression bombs and panoramas before decod
 
 def decode_image(data: bytes, *, name: str = "the file", size: int = 32) -> torch.Tensor:
     """Encoded image bytes -> (3, size, size) uint8, RGB, resized (bilinear, antialiased) to a square."""
-    from PIL import Image, UnidentifiedImageError
-
     if not data:
         raise LabError(f"{name} is empty: choose a JPEG, PNG, WebP, BMP or GIF picture")
     try:

@@ -3,6 +3,8 @@ norm" view. What a layer hands to its ReLU is what batch norm rescales, so that 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -16,8 +18,6 @@ def pre_activations(model: nn.Module, x: torch.Tensor, *, max_values: int = 4000
     then a copy runs in training mode, so batch norm uses this batch's statistics, as it does while training
     (an untrained network's running statistics are 0 and 1, which would make batch norm look like a no-op)."""
     if batch_stats:
-        import copy
-
         model = copy.deepcopy(model).train()
     acts = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Tanh)
     captured: dict[str, torch.Tensor] = {}

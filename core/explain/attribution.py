@@ -260,7 +260,7 @@ def display_map(score: torch.Tensor, clip_percent: float = 0.0) -> torch.Tensor:
 def _run(model: nn.Module, method: str, x: torch.Tensor, target: int, mean: Any, std: Any, opts: dict[str, Any],
          progress: Progress | None) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """(raw, score (H, W) >= 0, notes) for one normalized image x (1, 3, H, W)."""
-    from captum.attr import (
+    from captum.attr import (  # deferred: captum takes seconds to import; only an attribution needs it
         IntegratedGradients,
         LayerAttribution,
         LayerGradCam,

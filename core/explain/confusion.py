@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from core.train import per_class_accuracy
+from core.train.engine import evaluate
 
 
 def _labels(name: str, t: Any, num_classes: int) -> torch.Tensor:
@@ -129,8 +130,6 @@ def predict_split(model: nn.Module, images_u8: torch.Tensor, mean: Any, std: Any
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """(predictions (N,) int64, probabilities (N, C) float32), on the CPU, for a whole split of uint8 images;
     the model's mode is restored afterwards (core.train.engine.evaluate does the batching)."""
-    from core.train.engine import evaluate  # deferred: the engine imports the whole training stack
-
     dummy = torch.zeros(len(images_u8), dtype=torch.long)
     result = evaluate(model, images_u8, dummy, mean=mean, std=std, batch_size=batch_size, amp=False,
                       return_logits=True)

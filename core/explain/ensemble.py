@@ -24,6 +24,7 @@ import torch
 from core.data.dataset import Dataset
 from core.errors import LabError
 from core.train.checkpoint import load_checkpoint, load_model
+from core.train.engine import evaluate, input_stats
 
 
 def _names(n: int, names: Sequence[str] | None) -> list[str]:
@@ -143,8 +144,6 @@ def run_logits(checkpoint_path: str | Path, dataset: Dataset, device: str | torc
                batch_size: int = 1024) -> torch.Tensor:
     """(M, C) float32 CPU logits of a checkpoint's model on dataset's test images, normalized with the mean/std
     the model was trained with (the checkpoint's)."""
-    from core.train.engine import evaluate, input_stats  # deferred: the engine imports the data stack
-
     model, config, meta = load_model(checkpoint_path, device)
     check_compatible([MemberInfo(_label(checkpoint_path, None), config.data.dataset, len(meta.get("classes") or []))],
                      dataset)

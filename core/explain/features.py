@@ -45,8 +45,10 @@ from core.explain.confusion import (  # noqa: F401 - re-exported API
 )
 from core.explain.figures import colorize, overlay, tile_grid, upscale  # noqa: F401 - re-exported API
 from core.explain.sanity import SanityResult, SanityStep, rank_correlation, sanity_check, ssim  # noqa: F401
-from core.models.registry import conv_layers
+from core.models.registry import build_for_config, conv_layers
 from core.models.resnet import ResNet, ResNet9
+from core.runs.library import open_library
+from core.train.checkpoint import load_model
 
 # --- model sources ----------------------------------------------------------------------------------------------
 
@@ -62,8 +64,6 @@ class RunModel:
 
 def load_run_model(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> RunModel:
     """A run's trained model from its checkpoint (core.train.checkpoint.load_model), plus what explaining it needs."""
-    from core.train.checkpoint import load_model
-
     model, config, meta = load_model(checkpoint_path, device)
     if not meta.get("classes") or not meta.get("mean") or not meta.get("std"):
         raise LabError(f"checkpoint {checkpoint_path} lacks its class names or normalization; it was not written "
@@ -79,8 +79,6 @@ def fresh_model(config: TrainConfig, num_classes: int, *, seed: int | None = Non
     run started from. Pretrained models come with random weights here (nothing is downloaded). Torch's global
     random state is left as it was.
     """
-    from core.models.registry import build_for_config
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed if seed is None else seed)
         model = build_for_config(config, num_classes, load_pretrained=False)
@@ -90,8 +88,6 @@ def fresh_model(config: TrainConfig, num_classes: int, *, seed: int | None = Non
 def run_checkpoint(run_id: str, runs_dir: str | Path | None = None, which: str = "best") -> Path:
     """The checkpoint file of a library run: best.pt (the best test accuracy) or last.pt; `which="best"` falls
     back to last.pt when the run has no best.pt yet. LabError for an unknown run or one without checkpoints."""
-    from core.runs.library import open_library
-
     lib = open_library(runs_dir, recover=False)
     run = lib.get(run_id)
     folder = lib.run_dir(run.id)

@@ -8,12 +8,14 @@ the colormaps are 11 samples of matplotlib's perceptually uniform maps, linearly
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 
 from core.errors import LabError
 
@@ -138,8 +140,6 @@ _BG, _FG = (255, 255, 255), (20, 20, 20)
 
 
 def _font(size: int = 14) -> Any:
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
     except TypeError:  # older Pillow: the fixed bitmap font
@@ -156,8 +156,6 @@ def compose(panels: Sequence[tuple[str, np.ndarray]], text: Sequence[str] = (), 
             panel_size: int = PANEL) -> Any:
     """Panels (caption, uint8 (H, W, 3)) side by side, each upscaled to about panel_size, captions under them,
     an optional text column (e.g. the top-5) on the right and a title on top. Returns a PIL image."""
-    from PIL import Image, ImageDraw
-
     font, big = _font(14), _font(18)
     pics = [(caption, _fit(_hwc(p), panel_size)) for caption, p in panels]
     gap, caption_h = 16, 40 if pics else 0  # captions may take two lines
@@ -181,8 +179,6 @@ def compose(panels: Sequence[tuple[str, np.ndarray]], text: Sequence[str] = (), 
 
 def stack_rows(images: Sequence[Any], gap: int = 8) -> Any:
     """PIL images one under the other (left-aligned, white background)."""
-    from PIL import Image
-
     width = max(im.width for im in images)
     out = Image.new("RGB", (width, sum(im.height for im in images) + gap * (len(images) - 1)), _BG)
     y = 0
@@ -194,8 +190,6 @@ def stack_rows(images: Sequence[Any], gap: int = 8) -> Any:
 
 def save_png(image: Any, path: str | Path) -> Path:
     """Write a PIL image (or a uint8 (H, W, 3) array) as PNG; LabError when the file cannot be written."""
-    from PIL import Image
-
     path = Path(path)
     if not isinstance(image, Image.Image):
         image = Image.fromarray(_hwc(image))
@@ -210,8 +204,6 @@ def save_png(image: Any, path: str | Path) -> Path:
 # --- the explain command's figures (plain data in, PIL image out) ----------------------------------------------
 
 def _wrap(text: str, width: int = 44) -> list[str]:
-    import textwrap
-
     return textwrap.wrap(text, width) or [""]
 
 

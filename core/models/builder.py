@@ -34,6 +34,7 @@ from torch import nn
 
 from core.config import ModelConfig, TrainConfig
 from core.errors import ConfigError
+from core.lessons.presets import get_preset
 from core.models.layers import (  # noqa: F401 - LAYER_OPTIONS, FC_OPTIONS, POOL_MODES: the spec format
     ACTIVATIONS,
     FC_OPTIONS,
@@ -362,10 +363,6 @@ def _seq(value: Any) -> list[Any]:
 
 def _model_config(source: Any) -> ModelConfig:
     if isinstance(source, str):
-        from core.lessons.presets import (
-            get_preset,  # deferred: presets imports config only, but keep builder light
-        )
-
         source = get_preset(source)
     source = getattr(source, "config", source)  # a Preset
     if isinstance(source, TrainConfig):

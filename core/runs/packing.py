@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from core.config import from_json
 from core.errors import LabError
 from core.runs import cluster
 
@@ -101,7 +102,6 @@ def device_capacity(device: str) -> int:
 
 def run_need(config_json: str, device: str) -> int:
     """Estimated bytes of a run (its TrainConfig as JSON) on `device`; cached per config by the estimator."""
-    from core.config import from_json
     from core.train.memory import estimate_run_memory  # deferred: imports torch
 
     return estimate_run_memory(from_json(config_json), device.split(":", 1)[0]).total

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from core.config import TrainConfig
 from core.errors import LabError
 from core.runs import cluster, packing
+from core.runs.library import open_library
 from core.runs.queue import HEARTBEAT_S, HOST, QUEUE_ORDER, RunLibrary
 from core.train import events as ev
 
@@ -228,7 +229,6 @@ def cli_recorder(config: TrainConfig, runs_dir: str | None = None, name: str | N
     Ctrl-C while waiting marks it stopped; a stop from the app while waiting is a LabError.
     With a Ray cluster (`ray`, else $CIFAR_LAB_RAY or the library's setting; core/runs/cluster.py) the run
     waits in the "ray" queue instead and the caller trains it with core.runs.rayjob.follow."""
-    from core.runs.library import open_library
     from core.train.setup import resolve_device  # deferred: imports torch
 
     out = out or sys.stderr

@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from core.config import TrainConfig, from_dict, to_dict
 from core.errors import LabError
+from core.models.registry import build_for_config
 
 FORMAT = 1
 
@@ -68,8 +69,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict[str, Any]]:
     """Rebuild a trained model from a checkpoint, in eval mode: (model, config, metadata with classes/mean/std).
     Pretrained architectures are rebuilt without downloading anything - the checkpoint holds every weight."""
-    from core.models.registry import build_for_config  # local import: engine imports this module
-
     payload = load_checkpoint(path)
     config = from_dict(payload["config"])
     classes = payload.get("classes") or []
