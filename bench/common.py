@@ -1,4 +1,4 @@
-"""Benchmark building blocks shared by the CPU comparison (core/bench_cpu.py) and the GPU suite (core/bench_gpu.py).
+"""Benchmark building blocks shared by the CPU comparison (bench/cpu.py) and the GPU suite (bench/gpu.py).
 
 Owns: the machine description printed with every table, the on-the-spot matrix-multiply rate (the yardstick for
 "what fraction of this machine does a model reach"), forward MACs of a model counted with hooks, CIFAR-shaped

@@ -300,7 +300,7 @@ def test_predictions(source: Source, split: TestSplit) -> tuple[torch.Tensor, to
 # --- the picture ----------------------------------------------------------------------------------------------
 
 def read_picture(uploaded) -> Picked:
-    """An uploaded file -> Picked, or LabError with what is wrong (core/images.py's rules)."""
+    """An uploaded file -> Picked, or LabError with what is wrong (core/data/images.py's rules)."""
     data = uploaded.getvalue()
     image = read_upload(uploaded)
     digest = hashlib.sha1(data).hexdigest()[:12]

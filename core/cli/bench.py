@@ -1,8 +1,8 @@
 """`python -m core bench`: how fast is the lab here, against what a student writes (CPU), or on a GPU (--gpu).
 
-CPU (default): core/bench_cpu.py - augmentation alone and end-to-end training images/s, lab vs. the PIL +
+CPU (default): bench/cpu.py - augmentation alone and end-to-end training images/s, lab vs. the PIL +
 DataLoader baseline, alternating repetitions, medians and ratios, the machine and its measured matmul rate.
---gpu: core/bench_gpu.py - CIFAR-100-shaped epochs on the GPU (the same as scripts/gpu_bench.py).
+--gpu: bench/gpu.py - CIFAR-100-shaped epochs on the GPU (the same as scripts/gpu_bench.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Looking inside a trained model: its predictions, its filters, its feature maps - and, re-exported from the
-modules that own them, saliency (core/explain/attribution.py), the sanity check (core/sanity.py), where the model errs
-(core/confusion.py) and display helpers (core/figures.py). Pure functions, tensors out, never Streamlit.
+modules that own them, saliency (attribution.py), the sanity check (sanity.py), where the model errs
+(confusion.py) and display helpers (figures.py), all in core/explain/. Pure functions, tensors out, never
+Streamlit.
 
     rm = load_run_model("runs/<id>/best.pt")             # model (eval) + config + classes + mean/std
     predict(rm.model, img, rm.mean, rm.std, rm.classes)   # top-5 [(name, prob, superclass), ...]

@@ -1,4 +1,4 @@
-"""Plain-PyTorch source of the lab's models, for core/codegen.py: `model_source(model_config) -> ModelSource`.
+"""Plain-PyTorch source of the lab's models, for core/models/codegen.py: `model_source(model_config) -> ModelSource`.
 
 The generated `Net` has the same parameter names and shapes as the lab's model (mlp, cnn, custom, resnet9,
 resnet18), so a lab checkpoint's state dict loads into it; pretrained models become torchvision's network with

@@ -1,8 +1,8 @@
 """The builder's layer kinds: their options and defaults, value checks, and each layer's output shape,
-parameters, multiply-adds and module - the per-layer arithmetic behind core/builder.py's summary.
+parameters, multiply-adds and module - the per-layer arithmetic behind core/models/builder.py's summary.
 
 Checks append human messages to a `problems` list instead of raising, so the summary can flag every problem on
-the layer that has it; core/builder.py turns them into LayerErrors.
+the layer that has it; core/models/builder.py turns them into LayerErrors.
 """
 
 from __future__ import annotations

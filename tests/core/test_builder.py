@@ -1,4 +1,4 @@
-"""core/builder.py: the analytic summary against what PyTorch builds and runs, invalid specs, preset specs."""
+"""core/models/builder.py: the analytic summary against what PyTorch builds and runs, invalid specs, preset specs."""
 
 from __future__ import annotations
 

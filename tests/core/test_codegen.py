@@ -1,4 +1,4 @@
-"""core/codegen.py: the generated code runs, builds the lab's exact model, and reproduces its schedule and data ops."""
+"""core/models/codegen.py: the generated code runs, builds the lab's exact model, and reproduces its schedule and data ops."""
 
 from __future__ import annotations
 

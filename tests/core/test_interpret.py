@@ -1,4 +1,4 @@
-"""core/explain/attribution.py, core/sanity.py, core/explain/features.py: attributions against models whose answer is known,
+"""core/explain/attribution.py, sanity.py, features.py: attributions against models whose answer is known,
 the eval-mode/BatchNorm guard, the cascading-randomization check, filters, feature maps and predictions."""
 
 from __future__ import annotations

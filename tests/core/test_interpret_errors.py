@@ -1,4 +1,4 @@
-"""core/confusion.py (where the model errs) and core/figures.py's colormap, overlay, upscale and tile grid."""
+"""core/explain/confusion.py (where the model errs) and core/explain/figures.py's colormap, overlay, upscale and tile grid."""
 
 from __future__ import annotations
 

@@ -1,0 +1,35 @@
+"""House rules for ui/ that a reader relies on: module names that say what they hold without shadowing the
+standard library or repeating a core module's name, and no function longer than 120 lines."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+UI = sorted((ROOT / "ui").glob("*.py"))
+MAX_LINES = 120
+
+
+def test_ui_exists():
+    assert len(UI) >= 10 and (ROOT / "ui" / "pickers.py") in UI
+
+
+def test_no_ui_module_shadows_the_standard_library_or_a_core_module():
+    core_names = {p.stem for p in (ROOT / "core").rglob("*.py")} | {p.name for p in (ROOT / "core").iterdir()
+                                                                     if p.is_dir()}
+    names = {p.stem for p in UI} - {"__init__"}
+    assert sorted(names & set(sys.stdlib_module_names)) == []
+    assert sorted(names & core_names) == []
+
+
+def test_no_ui_function_is_longer_than_120_lines():
+    long = []
+    for path in UI:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_LINES:
+                    long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert long == []
