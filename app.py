@@ -12,8 +12,8 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from ui import presenter  # noqa: E402
-from ui.classroom import banner  # noqa: E402
-from ui.settings import lab_settings  # noqa: E402
+from ui.class_mode import banner  # noqa: E402
+from ui.sidebar import lab_settings  # noqa: E402
 
 # The server shares the machine's cores with trainer processes and every student's session: previews, attributions
 # and the LR finder use at most half of them (on a busy 2-core box one thread was 10x faster than two).
@@ -60,7 +60,7 @@ PAGES = {
 # On a projector the menu goes to the top, one drop-down per section: the lab settings come first in the
 # sidebar and no page title is cut short.
 page = st.navigation(PAGES, position="top" if presenter.requested() else "sidebar", expanded=True)
-deep_link = st.session_state.pop("_deep_link", None)  # see ui/settings.py: a deep link on a fresh server
+deep_link = st.session_state.pop("_deep_link", None)  # see ui/sidebar.py: a deep link on a fresh server
 if deep_link:
     st.switch_page(deep_link, query_params=st.query_params.to_dict())
 lab_settings()

@@ -15,13 +15,13 @@ from core.lessons.presets import FLIP, FLIP_CROP, get_preset
 from core.lessons.takeaways import card_findings
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
-from ui.classroom import question_gate
+from ui.class_mode import question_gate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, try_this
 from ui.pictures import read_upload
 from ui.run_panel import compare_presets, describe, live_run, run_panel
-from ui.settings import current
-from ui.takeaways import facts_of, runs_takeaway
+from ui.runs_takeaway import facts_of, runs_takeaway
+from ui.sidebar import current
 
 BASE = "cnn-128"  # §VI: the flip and crop runs started from the 128/128/128/256 network
 FAMILY = [BASE, "cnn-flip", "cnn-flip-crop"]

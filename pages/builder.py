@@ -24,7 +24,7 @@ from core.models.layers import ACTIVATIONS, LAYER_OPTIONS, POOL_MODES
 from ui import charts_lessons, runlib
 from ui.layout import chart_height, friendly_errors, page_header, plain, show_chart, takeaway, try_this
 from ui.run_panel import STATUS_ICON, describe, live_run
-from ui.settings import current
+from ui.sidebar import current
 
 SPEC_KEY = "builder_spec"
 KIND_LABELS = {"conv": "conv", "bn": "batch norm", "act": "activation", "pool": "pooling", "gap": "global pool",

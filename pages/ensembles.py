@@ -16,8 +16,8 @@ from core.runs.sweeps import new_sweep_id, submit_sweep
 from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON
-from ui.settings import current
-from ui.takeaways import claim_box
+from ui.runs_takeaway import claim_box
+from ui.sidebar import current
 
 FINISHED = ("completed", "stopped")
 

@@ -5,11 +5,11 @@ import streamlit as st
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from ui import charts
-from ui.classroom import question_gate
+from ui.class_mode import question_gate
 from ui.layout import chart_height, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
-from ui.settings import current
-from ui.takeaways import runs_takeaway
+from ui.runs_takeaway import runs_takeaway
+from ui.sidebar import current
 
 FAMILY = ["cnn", "cnn-128", "cnn-256", "cnn-512"]
 page_header(

@@ -9,8 +9,8 @@ from ui import charts, runlib
 from ui.data_panel import dataset_panel
 from ui.layout import friendly_errors, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
-from ui.settings import current, detected_devices
-from ui.takeaways import facts_of
+from ui.runs_takeaway import facts_of
+from ui.sidebar import current, detected_devices
 
 settings = current()
 st.title("CIFAR Lab")

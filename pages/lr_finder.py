@@ -12,7 +12,7 @@ from ui import charts, charts_lr, finders, runlib, urlstate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, show_chart, takeaway, try_this
 from ui.run_panel import describe, fmt_seconds, live_run
-from ui.settings import current
+from ui.sidebar import current
 
 STATE = "lr_finder"  # session_state key: {"key": the test's settings, "cursor": points this tab has stepped to}
 REPORT_LR = 1e-4  # the report trained every network with Adam at 1e-4

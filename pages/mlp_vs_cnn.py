@@ -6,11 +6,11 @@ from core.lessons.budgets import MEASURED, crossover
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from ui import charts, runlib
-from ui.classroom import question_gate
+from ui.class_mode import question_gate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
 from ui.run_panel import compare_presets, num_classes, run_panel
-from ui.settings import current
-from ui.takeaways import runs_takeaway
+from ui.runs_takeaway import runs_takeaway
+from ui.sidebar import current
 
 page_header(
     "MLP vs CNN",

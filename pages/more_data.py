@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.data.cifar import SPECS
 from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import data_size_verdict
@@ -18,22 +19,21 @@ from core.runs.sweeps import (
     submit_sweep,
 )
 from ui import charts_lessons, runlib, urlstate
-from ui.classroom import question_gate
+from ui.class_mode import question_gate
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
-from ui.settings import current
+from ui.sidebar import current
 from ui.sweep_picker import pick_sweep, sweeps_on
 
 PREFIX = "more-data"  # sweep ids of this lesson start with it (the sweeps page recognises it too)
-FULL_SIZES = {"cifar100": 50_000, "cifar10": 50_000}
 
 
 def train_size(settings) -> int | None:
     """The training images a run may use: the sidebar's limit, else the whole training split."""
     if settings.subset:
         return settings.subset
-    if settings.dataset in FULL_SIZES:
-        return FULL_SIZES[settings.dataset]
+    if settings.dataset in SPECS:  # CIFAR: known without decoding it
+        return SPECS[settings.dataset].train_images
     from ui.data_panel import load_full
 
     try:

@@ -7,7 +7,7 @@ from core.train.schedule import schedule_curve
 from ui import charts
 from ui.layout import chart_height, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
-from ui.takeaways import runs_takeaway
+from ui.runs_takeaway import runs_takeaway
 
 page_header(
     "Optimizers and the best CNN from scratch",

@@ -8,12 +8,12 @@ from core.explain.activations import pre_activations, summary
 from core.explain.features import fresh_model
 from core.lessons.presets import get_preset
 from ui import charts, runlib
-from ui.classroom import question_gate
+from ui.class_mode import question_gate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
-from ui.settings import current
-from ui.takeaways import runs_takeaway
+from ui.runs_takeaway import runs_takeaway
+from ui.sidebar import current
 from ui.trained import trained_model
 
 FAMILY = ["cnn-128", "cnn-bn", "cnn-bn-fc8192", "cnn-bn-dropout"]

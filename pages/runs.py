@@ -16,7 +16,7 @@ from ui import charts, runlib, urlstate
 from ui.data_panel import class_names
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart
 from ui.run_panel import STATUS_ICON, fmt_seconds, result_vs_report, status_line
-from ui.settings import current
+from ui.sidebar import current
 
 page_header("Run library", "Every run of this lab - started from the app, the terminal, or imported - in one "
             "place. Select rows to overlay their curves; the first selected opens below.")

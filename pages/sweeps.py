@@ -32,12 +32,12 @@ from core.runs.sweeps import (
     swept_keys,
 )
 from ui import charts_lessons, runlib, urlstate
-from ui.classroom import question_gate
+from ui.class_mode import question_gate
 from ui.layout import chart_height, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
-from ui.settings import current
+from ui.runs_takeaway import facts_of
+from ui.sidebar import current
 from ui.sweep_picker import pick_sweep, sweeps_on
-from ui.takeaways import facts_of
 
 # Settings a student may sweep: (label, parse one value, example values).
 SWEEPABLE = {

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.classroom import question_gate
+from ui.class_mode import question_gate
 from ui.layout import error, page_header, try_this
 from ui.run_panel import compare_presets, run_panel
-from ui.settings import current, detected_devices
-from ui.takeaways import runs_takeaway
+from ui.runs_takeaway import runs_takeaway
+from ui.sidebar import current, detected_devices
 
 FAMILY = ["resnet18-pretrained", "resnet18-pretrained-aug", "mobilenet-pretrained", "resnet18-scratch"]
 page_header(

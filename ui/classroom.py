@@ -15,9 +15,9 @@ from core.classroom import bank, follow, questions
 from core.errors import LabError
 from core.runs.records import RunRecord
 from ui import charts_class, runlib
+from ui.class_roles import voter_id
 from ui.layout import friendly_errors, pct
-from ui.roles import voter_id
-from ui.settings import LabSettings, current
+from ui.sidebar import LabSettings, current
 
 POLL_S = 2.0  # a teacher's page change or a new question reaches students within about this (+ one rerun)
 _PAGE = "_class_page"  # (script path, title) of the page this run shows

@@ -16,7 +16,7 @@ import streamlit as st
 
 from core import data as data_mod
 from core.errors import LabError
-from ui.settings import LabSettings, current
+from ui.sidebar import LabSettings, current
 from ui.text import error
 
 

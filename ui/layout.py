@@ -26,7 +26,7 @@ def page_header(title: str, intro: str, *, report: str | None = None) -> None:
 
 def _question_open_on(frame) -> bool:
     """Whether a class question is open on the page that called page_header (its script's name is the page's
-    key): ui.classroom.question_gate hides the page's results then, and the report's numbers go with them."""
+    key): ui.class_mode.question_gate hides the page's results then, and the report's numbers go with them."""
     caller = frame.f_back if frame is not None else None
     if caller is None or Path(caller.f_code.co_filename).parent.name != "pages":
         return False
@@ -47,7 +47,7 @@ def try_this(items: Sequence[str]) -> None:
 
 
 def presenter() -> bool:
-    from ui.settings import current
+    from ui.sidebar import current
 
     return current().presenter
 

@@ -32,7 +32,7 @@ from ui.charts_inside import top_k_chart
 from ui.data_panel import dataset_or_none, load_full
 from ui.layout import chart_height, error, friendly_errors, pct, presenter, show_chart
 from ui.pictures import read_upload, to_hwc_uint8
-from ui.settings import current
+from ui.sidebar import current
 from ui.trained import checkpoint_of, trained_model
 
 FRESH = "fresh"  # the model picker's "untrained network" option (and the URL's run=fresh)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-KEY = "presenter"  # the sidebar toggle's key and query parameter (ui/settings.py draws it)
+KEY = "presenter"  # the sidebar toggle's key and query parameter (ui/sidebar.py draws it)
 
 CSS = """<style>
   /* room: the page starts near the top and uses the projector's width */

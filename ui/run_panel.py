@@ -15,6 +15,7 @@ import streamlit as st
 
 from core.classroom.roles import TEACHER, owns
 from core.config import TrainConfig
+from core.data.cifar import SPECS
 from core.errors import LabError
 from core.lessons.presets import get_preset
 from core.models.registry import model_size
@@ -23,7 +24,7 @@ from core.train.schedule import run_steps_per_epoch, schedule_curve
 from ui import charts, runlib, takeaways, urlstate
 from ui.data_panel import dataset_if_here
 from ui.layout import chart_height, error, friendly_errors, pct, plain, show_chart
-from ui.settings import current
+from ui.sidebar import current
 
 STATUS_ICON = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "diverged": "💥", "failed": "❌"}
 LRS = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.05, 0.1, 0.2, 0.4]
@@ -253,7 +254,7 @@ def result_vs_report(run: RunRecord) -> None:
         if run.dataset != "cifar100":
             st.caption(f"This run used {run.dataset} ({run.train_size or 0:,} training images) — the report's "
                        f"number is for CIFAR-100 with 50,000, so compare the trend, not the digits.")
-        elif run.train_size and run.train_size < 50_000:
+        elif run.train_size and run.train_size < SPECS["cifar100"].train_images:
             st.caption(f"This run trained on {run.train_size:,} of CIFAR-100's 50,000 images; fewer images "
                        f"usually means lower test accuracy than the report's.")
 

@@ -17,7 +17,7 @@ from core.lessons.presets import get_preset
 from core.runs.library import open_library
 from core.runs.queue import RunLibrary
 from core.runs.records import RunRecord
-from ui.settings import LabSettings, current
+from ui.sidebar import LabSettings, current
 
 
 def library(settings: LabSettings | None = None) -> RunLibrary:

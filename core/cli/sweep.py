@@ -20,6 +20,7 @@ from typing import Any
 
 from core.cli.common import add_config_args, config_from_args, parse_value, print_json
 from core.config import TrainConfig
+from core.data.cifar import SPECS
 from core.errors import ConfigError
 from core.runs import sweeps
 
@@ -84,7 +85,8 @@ def parse_params(items: list[str]) -> dict[str, list[Any]]:
 
 def _lesson_grid(args: argparse.Namespace, config: TrainConfig) -> dict[str, list[Any]]:
     if args.lesson == "data-size":
-        size = args.train_size or config.data.subset or (50_000 if config.data.dataset.startswith("cifar") else None)
+        size = args.train_size or config.data.subset or (SPECS[config.data.dataset].train_images if config.data.dataset in SPECS
+                                                           else None)
         if size is None:
             raise ConfigError("--lesson data-size needs the number of training images: add --train-size N")
         return sweeps.data_size_lesson(config, size).grid

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.config import AugmentConfig, OptimConfig, TrainConfig
+from core.data.cifar import SPECS
 from core.models.codegen_models import model_source
 from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, get_entry
 from core.train.schedule import ONECYCLE_END_DIV, ONECYCLE_START_DIV
@@ -22,7 +23,7 @@ KNOWN_STATS = {
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
-TRAIN_SIZES = {"cifar100": 50_000, "cifar10": 50_000}
+TRAIN_SIZES = {name: spec.train_images for name, spec in SPECS.items()}  # 50,000 each
 
 
 def _floats(values: Sequence[float]) -> str:

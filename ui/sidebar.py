@@ -32,7 +32,7 @@ class LabSettings:
     data_dir: str
     runs_dir: str
     presenter: bool  # projector mode: fewer controls, bigger charts
-    can_control: bool  # the teacher: may control every run, queue batches (ui/roles.py says who)
+    can_control: bool  # the teacher: may control every run, queue batches (ui/class_roles.py says who)
     actor: Actor  # who acts on the run library (the teacher, or a student with a nickname - "" until picked)
     dataset_problem: str = ""  # why runs cannot start on this dataset (an image folder that is not one), else ""
 
