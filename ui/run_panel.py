@@ -21,7 +21,7 @@ from core.lessons.presets import get_preset
 from core.models.registry import model_size
 from core.runs.records import RunRecord
 from core.train.schedule import run_steps_per_epoch, schedule_curve
-from ui import charts, runlib, takeaways, urlstate
+from ui import charts, runlib, runs_takeaway, urlstate
 from ui.data_panel import dataset_if_here
 from ui.layout import chart_height, error, friendly_errors, pct, plain, show_chart
 from ui.sidebar import current
@@ -271,7 +271,7 @@ def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: st
         return {}
     curves = runlib.curves_of(runs)
     # runs trained unlike each other (epochs, images, augmentation...) carry their odd settings in the legend
-    flagged = takeaways.flags(takeaways.verdict_of(runs, curves))
+    flagged = runs_takeaway.flags(runs_takeaway.verdict_of(runs, curves))
     shown = {k + (f"  {flagged[k]}" if k in flagged else ""): v for k, v in curves.items()}
     report = {get_preset(k).title + (f"  {flagged[get_preset(k).title]}" if get_preset(k).title in flagged else ""):
               get_preset(k).report_acc for k in runs}

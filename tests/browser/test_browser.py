@@ -49,7 +49,7 @@ def app_url(tmp_path_factory):
         pytest.skip("Chromium is not installed (make test installs Debian's chromium through apt as root)")
     pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     tmp = tmp_path_factory.mktemp("browser")
-    port = free_port()
+    port = int(os.environ.get("CIFAR_LAB_TEST_PORT") or free_port())  # a shared machine: a port range of one's own
     env = {**os.environ, "CIFAR_LAB_DATA": str(tmp / "data"), "CIFAR_LAB_RUNS": str(tmp / "runs"),
            "OMP_NUM_THREADS": "1"}
     env.pop("CIFAR_LAB_PASSCODE", None)
