@@ -26,7 +26,10 @@ def pick_sweep(sweeps: dict[str, list[RunRecord]], *, label: str, url_key: str, 
     (the widget key carries it, so following a new link resets the choice)."""
     ids = list(sweeps)
     wanted = urlstate.get(url_key)
+    # Labels are made once per script run: one that says "3 min ago" must not change between this run and the
+    # next widget-state read, or the choice no longer matches its option.
+    labels = {s: describe(s, sweeps[s]) for s in ids}
     picked = where.selectbox(label, ids, ids.index(wanted) if wanted in ids else 0, key=f"{key}:{wanted}",
-                             format_func=lambda s: describe(s, sweeps[s]))
+                             format_func=labels.__getitem__)
     urlstate.put(url_key, picked)
     return picked
