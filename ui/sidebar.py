@@ -14,8 +14,8 @@ import streamlit as st
 from core import data as data_mod
 from core.classroom.roles import Actor
 from core.runs.library import runs_root
+from ui import class_roles, urlstate
 from ui import presenter as presenter_mode
-from ui import roles, urlstate
 from ui.cluster_panel import cluster_panel
 
 DATASETS = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10", "folder": "Image folder", "synthetic": "Synthetic"}
@@ -103,7 +103,7 @@ def lab_settings() -> LabSettings:
     has_gpu = any(v.startswith("cuda") or v == "mps" for v, _ in devices)
     sb = st.sidebar
     sb.markdown("### Lab settings")
-    saved = roles.class_defaults()  # the teacher's class settings: every session starts from them, a link overrides
+    saved = class_roles.class_defaults()  # the teacher's class settings: every session starts from them, a link overrides
 
     problem = ""
     saved_kind = saved and ("folder" if saved.dataset.startswith("folder:") else saved.dataset)
@@ -143,13 +143,13 @@ def lab_settings() -> LabSettings:
 
     presenter = urlstate.toggle(sb, "Presenter mode", key="presenter", default=False,
                                 help="Hide advanced controls and enlarge charts for a projector.")
-    actor = roles.identity(sb)
+    actor = class_roles.identity(sb)
     cluster_panel(sb, runs_dir, actor.is_teacher)
 
     settings = LabSettings(dataset=dataset, subset=subset or None, test_subset=test_subset or None, device=device,
                            data_dir=data_dir, runs_dir=runs_dir, presenter=presenter, can_control=actor.is_teacher,
                            actor=actor, dataset_problem=problem)
-    roles.save_button(sb, settings)
+    class_roles.save_button(sb, settings)
     st.session_state["_lab_settings"] = settings
     if presenter:
         presenter_mode.apply_css()
