@@ -20,7 +20,7 @@ from ui.sidebar import lab_settings  # noqa: E402
 torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 
 st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide",
-                   initial_sidebar_state="expanded")
+                   initial_sidebar_state="auto")  # auto: collapsed on a phone, open on a laptop
 
 PAGES = {
     "Start": [

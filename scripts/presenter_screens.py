@@ -38,13 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--query", default="", help="lab settings as a query string (presenter=true is added)")
     ap.add_argument("--sizes", default="1280x720,1920x1080")
     ap.add_argument("--pages", default="", help="comma-separated page names (default: all)")
+    ap.add_argument("--plain", action="store_true", help="without presenter mode (e.g. a student's phone)")
     args = ap.parse_args(argv)
     if urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         ap.error("--url must be a loopback address")
     from playwright.sync_api import sync_playwright
 
     pages = [p for p in args.pages.split(",") if p] or PAGES
-    query = "&".join(q for q in (args.query, "presenter=true") if q)
+    query = "&".join(q for q in (args.query, "" if args.plain else "presenter=true") if q)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                     args=["--headless", "--no-sandbox", "--disable-gpu"])

@@ -56,7 +56,7 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
     x_scale = alt.Scale(type="log", domain=[float(lr_range[0]), float(lr_range[1])])
     decades = [10.0 ** k for k in range(math.floor(math.log10(lr_range[0])), math.ceil(math.log10(lr_range[1])) + 1)]
     x = alt.X("lr:Q", title="learning rate (log scale)", scale=x_scale,
-              axis=alt.Axis(values=decades, grid=True, labelFontSize=13,  # 1e-7 … 1e-4, then 0.001 … 10
+              axis=alt.Axis(values=decades, grid=True,  # 1e-7 … 1e-4, then 0.001 … 10
                             labelExpr="datum.value < 0.001 ? format(datum.value, '.0e') : format(datum.value, '~g')"))
     domain = _y_domain(losses, smoothed)
     y_scale = alt.Scale(zero=False, domain=domain or [0.0, 1.0])
