@@ -20,7 +20,6 @@ from typing import Any
 
 from core.cli.common import add_config_args, config_from_args, parse_value, print_json
 from core.config import TrainConfig
-from core.data.cifar import SPECS
 from core.errors import ConfigError
 from core.runs import sweeps
 
@@ -85,6 +84,8 @@ def parse_params(items: list[str]) -> dict[str, list[Any]]:
 
 def _lesson_grid(args: argparse.Namespace, config: TrainConfig) -> dict[str, list[Any]]:
     if args.lesson == "data-size":
+        from core.data.cifar import SPECS  # deferred: torch takes seconds to import; `--help` stays fast
+
         size = args.train_size or config.data.subset or (SPECS[config.data.dataset].train_images if config.data.dataset in SPECS
                                                            else None)
         if size is None:

@@ -6,13 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from core import data as data_mod
 from core import runs
 from core.cli.common import add_config_args, config_from_args, pct, print_json
 from core.errors import ConfigError
 from core.lessons.presets import PRESETS
 from core.runs import cluster
-from core.train import engine
 from core.train import events as ev
 
 
@@ -97,6 +95,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         events = rayjob.follow(recorder)
     else:
+        # deferred: torch takes seconds to import, so `--help` and bad flags stay fast
+        from core.train import engine
+
         events = engine.train(config, should_stop=recorder.should_stop if recorder else None,
                               data_root=args.data_dir, download=args.download, data_progress=download_progress,
                               checkpoint_dir=recorder.checkpoint_dir if recorder else None)
@@ -131,6 +132,8 @@ def _open_recorder(args: argparse.Namespace, config: Any) -> Any:
 def cmd_download(args: argparse.Namespace) -> int:
     def progress(done: int, total: int | None) -> None:
         sys.stderr.write(f"\r{done / 1e6:.1f}" + (f" / {total / 1e6:.1f}" if total else "") + " MB")
+
+    from core import data as data_mod  # deferred: torch takes seconds to import
 
     path = data_mod.download(args.dataset, args.data_dir, progress=progress)
     sys.stderr.write(f"\n{args.dataset} is ready in {path}\n")
