@@ -174,28 +174,33 @@ def test_a_cli_run_is_recorded_live_and_ends_completed(tmp_path):
     root = tmp_path / "runs"
     lib = open_library(root)
     cmd = [sys.executable, "-m", "core", "train", "--preset", "cnn", "--dataset", "synthetic", "--subset", "200",
-           "--test-subset", "100", "--epochs", "3", "--batch-size", "50", "--set", "model.widths=[4,4,8,8]",
+           "--test-subset", "100", "--epochs", "8", "--batch-size", "50", "--set", "model.widths=[4,4,8,8]",
            "--set", "model.fc=32", "--device", "cpu", "--runs-dir", str(root), "--json", "--name", "from a terminal"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen_while_alive = set()
-    while proc.poll() is None:
-        for run in lib.list_runs(started_by="cli"):
-            seen_while_alive.add((run.id, run.status, run.epochs_done))
-        time.sleep(0.1)
-    out, err = proc.communicate(timeout=60)
+    # Live means: when the CLI prints epoch 1 (it records each event before printing it), the library already
+    # holds that epoch while the run is still running. The process is paused right there (SIGSTOP), so what the
+    # library says is read mid-run, without polling races.
+    lines = []
+    for raw in proc.stdout:
+        lines.append(json.loads(raw))
+        if lines[-1]["event"] == "epoch" and lines[-1]["epoch"] == 1:
+            proc.send_signal(signal.SIGSTOP)
+            run_id = lines[-1]["run_id"]
+            live, curves = lib.get(run_id), lib.curves(run_id)
+            proc.send_signal(signal.SIGCONT)
+            break
+    rest, err = proc.communicate(timeout=120)
+    lines += [json.loads(line) for line in rest.splitlines()]
     assert proc.returncode == 0, err
-    lines = [json.loads(line) for line in out.splitlines()]
     run_ids = {line["run_id"] for line in lines}
-    assert len(run_ids) == 1 and all("run_id" in line for line in lines)
-    run_id = run_ids.pop()
-    assert any(rid == run_id and status == "running" for rid, status, _ in seen_while_alive)
-    assert any(rid == run_id and status == "running" and done >= 1 for rid, status, done in seen_while_alive), \
-        "an epoch should be visible before the process ends"
+    assert run_ids == {run_id} and all("run_id" in line for line in lines)
+    assert live.status == "running" and live.epochs_done >= 1, "an epoch should be visible before the process ends"
+    assert [c.epoch for c in curves][:1] == [1]
     run = lib.get(run_id)
     assert (run.status, run.started_by, run.preset, run.name) == ("completed", "cli", "cnn", "from a terminal")
     assert run.test_acc == lines[-1]["test_acc"] and lines[-1]["event"] == "finished"
-    assert [c.epoch for c in lib.curves(run_id)] == [1, 2, 3]
+    assert [c.epoch for c in lib.curves(run_id)] == list(range(1, 9))  # 8 epochs: the pause at 1 lands mid-run
     assert [c.test_acc for c in lib.curves(run_id)] == [e["test_acc"] for e in lines if e["event"] == "epoch"]
 
 
