@@ -136,10 +136,15 @@ def _student_answer(lib, q: questions.Question, settings: LabSettings) -> None:
     mine = questions.my_answer(lib, q.id, voter)
     choice = st.radio("Your prediction", q.choices, index=q.choices.index(mine) if mine in q.choices else None,
                       key=f"q_choice:{q.id}")
-    if st.button("Submit my answer", key="q_submit", type="primary", disabled=choice is None):
-        with friendly_errors("Answering"):
-            questions.answer(lib, q.id, voter, choice)
-            mine = choice
+    # Never disabled: a disabled button waits for the radio's rerun to come back, and on a busy server a student
+    # tapping "Submit" first got nothing at all. The click carries the radio's value with it.
+    if st.button("Submit my answer", key="q_submit", type="primary"):
+        if choice is None:
+            st.warning("Pick one of the answers first, then submit.")
+        else:
+            with friendly_errors("Answering"):
+                questions.answer(lib, q.id, voter, choice)
+                mine = choice
     if mine:
         st.success(f"Your answer: **{mine}**. You can change it until the teacher reveals.")
 
