@@ -11,7 +11,9 @@ import time
 from core.cli.common import add_config_args, config_from_args, print_json
 from core.errors import ConfigError
 
-MARKS = {"steepest": "s", "minimum/10": "m", "valley": "v"}
+# under the sketch's axis: the lab's rules in lower case, fastai's in upper case, the recommendation last (on top)
+MARKS = {"steepest": "s", "minimum/10": "m", "descent 2/3": "d", "fastai valley": "V", "fastai slide": "S",
+         "fastai minimum": "M", "fastai steep": "T", "recommended": "R"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +40,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     import torch  # deferred, like the finder: the torch stack loads only when the command runs
 
     from core.train.lr_finder import LRFinder, check_range
+    from core.train.lr_recommend import all_suggestions, recommend
 
     check_range(args.start_lr, args.end_lr, args.num_iter, args.mode)  # before loading any data
     _keep_freed_memory()
@@ -61,10 +64,12 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         finder.close()
         if tty:
             sys.stderr.write("\r" + " " * 78 + "\r")
-    suggestions = finder.suggestions()
+    suggestions = all_suggestions(finder.lrs, finder.smoothed, finder.num_iter)
+    rec = recommend(finder.lrs, finder.smoothed, num_iter=finder.num_iter, stop_reason=finder.stop_reason)
     if args.json:
         print_json({"lrs": finder.lrs, "losses": finder.smoothed, "raw_losses": finder.losses,
                     "suggestions": {k: {"lr": s.lr, "loss": s.loss, "reason": s.reason} for k, s in suggestions.items()},
+                    "recommended": rec.to_dict(),
                     "stop_reason": finder.stop_reason, "seconds": finder.seconds, "setup_seconds": setup,
                     "steps": len(finder.points), "num_iter": finder.num_iter, "model": config.model.name,
                     "optimizer": config.optim.name, "config_lr": config.optim.lr, "batch_size": config.batch_size,
@@ -74,18 +79,23 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
           f"device {finder.device}: {finder.num_iter} steps, lr {args.start_lr:g} → {args.end_lr:g} ({args.mode})"
           + (", held-out loss" if args.val else ""))
     print(_table(finder.points))
-    print(_sketch(finder.lrs, finder.smoothed, suggestions))
+    print(_sketch(finder.lrs, finder.smoothed, [*suggestions.values(), rec.as_suggestion()]))
     print(f"{finder.stop_reason} after {len(finder.points)} steps in {finder.seconds:.1f} s "
           f"(+{setup:.1f} s setup, {finder.seconds / max(1, len(finder.points)):.2f} s/step)")
     print(f"suggestions (the config's lr: {config.optim.lr:g}):")
     for name, s in suggestions.items():
         lr = f"{s.lr:.2e}" if s.lr is not None else "none"
-        print(f"  {MARKS[name]} {name:<11}{lr:>10}  {s.reason}")
-    best = suggestions["valley"].lr or suggestions["minimum/10"].lr
-    if best is not None and not args.config:
+        print(f"  {MARKS[name]} {name:<15}{lr:>10}  {s.reason}")
+    if rec.lr is None:
+        print(f"recommended: none - {rec.reason}")
+    else:
+        print(f"recommended: {rec.lr:.2g} ({rec.name}) - {rec.reason}")
+    if rec.advice:
+        print(f"  to do better: {rec.advice}")
+    if rec.lr is not None and not args.config:
         data = "".join(f" --{flag.replace('_', '-')} {getattr(args, flag)}" for flag in ("dataset", "subset")
                        if getattr(args, flag) is not None)
-        print(f"try: python -m core train --preset {args.preset}{data} --lr {best:.2g} --schedule onecycle")
+        print(f"try: python -m core train --preset {args.preset}{data} --lr {rec.lr:.2g} --schedule onecycle")
     return 0
 
 
@@ -116,8 +126,9 @@ def _table(points: list, rows: int = 12) -> str:
     return "\n".join(lines)
 
 
-def _sketch(lrs: list[float], smoothed: list[float], suggestions: dict, width: int = 64, height: int = 12) -> str:
-    """An ASCII plot of the smoothed loss against log10(LR); suggestions marked under the axis (s, m, v)."""
+def _sketch(lrs: list[float], smoothed: list[float], suggestions: list, width: int = 64, height: int = 12) -> str:
+    """An ASCII plot of the smoothed loss against log10(LR); suggestions marked under the axis (MARKS; a later
+    one in the list wins a shared column)."""
     if len(lrs) < 2:
         return ""
     x0, x1 = math.log10(lrs[0]), math.log10(lrs[-1])
@@ -133,9 +144,9 @@ def _sketch(lrs: list[float], smoothed: list[float], suggestions: dict, width: i
         row = round((hi - min(v, hi)) / (hi - lo) * (height - 1))
         grid[row][col(lr)] = "^" if v > hi else "*"
     axis = [" "] * width
-    for name, s in suggestions.items():
+    for s in suggestions:
         if s.lr is not None and lrs[0] <= s.lr <= lrs[-1]:
-            axis[col(s.lr)] = MARKS[name]
+            axis[col(s.lr)] = MARKS[s.name]
     label = [f"{hi:>9.3g} |", *(["          |"] * (height - 2)), f"{lo:>9.3g} |"]
     lines = [lab + "".join(r) for lab, r in zip(label, grid, strict=True)]
     lines.append("          +" + "-" * width)

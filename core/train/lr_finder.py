@@ -11,7 +11,7 @@ state they had at construction, so a second test from the same object (`reset()`
 end. Data order and augmentation come from seeded generators that continue across `step` calls, so 10 × step(10)
 equals step(100). `LRFinder.from_config` takes model, optimizer, loss and batches from the engine's own set-up
 (core.train.setup.prepare, core.train.batches.TrainBatches);
-`suggest` turns a curve into the three suggestions (steepest, minimum/10, valley); `schedule_for_suggestion`
+the suggestions live in core.train.lr_suggest (`suggestions()` gives the lab's three); `schedule_for_suggestion`
 turns a suggested LR into a training config whose schedule a page can draw before starting.
 """
 
@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,13 +32,11 @@ from core.config import SCHEDULES, TrainConfig
 from core.data import augment as aug
 from core.errors import ConfigError, LabError
 from core.train.batches import Batch
+from core.train.lr_suggest import Suggestion, suggest
 from core.train.setup import cpu_has_native_bf16, prepare, resolve_device, run_dataset
 
 BatchFn = Callable[[int], Batch]  # step index -> the batch of that step
 MODES = ("exp", "linear")
-SUGGESTIONS = ("steepest", "minimum/10", "valley")
-MIN_POINTS = 5  # fewer points than this (after skipping) and no suggestion is made
-MIN_FALL = 0.01  # a smoothed loss that falls less than this fraction is treated as noise: no suggestion
 REACHED_END = "reached end_lr"
 NON_FINITE = "loss became non-finite"
 
@@ -52,16 +49,6 @@ class Point:
     lr: float  # the learning rate this step used
     loss: float  # raw: the training batch's loss before the step, or the held-out loss after it (val mode)
     smoothed: float  # bias-corrected exponential moving average of the raw losses up to here
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """A suggested learning rate (None when the curve does not support one) and why."""
-
-    name: str  # steepest | minimum/10 | valley
-    lr: float | None
-    loss: float | None  # the smoothed curve at `lr` (log-LR interpolation), for plotting; None off the curve
-    reason: str  # why this LR, or why none
 
 
 # --- the LR sequence and the smoothing: plain functions, so tests and pages can reuse them -------------------
@@ -103,89 +90,6 @@ def smooth(losses: Sequence[float], beta: float = 0.98) -> list[float]:
         avg = beta * avg + (1 - beta) * loss
         out.append(avg / (1 - beta ** (i + 1)))
     return out
-
-
-# --- suggestions -----------------------------------------------------------------------------------------------
-
-def _curve_value(lrs: Sequence[float], smoothed: Sequence[float], lr: float) -> float | None:
-    """The smoothed curve at `lr`, linear in log10(LR) between points; None outside the tested range."""
-    if not lrs or not lrs[0] <= lr <= lrs[-1]:
-        return None
-    return float(np.interp(math.log10(lr), np.log10(lrs), smoothed))
-
-
-def default_skips(n: int) -> tuple[int, int]:
-    """Points left out at each end before suggesting: the first 10% (at least 1: the EMA has seen only one loss
-    there) and the last 5% (at least 1: where the test stopped, the loss is often already exploding)."""
-    return max(1, math.ceil(0.1 * n)), max(1, math.ceil(0.05 * n))
-
-
-def suggest(lrs: Sequence[float], smoothed: Sequence[float], *, skip_start: int | None = None,
-            skip_end: int | None = None) -> dict[str, Suggestion]:
-    """The three suggestions, from the smoothed curve between the skipped ends (see default_skips):
-
-    minimum/10: the LR of the lowest smoothed loss, divided by 10 (one decade before things go wrong).
-    steepest:   the LR where the smoothed loss falls fastest against log10(LR) (np.gradient over the window:
-                central differences inside, one-sided at its ends), among the points up to the lowest one.
-    valley:     the point two thirds of the way (index start + 2 * (length - 1) // 3, rounded towards the lower
-                LR) along the longest run of consecutive strictly decreasing smoothed losses up to the lowest
-                point, at least 3 points long (fastai's "valley" idea; the first run wins a tie). Two thirds, not
-                the middle: the EMA lags, so a falling run starts early, on the plateau's shoulder.
-    Falls after the lowest point are recoveries from a spike, not usable LRs, hence "up to the lowest point".
-    Too few points, a curve whose lowest point is its first, or one that falls less than MIN_FALL (relative)
-    give lr=None with the reason; never an exception.
-    """
-    n = len(lrs)
-    if len(smoothed) != n:
-        raise ValueError(f"lrs and smoothed differ in length ({n} vs {len(smoothed)})")
-    d_start, d_end = default_skips(n)
-    s0 = d_start if skip_start is None else max(0, skip_start)
-    s1 = d_end if skip_end is None else max(0, skip_end)
-    xs = [float(v) for v in lrs[s0:max(s0, n - s1)]]
-    ys = [float(v) for v in smoothed[s0:max(s0, n - s1)]]
-
-    def none(why: str) -> dict[str, Suggestion]:
-        return {name: Suggestion(name, None, None, why) for name in SUGGESTIONS}
-
-    if len(xs) < MIN_POINTS:
-        return none(f"too few points: {n} on the curve, {len(xs)} after leaving out the first {s0} and the last "
-                    f"{s1}; at least {MIN_POINTS} are needed (run more steps, or start lower if it stopped early)")
-    span = f"between lr {xs[0]:.3g} and {xs[-1]:.3g}"
-    k = int(np.argmin(ys))
-    if k == 0:
-        return none(f"the smoothed loss never falls {span} (it is lowest at the first point): try a smaller start_lr")
-    fall = ys[0] - ys[k]
-    if fall <= MIN_FALL * abs(ys[0]):
-        return none(f"the smoothed loss falls only {fall / abs(ys[0]):.2%} {span}, too little to tell learning from "
-                    "noise: try more steps or a larger end_lr")
-
-    def make(name: str, lr: float, reason: str) -> Suggestion:
-        return Suggestion(name, float(lr), _curve_value(lrs, smoothed, lr), reason)
-
-    still_falling = k == len(ys) - 1 and float(smoothed[-1]) <= ys[k]  # no turn after the window either
-    note = " (the loss was still falling at the end: try a larger end_lr)" if still_falling else ""
-    out = {"minimum/10": make("minimum/10", xs[k] / 10, f"the smoothed loss is lowest ({ys[k]:.3g}) at lr "
-                              f"{xs[k]:.3g}; a tenth of that stays clear of where it turns up{note}")}
-
-    grads = np.gradient(np.asarray(ys), np.log10(np.asarray(xs)))  # over the window: central at k too
-    j = int(np.argmin(grads[:k + 1]))
-    out["steepest"] = make("steepest", xs[j], f"the smoothed loss falls fastest here ({grads[j]:.3g} per tenfold "
-                                              "increase of the LR)")
-
-    best_a, best_len, a = 0, 1, 0  # longest run ys[a] > ys[a+1] > ... within ys[:k+1] (length in points)
-    for i in range(1, k + 2):
-        if i == k + 1 or not ys[i] < ys[i - 1]:
-            if i - a > best_len:
-                best_a, best_len = a, i - a
-            a = i
-    if best_len >= 3:
-        at = best_a + 2 * (best_len - 1) // 3
-        out["valley"] = make("valley", xs[at], f"two thirds along the longest steady descent ({best_len} falling "
-                                               f"points, lr {xs[best_a]:.3g} to {xs[best_a + best_len - 1]:.3g})")
-    else:
-        out["valley"] = Suggestion("valley", None, None, f"no steady descent of at least 3 falling points {span}: "
-                                                         "the curve is too noisy; try a larger beta or more steps")
-    return {name: out[name] for name in SUGGESTIONS}
 
 
 # --- the finder ------------------------------------------------------------------------------------------------

@@ -20,16 +20,15 @@ from core.errors import ConfigError
 from core.models.registry import build_for_config
 from core.train.batches import AUG_SEED_OFFSET, PERM_SEED_STRIDE, TrainBatches
 from core.train.lr_finder import (
-    MIN_POINTS,
     NON_FINITE,
     REACHED_END,
-    SUGGESTIONS,
     LRFinder,
     lr_schedule,
     schedule_for_suggestion,
     smooth,
-    suggest,
 )
+from core.train.lr_recommend import recommend
+from core.train.lr_suggest import FASTAI, MIN_POINTS, SUGGESTIONS, suggest
 from core.train.schedule import schedule_curve
 
 # --- helpers ---------------------------------------------------------------------------------------------------
@@ -355,8 +354,8 @@ def test_suggestion_definitions_on_a_hand_made_curve():
     assert 3 + central.index(min(central)) == 21 and s["steepest"].lr == lrs[21]
     assert s["steepest"].loss == pytest.approx(sm[21], rel=1e-12)
     # longest strictly falling run up to the minimum: 15..29 (15 points); two thirds along = 15 + 2 * 14 // 3 = 24
-    assert s["valley"].lr == lrs[24] and "15 falling points" in s["valley"].reason
-    assert s["valley"].loss == pytest.approx(sm[24], rel=1e-12)
+    assert s["descent 2/3"].lr == lrs[24] and "15 falling points" in s["descent 2/3"].reason
+    assert s["descent 2/3"].loss == pytest.approx(sm[24], rel=1e-12)
 
 
 def test_no_suggestion_for_flat_rising_or_short_curves():
@@ -432,16 +431,20 @@ def test_cli_json_prints_one_object_with_the_curve_and_suggestions(capsys):
     assert {"lrs", "losses", "raw_losses", "suggestions", "stop_reason", "seconds"} <= set(d)
     assert d["lrs"] == lr_schedule(1e-7, 10.0, 20)[:len(d["lrs"])] and len(d["losses"]) == len(d["raw_losses"])
     assert d["losses"] == smooth(d["raw_losses"], 0.98)
-    assert set(d["suggestions"]) == set(SUGGESTIONS)
+    assert set(d["suggestions"]) == set(SUGGESTIONS) | set(FASTAI)
     for s in d["suggestions"].values():
         assert (s["lr"] is None or s["lr"] > 0) and s["reason"]
+    rec = recommend(d["lrs"], d["losses"], num_iter=20, stop_reason=d["stop_reason"])
+    assert d["recommended"] == {"name": rec.name, "lr": rec.lr, "reason": rec.reason, "advice": rec.advice}
+    assert d["recommended"]["reason"]
     assert d["stop_reason"] and d["seconds"] > 0
 
 
 def test_cli_text_and_errors(capsys):
     assert main(CLI) == 0
     out = capsys.readouterr().out
-    assert "suggestions" in out and "steepest" in out and "valley" in out and "(lr, log scale)" in out
+    assert "suggestions" in out and "steepest" in out and "fastai valley" in out and "(lr, log scale)" in out
+    assert "recommended: " in out
     assert main([*CLI, "--start-lr", "1", "--end-lr", "0.1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "start_lr (1) must be smaller than end_lr (0.1)" in err

@@ -3,7 +3,8 @@ rule for each suggestion that has an LR (none for those without) plus the report
 
 import math
 
-from core.train.lr_finder import Suggestion, smooth, suggest
+from core.train.lr_finder import smooth
+from core.train.lr_suggest import Suggestion, suggest
 from ui import charts_lr
 
 LRS = [1e-6 * 10 ** (i / 10) for i in range(61)]  # 1e-6 … 1
@@ -34,7 +35,7 @@ def test_log_x_axis_fixed_to_the_tested_range_and_the_curves_are_the_finders():
 def test_a_rule_and_label_for_each_suggestion_with_an_lr_only():
     found = suggest(LRS, SMOOTHED)
     assert all(s.lr is not None for s in found.values())
-    partial = [found["steepest"], Suggestion("valley", None, None, "too noisy"), found["minimum/10"]]
+    partial = [found["steepest"], Suggestion("descent 2/3", None, None, "too noisy"), found["minimum/10"]]
     chart = charts_lr.lr_finder_chart(LRS, LOSSES, SMOOTHED, lr_range=(1e-6, 1.0), suggestions=partial,
                                       report_lr=1e-4)
     rule, text = [layer for layer in layers(chart) if layer["mark"]["type"] in ("rule", "text")]
@@ -47,7 +48,7 @@ def test_a_rule_and_label_for_each_suggestion_with_an_lr_only():
 
 
 def test_no_rules_without_suggestions_and_report_only_inside_the_range():
-    none = [Suggestion(n, None, None, "too few points") for n in ("steepest", "minimum/10", "valley")]
+    none = [Suggestion(n, None, None, "too few points") for n in ("steepest", "minimum/10", "descent 2/3")]
     chart = charts_lr.lr_finder_chart(LRS[:3], LOSSES[:3], SMOOTHED[:3], lr_range=(1e-6, 1.0), suggestions=none)
     assert [layer["mark"]["type"] for layer in layers(chart)] == ["line", "point"]
     outside = charts_lr.rules_frame(none, report_lr=1e-4, lr_range=(1e-3, 10.0))
