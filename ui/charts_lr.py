@@ -1,5 +1,6 @@
 """Altair chart of the learning-rate range test: loss against LR on a log axis, growing step by step, with the
-suggestions and the report's LR as labelled vertical rules. No Streamlit here, so it is testable on its own.
+suggestions and the report's LR as labelled vertical rules - the lab's recommendation wide and solid, the
+other rules thin and dashed. No Streamlit here, so it is testable on its own.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import altair as alt
 import pandas as pd
 
 SERIES = ["loss of each step", "smoothed"]
-SUGGESTION_COLOURS = {"steepest": "#d1495b", "minimum/10": "#2e86ab", "valley": "#3b8b3b"}
+SUGGESTION_COLOURS = {"recommended": "#111111", "steepest": "#d1495b", "minimum/10": "#2e86ab",
+                      "descent 2/3": "#3b8b3b", "fastai valley": "#8e44ad", "fastai slide": "#c27c0e",
+                      "fastai minimum": "#1b998b", "fastai steep": "#e07a5f"}
 REPORT_COLOUR = "#8a8f98"
+RECOMMENDED = "recommended"  # core.train.lr_recommend.RECOMMENDED: the rule that stands out
+RULE_STYLE = {RECOMMENDED: ([1, 0], 5.0), "report": ([2, 3], 2.5), "other": ([6, 4], 1.8)}  # (dash, width)
 
 
 def finder_frame(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float]) -> pd.DataFrame:
@@ -28,11 +33,11 @@ def rules_frame(suggestions: Iterable[Any], report_lr: float | None = None,
                 lr_range: tuple[float, float] | None = None) -> pd.DataFrame:
     """One row per suggestion that has an LR (objects with .name and .lr, e.g. core.train.lr_finder.Suggestion), and
     the report's LR when given and inside lr_range. Suggestions without an LR are left out."""
-    rows = [{"name": s.name, "lr": float(s.lr), "label": f"{s.name} {s.lr:.1e}"} for s in suggestions
-            if s.lr is not None]
+    rows = [{"name": s.name, "lr": float(s.lr), "label": f"{s.name} {s.lr:.1e}",
+             "kind": RECOMMENDED if s.name == RECOMMENDED else "other"} for s in suggestions if s.lr is not None]
     if report_lr is not None and (lr_range is None or lr_range[0] <= report_lr <= lr_range[1]):
-        rows.append({"name": "report", "lr": float(report_lr), "label": f"report {report_lr:g}"})
-    return pd.DataFrame(rows, columns=["name", "lr", "label"])
+        rows.append({"name": "report", "lr": float(report_lr), "label": f"report {report_lr:g}", "kind": "report"})
+    return pd.DataFrame(rows, columns=["name", "lr", "label", "kind"])
 
 
 def _y_domain(losses: Sequence[float], smoothed: Sequence[float]) -> list[float] | None:
@@ -82,15 +87,22 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
             domain=names, range=[SUGGESTION_COLOURS.get(n, REPORT_COLOUR) for n in names]))
         base = alt.Chart(rules).encode(x=alt.X("lr:Q", scale=x_scale), color=rule_colour,
                                        tooltip=["name:N", alt.Tooltip("lr:Q", format=".2e")])
-        dash = alt.condition(alt.datum.name == "report", alt.value([2, 3]), alt.value([7, 4]))
-        layers.append(base.mark_rule(strokeWidth=2.5).encode(strokeDash=dash))
+        is_rec = alt.datum.name == RECOMMENDED
+        kinds = list(RULE_STYLE)
+        layers.append(base.mark_rule().encode(
+            strokeDash=alt.StrokeDash("kind:N", legend=None, scale=alt.Scale(
+                domain=kinds, range=[RULE_STYLE[k][0] for k in kinds])),
+            strokeWidth=alt.StrokeWidth("kind:N", legend=None, scale=alt.Scale(
+                domain=kinds, range=[RULE_STYLE[k][1] for k in kinds]))))
         # suggestions' labels near the top, staggered so that close rules' labels do not overlap; the report's
         # at the bottom, out of their way
         low, high = domain or (0.0, 1.0)
-        at = [low + 0.06 * (high - low) if name == "report" else high - (high - low) * (0.05 + 0.09 * i)
+        step = 0.8 / max(1, len(rules))  # eight rules fit in the top 85%
+        at = [low + 0.06 * (high - low) if name == "report" else high - (high - low) * (0.05 + min(0.09, step) * i)
               for i, name in enumerate(rules["name"])]
         rules = rules.assign(at=at)
-        layers.append(alt.Chart(rules).mark_text(align="left", dx=5, fontSize=14, fontWeight="bold").encode(
-            x=alt.X("lr:Q", scale=x_scale), y=alt.Y("at:Q", scale=y_scale), text="label:N", color=rule_colour))
+        layers.append(alt.Chart(rules).mark_text(align="left", dx=5, fontWeight="bold").encode(
+            x=alt.X("lr:Q", scale=x_scale), y=alt.Y("at:Q", scale=y_scale), text="label:N", color=rule_colour,
+            size=alt.condition(is_rec, alt.value(16), alt.value(12))))
     return alt.layer(*layers).resolve_scale(color="independent").properties(height=height, title=title)
 

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from core.train.lr_finder import LRFinder, Point, Suggestion, suggest
+from core.train.lr_finder import LRFinder, Point
+from core.train.lr_suggest import Suggestion, suggest
 
 
 @dataclass(frozen=True)

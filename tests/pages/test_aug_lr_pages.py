@@ -4,7 +4,8 @@ Augmentation: the grid is core.data.augment's draw for the page's pictures and s
 seed gives the same picture bytes (media URLs are content hashes), "New sample" moves to the next seed, an
 upload that is not a picture gets the core's message, and "your pipeline" queues the CNN with exactly the
 page's AugmentConfig. LR finder: nothing is built until the first step, +1 / +10 / reset / a plain rerun move the tab's place
-on the shared range test (two students, one model), running to the end shows the core's suggestions on the chart, and "apply" queues the preset at the suggested LR.
+on the shared range test (two students, one model), running to the end shows the lab's recommendation (or why there is none) and fastai's rules on the chart, and
+"apply" queues the preset at the recommended LR, the default pick.
 A running stand-in row holds the CPU slot, so queued runs stay queued and no trainer process starts.
 """
 
@@ -21,6 +22,8 @@ from core.data.loading import load_dataset
 from core.lessons.presets import FLIP_CROP, get_preset, preset_config
 from core.runs.library import open_library
 from core.runs.queue import HOST
+from core.train.lr_finder import LRFinder
+from core.train.lr_recommend import all_suggestions, recommend
 from tests.pages.conftest import charts, problems
 from ui import finders
 from ui.aug_preview import preview
@@ -181,7 +184,9 @@ def test_step_buttons_reset_and_a_rerun_keep_the_sessions_place_on_a_shared_curv
     at.button(key="lrf_ten").click().run()
     f = finder(at)
     assert len(f.points) == 11 and finders.pool().builds == builds + 1
-    (chart,) = charts(at)
+    (bar,) = at.get("progress")  # +10 shows its progress: the bar stays at its count until the next click
+    assert bar.proto.value == 100 and bar.proto.text.startswith("step 11 of 20")
+    chart = charts(at)[0]  # (fastai's rules answer from a few points on: then the schedule to train is drawn too)
     assert "loss against the learning rate" in chart.proto.spec
     curve = chart_frames(chart)[0]  # raw and smoothed loss of each step so far
     assert list(curve[curve.series == "smoothed"]["lr"]) == [p.lr for p in f.points]
@@ -203,7 +208,22 @@ def test_step_buttons_reset_and_a_rerun_keep_the_sessions_place_on_a_shared_curv
     assert finder(at).points == () and at.session_state["lr_finder"]["key"][2] == 30
 
 
-def test_run_to_the_end_suggests_and_apply_queues_the_preset_at_that_lr(open_page, lab_dirs):
+def quadratic_finder() -> LRFinder:
+    """A range test with a clear answer - loss 5·(w - y)², plain SGD: fastest at lr 0.1, diverging past 0.2, good
+    from 0.005 - over the page's range (1e-5 … 1, 100 steps), to stand in for the page's own test in the pool."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+
+    def batch(i):
+        g = torch.Generator().manual_seed(i)
+        return torch.ones(8, 1), 0.1 * torch.randn(8, 1, generator=g)
+
+    return LRFinder(model, torch.optim.SGD(model.parameters(), lr=0.5), lambda out, y: 5.0 * ((out - y) ** 2).mean(),
+                    batch, start_lr=1e-5, end_lr=1.0, num_iter=100)
+
+
+def test_run_to_the_end_recommends_and_apply_queues_the_preset_at_that_lr(open_page, lab_dirs):
     _, runs_dir = lab_dirs
     hold_the_cpu_queue(runs_dir)
     at = open_page("lr_finder", **TINY)
@@ -214,23 +234,38 @@ def test_run_to_the_end_suggests_and_apply_queues_the_preset_at_that_lr(open_pag
     assert f.done and f.stop_reason
     assert not finders.pool().is_live(at.session_state["lr_finder"]["key"])  # a finished test holds no model
     assert at.button(key="lrf_one").disabled and at.button(key="lrf_end").disabled
-    suggestions = f.suggestions()
+    # 20 steps of a tiny CNN on synthetic data learn too little to tell: no recommendation, and what to change
+    rec = recommend(f.lrs, f.smoothed, losses=f.losses, beta=0.5, num_iter=20, stop_reason=f.stop_reason)
+    assert rec.lr is None and rec.advice
+    assert {m.label: m.value for m in at.metric}["recommended"] == "none yet"
+    assert any(rec.reason in md.value for md in at.markdown) and any(rec.advice in md.value for md in at.markdown)
+
+    # The same page on a curve with an answer: the pool already holds the test for 100 steps (a stand-in)
+    key = at.session_state["lr_finder"]["key"]
+    key100 = (*key[:2], 100, *key[3:])
+    finders.pool().advance(key100, quadratic_finder, 100)
+    at.number_input(key="lrf_steps").set_value(100).run()
+    at.button(key="lrf_end").click().run()
+    f = finder(at)
+    assert problems(at) == [] and f.done and len(f.points) > 50
+    suggestions = all_suggestions(f.lrs, f.smoothed, 100)  # the lab's three and fastai's four
+    rec = recommend(f.lrs, f.smoothed, losses=f.losses, beta=0.5, num_iter=100, stop_reason=f.stop_reason)
+    assert rec.lr is not None and 0.005 <= rec.lr <= 0.1, rec.reason
     metrics = {m.label: m.value for m in at.metric}
     for name, s in suggestions.items():
         assert metrics[name] == ("no suggestion" if s.lr is None else f"{s.lr:.1e}")
-    assert metrics["the report used"] == "Adam 0.0001"
-    usable = {n: s.lr for n, s in suggestions.items() if s.lr is not None}
-    assert usable, [s.reason for s in suggestions.values()]  # this small test does suggest (checked by hand)
+    assert metrics["recommended"] == f"{rec.lr:.1e}" and any(rec.reason in md.value for md in at.markdown)
+    usable = {"recommended": rec.lr} | {n: s.lr for n, s in suggestions.items() if s.lr is not None}
     chart, schedule = charts(at)  # the loss against the LR; the queued run's schedule
     rules = next(frame for frame in chart_frames(chart) if "label" in frame)
     assert dict(zip(rules["name"], rules["lr"], strict=True)) == {**usable, "report": 1e-4}  # labelled rules
+    assert rules["kind"].tolist().count("recommended") == 1
 
-    pick = next(iter(usable))
-    at.radio(key="lrf_pick").set_value(pick).run()
+    assert at.radio(key="lrf_pick").value == "recommended"  # the page's default: the recommendation
     at.number_input(key="lrf_epochs").set_value(1).run()
-    at.button(key="lrf_apply").click().run()
+    at.button(key="lrf_apply").click().run()  # "apply & queue" without touching the pick
     assert problems(at) == []
-    lr = float(f"{usable[pick]:.2g}")
+    lr = float(f"{rec.lr:.2g}")
     (run,) = [r for r in open_library(runs_dir).list_runs() if r.name != "stand-in"]
     assert run.status == "queued" and run.preset == "cnn" and run.epochs == 1
     assert run.config.optim.lr == lr and run.config.optim.schedule == "onecycle" and run.config.batch_size == 16

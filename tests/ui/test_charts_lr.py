@@ -63,3 +63,16 @@ def test_empty_test_draws_the_axis_and_a_spike_does_not_flatten_the_curve():
                     )[0]["encoding"]["y"]["scale"]["domain"]
     assert domain[1] < 100 and domain[0] < min(LOSSES[:30])
 
+
+
+def test_the_recommended_rule_stands_out():
+    rec = Suggestion("recommended", 1e-3, 2.0, "why")
+    other = Suggestion("fastai valley", 1e-4, 2.2, "why")
+    chart = charts_lr.lr_finder_chart(LRS, LOSSES, SMOOTHED, lr_range=(1e-6, 1.0), suggestions=[rec, other])
+    rule, text = [layer for layer in layers(chart) if layer["mark"]["type"] in ("rule", "text")]
+    assert [r["kind"] for r in data_of(chart, rule)] == ["recommended", "other"]
+    scale = rule["encoding"]["strokeWidth"]["scale"]
+    width = dict(zip(scale["domain"], scale["range"], strict=True))
+    assert width["recommended"] >= 2 * width["other"]  # the recommended line: at least twice as wide
+    assert text["encoding"]["size"]["condition"]["value"] > text["encoding"]["size"]["value"]
+    assert [r["label"] for r in data_of(chart, text)] == ["recommended 1.0e-03", "fastai valley 1.0e-04"]
