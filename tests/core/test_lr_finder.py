@@ -336,6 +336,8 @@ def test_suggestions_land_in_the_known_good_range(a, seed):
         assert s.lr is not None, (name, s.reason)
         assert 1 / (20 * a) <= s.lr <= 1 / a, (name, s.lr * a)
         assert min(f.smoothed) <= s.loss <= max(f.smoothed) and s.reason
+    rec = recommend(f.lrs, f.smoothed, num_iter=f.num_iter, stop_reason=f.stop_reason)
+    assert rec.lr is not None and 1 / (20 * a) <= rec.lr <= 1 / a, (rec.lr * a, rec.reason)
 
 
 def test_suggestion_definitions_on_a_hand_made_curve():
