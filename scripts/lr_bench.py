@@ -75,7 +75,8 @@ def range_test(args: argparse.Namespace, ds, opt: str) -> dict:
     t0 = time.perf_counter()
     finder = LRFinder.from_config(cfg, ds, num_iter=args.num_iter, start_lr=args.start_lr, end_lr=args.end_lr)
     finder.run()
-    rec = recommend(finder.lrs, finder.smoothed, num_iter=finder.num_iter, stop_reason=finder.stop_reason)
+    rec = recommend(finder.lrs, finder.smoothed, losses=finder.losses, beta=finder.beta, num_iter=finder.num_iter,
+                    stop_reason=finder.stop_reason)
     sugg = all_suggestions(finder.lrs, finder.smoothed, finder.num_iter)
     print(f"  range test {opt}: {len(finder.points)} steps, {finder.stop_reason}, {time.perf_counter() - t0:.0f} s",
           file=sys.stderr, flush=True)

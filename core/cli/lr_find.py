@@ -65,7 +65,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         if tty:
             sys.stderr.write("\r" + " " * 78 + "\r")
     suggestions = all_suggestions(finder.lrs, finder.smoothed, finder.num_iter)
-    rec = recommend(finder.lrs, finder.smoothed, num_iter=finder.num_iter, stop_reason=finder.stop_reason)
+    rec = recommend(finder.lrs, finder.smoothed, losses=finder.losses, beta=finder.beta, num_iter=finder.num_iter,
+                    stop_reason=finder.stop_reason)
     if args.json:
         print_json({"lrs": finder.lrs, "losses": finder.smoothed, "raw_losses": finder.losses,
                     "suggestions": {k: {"lr": s.lr, "loss": s.loss, "reason": s.reason} for k, s in suggestions.items()},

@@ -48,11 +48,12 @@ class Recommendation:
 
 
 HALF = 0.5  # the fraction of the total fall: "half-fall"
-# A fall must exceed WOBBLE · w · sqrt(steps), w the median |second difference| of the curve up to its lowest
-# point (a trend, straight or gently bent, has none; noise has plenty), to count. On pure noise smoothed with
-# beta 0.98, 0.9, 0.5 or 0 (300 seeded curves each) that ratio stayed under 5.8 (99% under 3); the report's CNN
-# on CIFAR-10 gave 48 (Adam) and 22 (SGD, whose loss fell only 0.6%).
-WOBBLE = 10.0
+# A fall counts when it exceeds NOISE_Z times the noise of the smoothed level: sigma·sqrt((1-beta)/(1+beta)),
+# sigma the batch-to-batch noise of the raw losses (robust: the MAD of their differences, which a trend barely
+# moves). On pure noise (400 seeded curves of 100 or 300 steps, beta 0, 0.5, 0.9, 0.98) the ratio stayed under
+# 9.2 (20 steps at beta 0.98: 99% under 15 - a short test is refused more often); the report's CNN on CIFAR-10
+# gave 39 (Adam) and 52 (SGD, whose loss fell only 0.6%, smoothly).
+NOISE_Z = 12.0
 MIN_REC_FALL = 0.001  # and 0.1% of the loss: below that no curve is trusted, however smooth
 BLOWUP_MARGIN = 10.0  # never within a decade of where the loss came back above its start
 MORE = ("run more steps (300 instead of 100 gives each learning rate three batches), widen the range (a larger "
@@ -73,8 +74,18 @@ def _blowup(lrs: Sequence[float], smoothed: Sequence[float], after_lr: float, le
     return next((float(x) for x, y in zip(lrs, smoothed, strict=True) if x > after_lr and y > level), None)
 
 
-def recommend(lrs: Sequence[float], smoothed: Sequence[float], *, num_iter: int | None = None,
-              stop_reason: str = "") -> Recommendation:
+def level_noise(losses: Sequence[float], beta: float) -> float:
+    """The noise of the smoothed curve's level: sigma·sqrt((1-beta)/(1+beta)), sigma the raw losses' noise
+    estimated from their point-to-point differences (1.4826·MAD / sqrt(2): a slow trend shifts them all alike)."""
+    if len(losses) < 3:
+        return math.inf
+    d = np.diff(np.asarray(losses, dtype=float))
+    sigma = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2)
+    return sigma * math.sqrt((1 - beta) / (1 + beta))
+
+
+def recommend(lrs: Sequence[float], smoothed: Sequence[float], *, losses: Sequence[float], beta: float,
+              num_iter: int | None = None, stop_reason: str = "") -> Recommendation:
     """The lab's pick, `half-fall`: on the lab's window (core.train.lr_suggest.window), the LR where the smoothed
     loss has made half of its fall from where it starts (the median of the window's first tenth) to its lowest
     point (log-LR interpolation).
@@ -84,13 +95,15 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], *, num_iter: int 
     LR_FINDER.md) - but in both the loss had made about half its fall there. Adam's curve falls long and early
     (half-way is well before the bottom); SGD's falls late and briefly (half-way is near it).
     Guards: never within a decade (BLOWUP_MARGIN) of the first LR past the minimum where the loss is back above
-    its start; a fall that does not stand out from the curve's wobble (and
-    at least MIN_REC_FALL of the loss; see WOBBLE) gives lr=None with what to change (MORE). A fall under the lab's
-    MIN_FALL is still used, with a warning and the same advice. `num_iter` and `stop_reason` (the finder's; ""
+    its start; a fall that does not stand out from the noise of the raw `losses` (NOISE_Z; the smoothing's
+    `beta` scales it) or is under MIN_REC_FALL of the loss gives lr=None with what to change (MORE). A fall
+    under the lab's MIN_FALL is still used, with a warning and the same advice. `num_iter` and `stop_reason` (the finder's; ""
     while it runs) only shape the words: a test still running gives a provisional pick.
     """
     n = len(lrs)
-    xs, ys, s0, s1 = window(lrs, smoothed)
+    if len(losses) != n:
+        raise ValueError(f"lrs and losses differ in length ({n} vs {len(losses)})")
+    xs, ys, s0, _ = window(lrs, smoothed)
     provisional = "" if stop_reason else " (so far: the test is still running)"
     if len(xs) < MIN_POINTS:
         return Recommendation(HALF_FALL, None, None, f"too few points yet ({n}){provisional}",
@@ -98,10 +111,10 @@ def recommend(lrs: Sequence[float], smoothed: Sequence[float], *, num_iter: int 
     k = int(np.argmin(ys))
     start = float(np.median(ys[:max(3, len(ys) // 10)]))  # the level it falls from: one noisy point is no level
     fall = start - ys[k]
-    wobble = WOBBLE * float(np.median(np.abs(np.diff(ys[:k + 1], 2)))) * math.sqrt(k) if k > 2 else math.inf
-    if k == 0 or fall <= max(wobble, MIN_REC_FALL * abs(start)):
+    noise = NOISE_Z * level_noise(losses[s0:s0 + len(xs)], beta)
+    if k == 0 or fall <= max(noise, MIN_REC_FALL * abs(start)):
         what = ("never falls" if k == 0 else
-                f"falls by {fall:.3g} ({fall / abs(start):.2%}), no more than its own wobble")
+                f"falls by {fall:.3g} ({fall / abs(start):.2%}), no more than its noise could")
         return Recommendation(HALF_FALL, None, None, f"the smoothed loss {what} between lr {xs[0]:.3g} and "
                               f"{xs[-1]:.3g}: no learning rate on this curve trains better than another{provisional}",
                               MORE)

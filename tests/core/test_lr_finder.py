@@ -336,7 +336,7 @@ def test_suggestions_land_in_the_known_good_range(a, seed):
         assert s.lr is not None, (name, s.reason)
         assert 1 / (20 * a) <= s.lr <= 1 / a, (name, s.lr * a)
         assert min(f.smoothed) <= s.loss <= max(f.smoothed) and s.reason
-    rec = recommend(f.lrs, f.smoothed, num_iter=f.num_iter, stop_reason=f.stop_reason)
+    rec = recommend(f.lrs, f.smoothed, losses=f.losses, beta=f.beta, num_iter=f.num_iter, stop_reason=f.stop_reason)
     assert rec.lr is not None and 1 / (20 * a) <= rec.lr <= 1 / a, (rec.lr * a, rec.reason)
 
 
@@ -436,7 +436,7 @@ def test_cli_json_prints_one_object_with_the_curve_and_suggestions(capsys):
     assert set(d["suggestions"]) == set(SUGGESTIONS) | set(FASTAI)
     for s in d["suggestions"].values():
         assert (s["lr"] is None or s["lr"] > 0) and s["reason"]
-    rec = recommend(d["lrs"], d["losses"], num_iter=20, stop_reason=d["stop_reason"])
+    rec = recommend(d["lrs"], d["losses"], losses=d["raw_losses"], beta=0.98, num_iter=20, stop_reason=d["stop_reason"])
     assert d["recommended"] == {"name": rec.name, "lr": rec.lr, "reason": rec.reason, "advice": rec.advice}
     assert d["recommended"]["reason"]
     assert d["stop_reason"] and d["seconds"] > 0
