@@ -1,7 +1,8 @@
 """The learning rate the lab recommends from a range test's curve, and what to change when the curve has none.
 
-`recommend(lrs, smoothed, num_iter=..., stop_reason=...)` -> Recommendation(name, lr, loss, reason, advice): the
-`half-fall` rule with a guard against the blow-up and a test of whether the curve fell at all (see recommend).
+`recommend(lrs, smoothed, losses=..., beta=..., num_iter=..., stop_reason=...)` -> Recommendation(name, lr, loss,
+reason, advice): the `half-fall` rule with a guard against the blow-up and a test of whether the curve fell at
+all (see recommend).
 Pure functions on plain lists: the CLI's pick, the page's default and "apply & queue" all come from here, and
 scripts/lr_bench.py measures it against the report's 1e-4 and fastai's valley (table in docs/LR_FINDER.md).
 """

@@ -220,7 +220,7 @@ def quadratic_finder() -> LRFinder:
         return torch.ones(8, 1), 0.1 * torch.randn(8, 1, generator=g)
 
     return LRFinder(model, torch.optim.SGD(model.parameters(), lr=0.5), lambda out, y: 5.0 * ((out - y) ** 2).mean(),
-                    batch, start_lr=1e-5, end_lr=1.0, num_iter=100)
+                    batch, start_lr=1e-5, end_lr=1.0, num_iter=100, beta=0.5)  # the page's settings
 
 
 def test_run_to_the_end_recommends_and_apply_queues_the_preset_at_that_lr(open_page, lab_dirs):
