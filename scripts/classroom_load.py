@@ -273,7 +273,8 @@ async def class_actions(page, name: str, student: int, rec: dict[str, Any], time
         rec["teachers"].add(student)  # a loopback browser is the teacher unless CIFAR_LAB_LOCAL_TEACHER=0
     box = main.locator(QUESTION_BOX)
     if await box.count() and await box.locator(ANSWER_BUTTON).count():
-        options = box.locator('[data-testid="stRadio"] label')
+        # the choices: every label in the radio but the widget's own ("Your prediction")
+        options = box.locator('[data-testid="stRadio"] label:not([data-testid="stWidgetLabel"])')
         n = await options.count()
         if n:
             t0 = time.monotonic()
