@@ -21,30 +21,18 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from core.train.lr_finder import LRFinder, Point
+from core.train.lr_finder import LRFinder, Point, PointSeries
 from core.train.lr_suggest import Suggestion, suggest
 
 
 @dataclass(frozen=True)
-class Curve:
+class Curve(PointSeries):
     """The first points of a shared test, as one session sees them (a cursor into the pool's curve)."""
 
     points: tuple[Point, ...] = ()
     seconds: float = 0.0  # compute time of these points
     done: bool = False  # the test ended at or before these points (end_lr, divergence, failure)
     stop_reason: str = ""
-
-    @property
-    def lrs(self) -> list[float]:
-        return [p.lr for p in self.points]
-
-    @property
-    def losses(self) -> list[float]:
-        return [p.loss for p in self.points]
-
-    @property
-    def smoothed(self) -> list[float]:
-        return [p.smoothed for p in self.points]
 
     def suggestions(self) -> dict[str, Suggestion]:
         return suggest(self.lrs, self.smoothed)

@@ -51,6 +51,25 @@ class Point:
     smoothed: float  # bias-corrected exponential moving average of the raw losses up to here
 
 
+class PointSeries:
+    """The columns of a curve of Points (`self.points`): one definition for the finder and for a shared curve's view."""
+
+    points: Sequence[Point]
+
+    @property
+    def lrs(self) -> list[float]:
+        return [p.lr for p in self.points]
+
+    @property
+    def losses(self) -> list[float]:
+        """Raw losses (finite only: a non-finite loss ends the curve before it)."""
+        return [p.loss for p in self.points]
+
+    @property
+    def smoothed(self) -> list[float]:
+        return [p.smoothed for p in self.points]
+
+
 # --- the LR sequence and the smoothing: plain functions, so tests and pages can reuse them -------------------
 
 def check_range(start_lr: float, end_lr: float, num_iter: int, mode: str) -> None:
@@ -112,7 +131,7 @@ def _set_rng_states(device: torch.device, states: tuple[torch.Tensor, torch.Tens
             torch.mps.set_rng_state(states[1])
 
 
-class LRFinder:
+class LRFinder(PointSeries):
     """A learning-rate range test on (model, optimizer, criterion, batch_fn), one step at a time.
 
     batch_fn(i) returns step i's (inputs, targets); it is called with 0, 1, 2, ... and again from 0 after
@@ -219,19 +238,6 @@ class LRFinder:
         self._rng = self._rng_start
         self._dirty = False  # the model/optimizer differ from the snapshot
         self.seconds = 0.0
-
-    @property
-    def lrs(self) -> list[float]:
-        return [p.lr for p in self.points]
-
-    @property
-    def losses(self) -> list[float]:
-        """Raw losses (finite only: a non-finite loss ends the curve before it)."""
-        return [p.loss for p in self.points]
-
-    @property
-    def smoothed(self) -> list[float]:
-        return [p.smoothed for p in self.points]
 
     @property
     def current_lr(self) -> float:
