@@ -6,6 +6,8 @@ test solid, so the overfitting gap reads at a glance on a projector.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +57,37 @@ def projector(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
             .configure_title(fontSize=f["chart_title"], limit=0, anchor="start")
             .configure_header(labelFontSize=f["label"], titleFontSize=f["title"])
             .configure_text(fontSize=f["label"]))
+
+
+_TO_DICT = threading.Lock()  # altair's theme and data transformer are process-wide settings
+
+
+def _collect_frames(data: Any, datasets: dict[str, Any]) -> dict[str, Any]:
+    """An altair data transformer: a data frame goes into `datasets` under a content hash (the same data keeps
+    its name from run to run), and the spec refers to it by name; anything else is inlined as altair does."""
+    if isinstance(data, pd.DataFrame):
+        digest = hashlib.blake2b(pd.util.hash_pandas_object(data, index=True).values.tobytes(), digest_size=12)
+        digest.update(",".join(map(str, data.columns)).encode())
+        name = f"data-{digest.hexdigest()}"
+        datasets[name] = data
+        return {"name": name}
+    return alt.utils.data.to_values(data)
+
+
+alt.data_transformers.register("lab_frames", _collect_frames)
+
+
+def to_vega_lite(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """The chart's Vega-Lite spec for `st.vega_lite_chart`, its data frames under `datasets` (Streamlit sends
+    them as Arrow, as it does for `st.altair_chart`). Two things `st.altair_chart` does are left out: validating
+    the spec against the Vega-Lite schema on every script run (the tests of these builders validate it) and a
+    lock shared by every session of the server. On the LR finder's live curve that was ~0.1 s per redraw, one
+    session at a time (docs/PERFORMANCE.md)."""
+    datasets: dict[str, Any] = {}
+    with _TO_DICT, alt.theme.enable("none"), alt.data_transformers.enable("lab_frames", datasets=datasets):
+        spec = chart.to_dict(validate=False)
+    spec["datasets"] = {**spec.get("datasets", {}), **datasets}
+    return spec
 
 
 def curves_frame(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from core.errors import LabError
 from core.runs.records import RunRecord
 from ui import charts_class, runlib
 from ui.class_roles import voter_id
-from ui.layout import friendly_errors, pct
+from ui.layout import friendly_errors, pct, show_chart
 from ui.sidebar import LabSettings, current
 
 POLL_S = 2.0  # a teacher's page change or a new question reaches students within about this (+ one rerun)
@@ -190,7 +190,7 @@ def _revealed_box(lib, q: questions.Question, page: str, settings: LabSettings) 
     with st.container(border=True, key="class_reveal"):
         st.subheader(f"❓ {q.prompt}")
         left, right = st.columns([3, 2])
-        left.altair_chart(charts_class.tally_chart(tally.to_rows(), q.actual), width="stretch")
+        show_chart(left, charts_class.tally_chart(tally.to_rows(), q.actual), width="stretch")
         spec = _spec(q, page)
         if q.actual:
             right.metric("The lab's result", q.actual)

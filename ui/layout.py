@@ -53,10 +53,12 @@ def presenter() -> bool:
 
 
 def show_chart(where, chart, **kw) -> None:
-    """`where.altair_chart(chart, **kw)`, with projector-sized text in presenter mode (ui.charts.projector)."""
-    from ui.charts import projector
+    """Draw an altair chart in `where` (st, a column, an st.empty), with projector-sized text in presenter mode
+    (ui.charts.projector). Every chart of the lab goes through here: `st.vega_lite_chart` with the spec of
+    ui.charts.to_vega_lite, not `st.altair_chart` (see there why)."""
+    from ui.charts import projector, to_vega_lite
 
-    where.altair_chart(projector(chart) if presenter() else chart, **kw)
+    where.vega_lite_chart(to_vega_lite(projector(chart) if presenter() else chart), **kw)
 
 
 def chart_height(normal: int = 280) -> int:

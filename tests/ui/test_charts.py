@@ -81,3 +81,32 @@ def test_report_bars_keep_the_report_order():
             {"preset": "CNN", "source": "lab", "accuracy": 0.33}]
     spec = charts.report_bars(rows).to_dict()
     assert spec["encoding"]["y"]["sort"] == ["MLP", "CNN"]
+
+
+def resolved(obj, datasets: dict):
+    """The spec with every {"name": dataset} replaced by the rows it names (frames as records)."""
+    if isinstance(obj, dict):
+        if set(obj) == {"name"} and obj["name"] in datasets:
+            rows = datasets[obj["name"]]
+            return {"values": rows if isinstance(rows, list) else rows.to_dict("records")}
+        return {k: resolved(v, datasets) for k, v in obj.items() if k != "datasets"}
+    if isinstance(obj, list):
+        return [resolved(v, datasets) for v in obj]
+    return obj
+
+
+def test_the_spec_for_streamlit_is_altairs_own_with_the_frames_pulled_out_by_content():
+    import altair as alt
+
+    chart = charts.curves_chart(CURVES, "accuracy", report={"run A": 0.3})
+    with alt.theme.enable("none"):
+        oracle = chart.to_dict()  # altair's own conversion, validated against the Vega-Lite schema
+    spec = charts.to_vega_lite(chart)
+    assert len(spec["datasets"]) == len(oracle["datasets"]) >= 2
+    assert all(hasattr(frame, "to_dict") for frame in spec["datasets"].values())  # frames: Arrow later
+    assert resolved(spec, spec["datasets"]) == resolved(oracle, oracle["datasets"])
+    assert alt.data_transformers.active == "default" and alt.theme.active == "default"  # nothing left switched
+    again = charts.to_vega_lite(charts.curves_chart(CURVES, "accuracy", report={"run A": 0.3}))
+    assert list(again["datasets"]) == list(spec["datasets"])  # the same data keeps its names between runs
+    other = charts.to_vega_lite(charts.curves_chart({"run A": CURVES["run A"][:1]}, "accuracy"))
+    assert list(other["datasets"]) != list(spec["datasets"])  # other data, other names

@@ -33,3 +33,10 @@ def test_no_ui_function_is_longer_than_120_lines():
                 if lines > MAX_LINES:
                     long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
     assert long == []
+
+
+def test_every_chart_is_drawn_through_show_chart():
+    """ui.layout.show_chart draws with ui.charts.to_vega_lite; a direct st.altair_chart would switch altair's
+    process-wide data transformer under another session's feet (and validate on every script run)."""
+    sources = UI + sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+    assert [p.name for p in sources if ".altair_chart(" in p.read_text()] == []
