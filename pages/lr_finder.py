@@ -1,6 +1,8 @@
 """LR range test, stepped through in class: the loss against a rising learning rate, a few steps at a time or to
 the end, the suggested learning rates drawn on the curve, and one click to train a preset with one of them."""
 
+import time
+
 import streamlit as st
 
 from core.lessons.presets import PRESETS, get_preset
@@ -18,6 +20,7 @@ from ui.sidebar import current
 
 STATE = "lr_finder"  # session_state key: {"key": the test's settings, "cursor": points this tab has stepped to}
 REPORT_LR = 1e-4  # the report trained every network with Adam at 1e-4
+REDRAW_S = 0.5  # while stepping, the live curve is redrawn at most this often (seconds)
 BATCHES = [16, 32, 64, 128, 256, 512]
 START_LRS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3]
 END_LRS = [1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0]
@@ -128,13 +131,18 @@ def stepped(n: int, stop_label: str | None) -> None:
     if stop_label is not None:
         controls.button(stop_label, key="lrf_stop", icon=":material/stop:")
     bar = progress_slot.progress(0.0, text=f"step {first} of {num_iter}…")
-    chunk = max(1, min(n // 10, num_iter // 25))  # ~10-25 redraws: the curve grows on screen
+    chunk = max(1, min(n // 10, num_iter // 25))  # ~10-25 chunks: the curve grows on screen
+    drawn = time.monotonic()
     while not curve.done and len(curve.points) < target:
         before = len(curve.points)
         curve = advance(min(chunk, target - before))
         bar.progress(min(1.0, (len(curve.points) - first) / max(1, target - first)),
                      text=f"step {len(curve.points)} of {num_iter} · {fmt_seconds(curve.seconds)}")
-        show_chart(live, chart(curve, False), width="stretch")
+        # Redraw the curve at most every REDRAW_S: where the class has already computed these points the
+        # steps are instant, and eleven redraws of the same chart per click were most of a busy server's work.
+        if time.monotonic() - drawn >= REDRAW_S:
+            show_chart(live, chart(curve, False), width="stretch")
+            drawn = time.monotonic()
         if len(curve.points) == before and not curve.done:  # a failure ended nothing: do not spin
             break
     # the bar stays (at its last count) until the next click: what the steps did stays readable
