@@ -7,8 +7,8 @@ from core.lessons.presets import PRESETS, SECTIONS
 from core.lessons.takeaways import card_findings
 from ui import charts, runlib
 from ui.data_panel import dataset_panel
-from ui.layout import friendly_errors, pct, show_chart, try_this
-from ui.run_panel import STATUS_ICON, fmt_seconds
+from ui.layout import friendly_errors, show_chart, try_this
+from ui.report_card import report_card_table
 from ui.runs_takeaway import facts_of
 from ui.sidebar import current, detected_devices
 
@@ -46,30 +46,26 @@ with top[2]:
         st.caption("On a CPU, the wide CNNs and the 224×224 ResNet18 take hours: use a small training subset.")
 
 st.divider()
-for section in SECTIONS:
-    presets = [p for p in report_rows if p.section == section]
-    if not presets:
-        continue
-    st.subheader(section)
-    head = st.columns([3, 1, 1, 3, 1])
-    for col, text in zip(head, ["experiment", "report", "lab best", "the lab's run", ""]):
-        col.caption(text)
-    for p in presets:
-        run = best.get(p.name)
-        row = st.columns([3, 1, 1, 3, 1], vertical_alignment="center")
-        row[0].markdown(f"**{p.title}**  \n<small>{p.lesson}</small>", unsafe_allow_html=True)
-        row[1].markdown(f"### {p.report_label}")
-        row[2].markdown(f"### {pct(run.best_test_acc, 0) if run else '—'}")
-        if run:
-            row[3].markdown(f"{STATUS_ICON.get(run.status, '')} {run.status} · {run.epochs_done}/{run.epochs} "
-                            f"epochs · {run.train_size or 0:,} images · {run.device} · {fmt_seconds(run.seconds)}")
-        else:
-            row[3].caption("not run yet on this dataset")
-        if row[4].button("▶", key=f"queue:{p.name}", help=f"Queue {p.title}", disabled=not settings.can_start):
-            with friendly_errors("Queueing"):
-                runlib.start(runlib.config_for(p.name), preset=p.name)
-                st.toast(f"Queued {p.title}")
-                st.rerun()
+# One markdown table per section, not a grid of columns and buttons: a fresh student browser draws the page in
+# a third of the time (docs/PERFORMANCE.md, "Classroom load"), and the projector shows the same rows.
+with st.container(key="report_card"):  # presenter mode enlarges its numbers (ui/presenter.py)
+    for section in SECTIONS:
+        presets = [p for p in report_rows if p.section == section]
+        if presets:
+            st.subheader(section)
+            st.markdown(report_card_table(presets, best))
+
+choice, go = st.columns([3, 1], vertical_alignment="bottom")
+not_run = [p.name for p in report_rows if p.name not in best]
+pick = choice.selectbox("Queue one experiment", list(PRESETS), key="card_pick",
+                        index=list(PRESETS).index(not_run[0]) if not_run else 0,
+                        format_func=lambda n: f"{PRESETS[n].section} · {PRESETS[n].title}")
+if go.button("▶ Queue it", key="card_queue", disabled=not settings.can_start, width="stretch",
+             help="With the sidebar's dataset and training-set size"):
+    with friendly_errors("Queueing"):
+        runlib.start(runlib.config_for(pick), preset=pick)
+        st.toast(f"Queued {PRESETS[pick].title}")
+        st.rerun()
 
 bars = []
 for p in report_rows:
@@ -79,7 +75,8 @@ for p in report_rows:
         bars.append({"preset": p.title, "source": "lab", "accuracy": best[p.name].best_test_acc})
 st.divider()
 st.subheader("The report beside the lab")
-show_chart(st, charts.report_bars(bars), width="stretch")
+with st.expander("chart"):
+    show_chart(st, charts.report_bars(bars), width="stretch")
 st.caption(f"Lab bars: the best completed run of each experiment on {settings.dataset_label}. The report's "
            "numbers are CIFAR-100 with all 50,000 training images.")
 

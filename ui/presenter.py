@@ -28,6 +28,9 @@ CSS = """<style>
     white-space: normal !important; overflow: visible !important; text-overflow: clip !important; }
   .stButton button { height: auto !important; min-height: 2.8rem; }
   .stButton button p { font-size: 1.15rem !important; }
+  /* tables (the report card): body-sized text, and its two accuracy columns as large as a heading */
+  [data-testid="stMarkdownContainer"] th, [data-testid="stMarkdownContainer"] td { font-size: 1.2rem; }
+  .st-key-report_card td:nth-child(2) strong, .st-key-report_card td:nth-child(3) strong { font-size: 1.9rem; }
 </style>"""
 
 

@@ -81,7 +81,7 @@ def test_an_image_folder_is_checked_when_entered_and_start_waits_for_a_good_one(
     at = open_page("home", dataset_kind="folder", folder=str(bad))  # the sidebar is in the first run's tree
     assert not at.exception
     errors = [e.value for e in at.sidebar.error]
-    assert at.button(key="queue:cnn").disabled
+    assert at.button(key="card_queue").disabled
     assert any(f"{bad / 'test'} is missing" in e.replace("\\", "") and "/\\*.jpg" in e for e in errors)
     at = open_page("mlp_vs_cnn", dataset_kind="folder", folder=str(bad))
     (start,) = [b for b in at.button if b.label == "▶ Start"]
