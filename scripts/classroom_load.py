@@ -1,7 +1,13 @@
-"""A class of N students against one running CIFAR Lab: real browser sessions (one Playwright context each, no
-mocks) that open the lab's pages the way students do - the report card by URL, then the menu - step the LR
-finder, answer the teacher's open question and follow the teacher where the app offers those, while the
-server (and, with --train-args, a training run) carries on. Prints ONE JSON object (--json) or a short table.
+"""A class of N students against one running CIFAR Lab: real sessions, no mocks, that open the lab's pages the
+way students do - the report card by URL, then the menu - step the LR finder, answer the teacher's open question
+and follow the teacher where the app offers those, while the server (and, with --train-args, a training run)
+carries on. Prints ONE JSON object (--json) or a short table.
+
+Two kinds of student. --browsers K of them (default 1, the last to arrive) drive a Chromium context: their page
+times include drawing the page, on this machine's cores. The others are Streamlit sessions over the front end's
+websocket protocol without a browser (scripts/streamlit_session.py): their page times are the server's part.
+In a real class every student's device draws its own page; N browsers on the server's own two cores measure
+mostly the browsers (docs/PERFORMANCE.md). The JSON's per_client splits the figures by kind.
 
     python scripts/classroom_load.py --url http://127.0.0.1:8501 --students 8 --json \
         --query "dataset_kind=folder&folder=/work/cifar10&subset=2000&test_subset=1000" \
@@ -99,8 +105,10 @@ def summarize(loads: Sequence[Mapping[str, Any]], *, students: int, errors: Sequ
     if train_status is not None and train_status != "completed":
         lost.append(f"trained run ({train_status})")
     per_page: dict[str, list[float]] = {}
+    per_client: dict[str, list[float]] = {}
     for load in loads:
         per_page.setdefault(str(load["page"]), []).append(float(load["seconds"]))
+        per_client.setdefault(str(load.get("client", "browser")), []).append(float(load["seconds"]))
     kinds: dict[str, list[float]] = {}
     for a in actions:
         kinds.setdefault(str(a["what"]), []).append(float(a["seconds"]))
@@ -113,6 +121,7 @@ def summarize(loads: Sequence[Mapping[str, Any]], *, students: int, errors: Sequ
         "rss_mb_before": rss.get("before"), "rss_mb_loaded": loaded, "rss_mb_peak": rss.get("peak"),
         "rss_mb_after": rss.get("after"), "rss_mb_per_student": per_student,
         "per_page": {k: _stats(v) for k, v in per_page.items()},
+        "per_client": {k: _stats(v) for k, v in per_client.items()},
         "actions": {k: _stats(v) for k, v in kinds.items()},
         "error_details": list(errors)[:20], "lost_runs": lost, "train_status": train_status,
     }
@@ -366,7 +375,8 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
     title = None
     try:
         await asyncio.sleep(max(0, i) * args.stagger_s)
-        for n, name in enumerate(args.pages):
+        tour = list(args.pages) * args.rounds
+        for n, name in enumerate(tour):
             t0 = time.monotonic()
             try:
                 link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
@@ -378,7 +388,8 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
                 else:
                     await link.first.click()
                     title = await settle(page, args.page_timeout_s, previous_title=title)
-                rec["loads"].append({"page": name, "seconds": time.monotonic() - t0, "student": i})
+                rec["loads"].append({"page": name, "seconds": time.monotonic() - t0, "student": i,
+                                     "client": "browser"})
                 rec["errors"] += [f"student {i} {name}: {p}" for p in await page_problems(page)]
                 if name == "lr_finder" and args.lr_steps:
                     step = page.get_by_role("button", name=LR_STEP_BUTTON)
@@ -387,13 +398,83 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
                                                "seconds": await click_and_time(page, step.first,
                                                                                args.page_timeout_s)})
                 if args.class_actions:
-                    await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(args.pages) - 1)
+                    await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(tour) - 1)
             except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
                 rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
         rec["done"] += 1
         await rec["all_done"].wait()  # hold the session until every student is through (memory: "loaded")
     finally:
         await context.close()
+
+
+# --- one student without a browser (--client websocket) ------------------------------------------------------
+
+async def ws_class_actions(s, name: str, student: int, rec: dict[str, Any], last: bool) -> None:
+    """class_actions() for a websocket session: the same widgets, found by their keys (docs/CLASSROOM.md)."""
+    if any("You are the teacher" in t for t in s.texts()):
+        rec["teachers"].add(student)
+    radio = s.find("radio", inside="class_question")
+    if radio is not None and s.find("button", key="q_submit") is not None:
+        t0 = time.monotonic()
+        await s.choose(radio, radio.proto.options[student % len(radio.proto.options)])
+        await s.click(key="q_submit")
+        if not any(t.startswith("Your answer") for t in s.texts(inside="class_question")):
+            raise RuntimeError("the answer was not acknowledged")
+        rec["actions"].append({"what": "answer", "seconds": time.monotonic() - t0})
+        rec["answers"] += 1
+    elif s.find(inside="class_question") is None and name == "mlp_vs_cnn":
+        rec["missing"].add("question")
+    if not last:
+        return
+    for _ in range(50):  # the banner polls every 2 s: give it a few rounds to draw the jump
+        if s.find("button", key="follow_jump") is not None:
+            break
+        await asyncio.sleep(0.1)
+    if s.find("button", key="follow_jump") is None:
+        rec["missing"].add("follow")
+        return
+    before = s.page
+    run = await s.click(key="follow_jump")
+    if s.page == before:
+        raise RuntimeError(f"following the teacher stayed on {before!r}")
+    rec["actions"].append({"what": "follow", "seconds": run.seconds})
+    rec["follows"] += 1
+
+
+async def ws_student(i: int, args: argparse.Namespace, rec: dict[str, Any]) -> None:
+    """student() without a browser: a real Streamlit session over the front end's websocket protocol
+    (scripts/streamlit_session.py). A page's time is the server's part of it: from the request to the end of
+    the script run, the connection included on the first page."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from streamlit_session import StreamlitSession
+
+    s = StreamlitSession(args.url, timeout_s=args.page_timeout_s)
+    await asyncio.sleep(max(0, i) * args.stagger_s)
+    try:
+        tour = list(args.pages) * args.rounds
+        for n, name in enumerate(tour):
+            t0 = time.monotonic()
+            try:
+                if n == 0:
+                    await s.connect()
+                    run = await s.open(page=name, query=f"{args.query}&nick=student{i}")
+                else:
+                    run = await s.open(page=name)
+                rec["loads"].append({"page": name, "seconds": time.monotonic() - t0, "student": i,
+                                     "client": "websocket"})
+                rec["errors"] += [f"student {i} {name}: {e}" for e in run.exceptions]
+                if name == "lr_finder" and args.lr_steps and s.find("button", label=LR_STEP_BUTTON):
+                    step = await s.click(label=LR_STEP_BUTTON)
+                    rec["actions"].append({"what": "lr_finder +10 steps", "seconds": step.seconds})
+                if args.class_actions:
+                    await ws_class_actions(s, name, i, rec, last=n == len(tour) - 1)
+            except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
+                rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
+        rec["done"] += 1
+        await rec["all_done"].wait()  # hold the session until every student is through (memory: "loaded")
+    finally:
+        rec["fragment_reruns"] = rec.get("fragment_reruns", 0) + s.fragment_reruns
+        await s.close()
 
 
 def chromium(nice: int) -> str:
@@ -427,7 +508,9 @@ async def run_class(args: argparse.Namespace, pid: int | None, on_warm=None) -> 
             rec["rss_warm"] = rss_mb(pid)
         if on_warm is not None and on_warm():
             await asyncio.sleep(3)  # the run is in the library and training before the students come
-        tasks = [asyncio.create_task(student(i, browser, args, rec)) for i in range(args.students)]
+        # the browsers arrive last, when the rest of the class is already on the server
+        tasks = [asyncio.create_task(student(i, browser, args, rec) if i >= args.students - args.browsers
+                                     else ws_student(i, args, rec)) for i in range(args.students)]
         deadline = time.monotonic() + args.max_s
         while rec["done"] + sum(t.done() for t in tasks) < args.students and time.monotonic() < deadline:
             await asyncio.sleep(0.25)
@@ -453,6 +536,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--url", required=True, help="the running app, on a loopback address")
     ap.add_argument("--students", type=int, default=8)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--browsers", type=int, default=1,
+                    help="how many of the students drive a Chromium context, the last to arrive (default 1; "
+                         "--browsers N: all of them); "
+                         "the others are Streamlit sessions over the websocket without a browser "
+                         "(scripts/streamlit_session.py), whose page times are the server's part alone. The "
+                         "teacher is always a browser.")
     ap.add_argument("--pages", default=",".join(DEFAULT_PAGES), help="pages each student opens, in order")
     ap.add_argument("--query", default="", help="lab settings as a query string for the first page")
     ap.add_argument("--runs-dir", default=None, help="the server's run library (default $CIFAR_LAB_RUNS; neither: "
@@ -470,6 +559,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--browser-nice", type=int, default=0,
                     help="run the browsers at this niceness (19: they yield the CPU to the server, as students' own "
                          "devices would not share it)")
+    ap.add_argument("--rounds", type=int, default=1, help="each student tours --pages this many times (the later "
+                                                          "rounds through the menu)")
     ap.add_argument("--stagger-s", type=float, default=0.5, help="seconds between students' arrivals")
     ap.add_argument("--page-timeout-s", type=float, default=120.0)
     ap.add_argument("--max-s", type=float, default=900.0, help="bound on the whole class")
@@ -478,6 +569,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--url must be a loopback address (this is a load test for your own server)")
     if not 1 <= args.students <= 200:
         ap.error("--students must be between 1 and 200")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    if not 0 <= args.browsers <= args.students:
+        ap.error("--browsers must be between 0 and --students")
     args.url = args.url.rstrip("/")
     args.pages = [p for p in args.pages.split(",") if p]
     return args
@@ -545,7 +640,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         looks=looks, train_status=train_status,
                         rss_mb={"before": rss_before, "loaded": rec.get("rss_loaded"), "peak": peak,
                                 "after": rss_after},
-                        extra={"pages": args.pages,
+                        extra={"pages": args.pages, "browsers": args.browsers,
+                               "fragment_reruns": rec.get("fragment_reruns"),
                                "runs_checked": bool(args.runs_dir or os.environ.get("CIFAR_LAB_RUNS")),
                                "answers": rec["answers"], "follows": rec["follows"], "rss_mb_start": rss_start,
                                "question_opened": bool(rec.get("question_opened")), "tally": rec.get("tally"),

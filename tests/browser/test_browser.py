@@ -160,3 +160,18 @@ def test_the_classroom_load_script_plays_one_student_and_prints_its_json(app_url
     assert result["errors"] == 0 and result["runs_lost"] == 0, result["error_details"]
     assert result["p50_s"] is not None and result["p95_s"] >= result["p50_s"]
     assert result["rss_mb_before"] is not None and result["server_pid"] is not None
+
+
+def test_the_classroom_load_script_mixes_browsers_and_websocket_sessions(app_url):
+    """Two students over the websocket and one in Chromium, each on three pages with the LR finder stepped."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "CIFAR_LAB_RUNS"}
+    out = subprocess.run([sys.executable, "scripts/classroom_load.py", "--url", app_url, "--students", "3",
+                          "--browsers", "1", "--pages", "home,augmentation,lr_finder", "--query", QUERY, "--json",
+                          "--max-s", "240"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["errors"] == 0 and result["page_loads"] == 9, result["error_details"]
+    assert result["per_client"]["websocket"]["n"] == 6 and result["per_client"]["browser"]["n"] == 3
+    assert result["actions"]["lr_finder +10 steps"]["n"] == 3  # every student, whichever its client
+    assert result["fragment_reruns"] is not None
