@@ -399,6 +399,7 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
                                                                                args.page_timeout_s)})
                 if args.class_actions:
                     await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(tour) - 1)
+                await asyncio.sleep(args.dwell_s)  # reading the page; its live panels poll meanwhile
             except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
                 rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
         rec["done"] += 1
@@ -468,6 +469,7 @@ async def ws_student(i: int, args: argparse.Namespace, rec: dict[str, Any]) -> N
                     rec["actions"].append({"what": "lr_finder +10 steps", "seconds": step.seconds})
                 if args.class_actions:
                     await ws_class_actions(s, name, i, rec, last=n == len(tour) - 1)
+                await asyncio.sleep(args.dwell_s)  # reading the page; its fragments rerun meanwhile
             except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
                 rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
         rec["done"] += 1
@@ -559,6 +561,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--browser-nice", type=int, default=0,
                     help="run the browsers at this niceness (19: they yield the CPU to the server, as students' own "
                          "devices would not share it)")
+    ap.add_argument("--dwell-s", type=float, default=2.0,
+                    help="seconds a student reads each page before the next (its live panels poll meanwhile)")
     ap.add_argument("--rounds", type=int, default=1, help="each student tours --pages this many times (the later "
                                                           "rounds through the menu)")
     ap.add_argument("--stagger-s", type=float, default=0.5, help="seconds between students' arrivals")
@@ -569,8 +573,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--url must be a loopback address (this is a load test for your own server)")
     if not 1 <= args.students <= 200:
         ap.error("--students must be between 1 and 200")
-    if args.rounds < 1:
-        ap.error("--rounds must be at least 1")
+    if args.rounds < 1 or args.dwell_s < 0:
+        ap.error("--rounds must be at least 1 and --dwell-s not negative")
     if not 0 <= args.browsers <= args.students:
         ap.error("--browsers must be between 0 and --students")
     args.url = args.url.rstrip("/")
