@@ -281,6 +281,9 @@ async def class_actions(page, name: str, student: int, rec: dict[str, Any], time
     if await page.locator('[data-testid="stSidebar"]').get_by_text("You are the teacher").count():
         rec["teachers"].add(student)  # a loopback browser is the teacher unless CIFAR_LAB_LOCAL_TEACHER=0
     box = main.locator(QUESTION_BOX)
+    if name == "mlp_vs_cnn" and not await box.count():
+        with contextlib.suppress(Exception):  # the page can settle a moment before its question box is drawn
+            await box.first.locator(ANSWER_BUTTON).wait_for(timeout=5000)
     if await box.count() and await box.locator(ANSWER_BUTTON).count():
         # the choices: every label in the radio but the widget's own ("Your prediction")
         options = box.locator('[data-testid="stRadio"] label:not([data-testid="stWidgetLabel"])')
