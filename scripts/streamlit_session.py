@@ -41,7 +41,7 @@ class Element:
     kind: str  # the Element oneof: "markdown", "button", "radio", ...
     proto: Any
     keys: tuple[str, ...]  # the keys of the blocks it sits in (st.container(key=...)), outermost first
-    run: int  # the run that last drew it
+    run: int  # the full script run during which it was last drawn (by the run or by one of its fragments)
 
     @property
     def id(self) -> str:
@@ -117,7 +117,7 @@ class StreamlitSession:
         self._reader: asyncio.Task | None = None
         self._timers: dict[str, asyncio.Task] = {}
         self._values: dict[str, WidgetState] = {}
-        self._run = 0  # counts the script runs the server started (full and fragment)
+        self._run = 0  # counts the full script runs the server started
         self._block_keys: dict[tuple[int, ...], str] = {}
         self._finished: asyncio.Queue[int] = asyncio.Queue()
         self._exceptions: list[str] = []
@@ -204,8 +204,11 @@ class StreamlitSession:
                     break  # EARLY_FOR_RERUN: st.rerun / st.switch_page, the next run follows
         finally:
             self._full_run_active = False
-        for path in [p for p, el in self.elements.items() if el.run <= start_run]:
-            del self.elements[path]  # what this run did not draw is gone, as the front end drops stale elements
+        # What the last full run did not draw is gone, as the front end drops stale elements. (Runs are counted by
+        # new_session, not by the status "running": a request that lands during a fragment's run restarts the
+        # script without a new status, and its elements would have looked stale.)
+        for path in [p for p, el in self.elements.items() if self._run > start_run and el.run < self._run]:
+            del self.elements[path]
         return Run(time.monotonic() - t0, status, self.page, list(self._exceptions), self._messages)
 
     async def _send(self, *, query: str, page_hash: str, page_name: str = "", fragment: str = "",
@@ -234,7 +237,7 @@ class StreamlitSession:
 
     def _handle(self, msg: ForwardMsg) -> None:
         kind = msg.WhichOneof("type")
-        if kind == "session_status_changed" and msg.session_status_changed.script_is_running:
+        if kind == "new_session":  # the start of each full script run (a fragment's run sends none)
             self._run += 1
         elif kind == "navigation":  # (new_session's app_pages name pages by title: the menu is here)
             self._pages(msg.navigation.app_pages, msg.navigation.page_script_hash)
