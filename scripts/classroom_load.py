@@ -302,7 +302,9 @@ async def class_actions(page, name: str, student: int, rec: dict[str, Any], time
                         raise
             rec["actions"].append({"what": "answer", "seconds": time.monotonic() - t0})
             rec["answers"] += 1
-    elif await box.count() == 0 and name == "mlp_vs_cnn":
+    elif name == "mlp_vs_cnn" and rec.get("question_opened") and student not in rec["teachers"]:
+        raise RuntimeError("the teacher's question has no answer box here")
+    elif name == "mlp_vs_cnn":
         rec["missing"].add("question")
     if not last:
         return
@@ -396,10 +398,8 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
                 rec["errors"] += [f"student {i} {name}: {p}" for p in await page_problems(page)]
                 if name == "lr_finder" and args.lr_steps:
                     step = page.get_by_role("button", name=LR_STEP_BUTTON)
-                    if await step.count():
-                        rec["actions"].append({"what": "lr_finder +10 steps",
-                                               "seconds": await click_and_time(page, step.first,
-                                                                               args.page_timeout_s)})
+                    rec["actions"].append({"what": "lr_finder +10 steps",  # not drawn: a timeout, an error
+                                           "seconds": await click_and_time(page, step.first, args.page_timeout_s)})
                 if args.class_actions:
                     await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(tour) - 1)
                 await asyncio.sleep(args.dwell_s)  # reading the page; its live panels poll meanwhile
@@ -426,7 +426,10 @@ async def ws_class_actions(s, name: str, student: int, rec: dict[str, Any], last
             raise RuntimeError("the answer was not acknowledged")
         rec["actions"].append({"what": "answer", "seconds": time.monotonic() - t0})
         rec["answers"] += 1
-    elif s.find(inside="class_question") is None and name == "mlp_vs_cnn":
+    elif name == "mlp_vs_cnn" and rec.get("question_opened") and student not in rec["teachers"]:
+        drawn = [f"{el.kind}:{el.key or el.text[:40]}" for el in s.find_all()][:40]
+        raise RuntimeError(f"the teacher's question has no answer box here (page {s.page!r}: {drawn})")
+    elif name == "mlp_vs_cnn":
         rec["missing"].add("question")
     if not last:
         return
@@ -467,8 +470,8 @@ async def ws_student(i: int, args: argparse.Namespace, rec: dict[str, Any]) -> N
                 rec["loads"].append({"page": name, "seconds": time.monotonic() - t0, "student": i,
                                      "client": "websocket"})
                 rec["errors"] += [f"student {i} {name}: {e}" for e in run.exceptions]
-                if name == "lr_finder" and args.lr_steps and s.find("button", label=LR_STEP_BUTTON):
-                    step = await s.click(label=LR_STEP_BUTTON)
+                if name == "lr_finder" and args.lr_steps:
+                    step = await s.click(label=LR_STEP_BUTTON)  # LookupError (an error) if it is not drawn
                     rec["actions"].append({"what": "lr_finder +10 steps", "seconds": step.seconds})
                 if args.class_actions:
                     await ws_class_actions(s, name, i, rec, last=n == len(tour) - 1)
