@@ -274,7 +274,8 @@ async def click_and_time(page, button, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-async def class_actions(page, name: str, student: int, rec: dict[str, Any], timeout_s: float, last: bool) -> None:
+async def class_actions(page, name: str, student: int, rec: dict[str, Any], timeout_s: float, last: bool,
+                        title: str | None = None) -> None:
     """A student answers the open question where the page asks one, and on the last page follows the teacher
     (the banner's jump), where the app offers them (docs/CLASSROOM.md)."""
     main = page.locator('[data-testid="stMain"]')
@@ -313,7 +314,7 @@ async def class_actions(page, name: str, student: int, rec: dict[str, Any], time
         with contextlib.suppress(Exception):  # the banner polls every 2 s: give it one round
             await jump.first.wait_for(timeout=5000)
     if await jump.count():
-        before = (await main.locator("h1").first.inner_text()).strip()
+        before = title or (await main.locator("h1").first.inner_text()).strip()  # the settled page's title
         t0 = time.monotonic()
         await jump.first.click()
         await settle(page, timeout_s, previous_title=before)
@@ -401,7 +402,8 @@ async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]
                     rec["actions"].append({"what": "lr_finder +10 steps",  # not drawn: a timeout, an error
                                            "seconds": await click_and_time(page, step.first, args.page_timeout_s)})
                 if args.class_actions:
-                    await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(tour) - 1)
+                    await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(tour) - 1,
+                                        title=title)
                 await asyncio.sleep(args.dwell_s)  # reading the page; its live panels poll meanwhile
             except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
                 rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
