@@ -21,3 +21,14 @@ def test_tally_chart_without_a_result_marks_nothing():
     spec = tally_chart([{"choice": "a", "answers": 0, "share": 0.0}], actual=None).to_dict()
     data = next(iter(spec["datasets"].values()))
     assert data[0]["is_actual"] is False and data[0]["label"] == "0 (0%)"
+
+
+def test_the_tally_reads_at_14_px_and_at_projector_size_in_presenter_mode():
+    from ui.charts import PROJECTOR_FONT, projector
+
+    rows = [{"choice": "MLP", "answers": 1, "share": 0.2}, {"choice": "CNN", "answers": 4, "share": 0.8}]
+    plain = tally_chart(rows, "CNN").to_dict()
+    assert plain["config"]["axis"]["labelFontSize"] == 14 and plain["config"]["text"]["fontSize"] == 14
+    big = projector(tally_chart(rows, "CNN")).to_dict()
+    assert big["config"]["axis"]["labelFontSize"] == big["config"]["text"]["fontSize"] == PROJECTOR_FONT["label"]
+    assert "fontSize" not in str([layer.get("mark") for layer in big["layer"]])  # nothing on a mark overrides it
