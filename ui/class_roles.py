@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 
 import streamlit as st
 
@@ -20,7 +21,10 @@ from core.errors import LabError
 from core.runs.library import open_library, runs_root
 from ui import urlstate
 
-UNLOCKED = "_teacher"  # session flag: this tab entered the passcode
+UNLOCKED = "_teacher"  # session flag: this tab entered the passcode (or brought its token)
+REMEMBERED = "_teacher_remembered"  # session flag: unlocked by the browser's token, not by typing the passcode
+LOCKED = "_teacher_locked"  # session flag: this tab pressed "Lock": its token does not unlock it again
+COOKIE = "_teacher_cookie"  # session: the cookie this tab's browser must hold ("" = none), written by the sidebar
 
 
 def server_passcode() -> access.Passcode:
@@ -51,8 +55,29 @@ def on_server_machine() -> bool:
 
 
 def is_teacher() -> bool:
-    return access.is_teacher(loopback=on_server_machine(), unlocked=bool(st.session_state.get(UNLOCKED)),
-                             local_rule=access.local_teacher_enabled())
+    unlocked = bool(st.session_state.get(UNLOCKED))
+    if not unlocked and not st.session_state.get(LOCKED) and \
+            access.token_is_valid(teacher_cookie(), server_passcode(), time.time()):
+        st.session_state[UNLOCKED] = st.session_state[REMEMBERED] = unlocked = True  # a reload, a new tab
+    return access.is_teacher(loopback=on_server_machine(), unlocked=unlocked, local_rule=access.local_teacher_enabled())
+
+
+def teacher_cookie() -> str | None:
+    """The teacher token this browser sent when it connected (None: none, or no browser context)."""
+    with contextlib.suppress(Exception):
+        return st.context.cookies.get(access.TOKEN_COOKIE)
+    return None
+
+
+def _write_cookie(sb) -> None:
+    """Have the browser keep (or forget) the teacher token: a one-line script, drawn on every run of a tab that
+    unlocked or locked, so it runs whenever the sidebar is mounted. SameSite=Strict: sent to this server only."""
+    token = st.session_state.get(COOKIE)
+    if token is None:
+        return
+    age = access.TOKEN_MAX_AGE_S if token else 0
+    sb.html(f"<script>document.cookie = '{access.TOKEN_COOKIE}={token}; path=/; max-age={age}; "
+            "SameSite=Strict';</script>", unsafe_allow_javascript=True)
 
 
 def voter_id(actor: Actor) -> str:
@@ -90,28 +115,34 @@ def identity(sb) -> Actor:
         except LabError as e:
             sb.error(str(e))
     entered = sb.text_input("Teacher passcode", type="password", key="teacher_code",
-                            help="Only the teacher needs it: it unlocks every control for this browser tab.")
+                            help="Only the teacher needs it: it unlocks every control in this browser for the day.")
     if entered:
         if access.passcode_matches(entered, server_passcode()):
-            st.session_state[UNLOCKED] = True
+            st.session_state[UNLOCKED], st.session_state[LOCKED] = True, False
+            st.session_state[COOKIE] = access.teacher_token(server_passcode(), int(time.time()))
             st.rerun()
         sb.error("Wrong passcode.")
     sb.caption(f"You are a student{' (' + actor.name + ')' if actor.name else ''}: you can start one run of "
                f"your own, answer questions and follow the teacher.")
+    _write_cookie(sb)  # after "Lock": the browser forgets the token
     return actor
 
 
 def _teacher_box(sb) -> None:
-    where = "this machine" if not st.session_state.get(UNLOCKED) else "the passcode"
+    where = "this machine" if not st.session_state.get(UNLOCKED) else \
+        "the passcode, remembered in this browser for the day" if st.session_state.get(REMEMBERED) else "the passcode"
     sb.caption(f"You are the teacher (by {where}).")
+    _write_cookie(sb)
     with sb.expander("Class: passcode and sharing"):
         passcode = server_passcode()
         st.markdown(f"Teacher passcode: `{passcode.code}`  \nKept in {passcode.where}. Students open the plain "
                     f"address of this server; anyone who enters the passcode becomes a teacher.")
         st.toggle("Students follow me", value=True, key="class_lead",
                   help="Students' pages show a banner with the page you are on and your live run.")
-    if st.session_state.get(UNLOCKED) and sb.button("Lock teacher controls", key="teacher_lock"):
-        st.session_state[UNLOCKED] = False
+    if st.session_state.get(UNLOCKED) and sb.button("Lock teacher controls", key="teacher_lock",
+                                                    help="This browser forgets the passcode: a student again"):
+        st.session_state[UNLOCKED] = st.session_state[REMEMBERED] = False
+        st.session_state[LOCKED], st.session_state[COOKIE] = True, ""
         st.rerun()
 
 

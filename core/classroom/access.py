@@ -5,6 +5,9 @@
 - Anyone else is a student until they enter the passcode. The passcode is $CIFAR_LAB_PASSCODE, else
   `teacher_passcode` in .streamlit/secrets.toml, else the one kept in <runs folder>/teacher-passcode (mode 0600),
   made at the server's first start and printed in its terminal.
+- A browser that entered the passcode keeps a signed token (a cookie) so a reload does not make the teacher a
+  student again: `teacher_token` / `token_is_valid`. It is an HMAC of its issue time under the passcode, so
+  changing the passcode (or deleting the file) voids every token, and it expires after TOKEN_MAX_AGE_S.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from core.errors import LabError
 PASSCODE_FILE = "teacher-passcode"
 LOCAL_TEACHER_ENV = "CIFAR_LAB_LOCAL_TEACHER"
 PASSCODE_ENV = "CIFAR_LAB_PASSCODE"
+TOKEN_COOKIE = "cifar_lab_teacher"
+TOKEN_MAX_AGE_S = 12 * 3600  # a school day: tomorrow's class enters the passcode again
 
 
 @dataclass(frozen=True)
@@ -94,3 +99,22 @@ def passcode_matches(entered: str, passcode: Passcode) -> bool:
 def is_teacher(*, loopback: bool, unlocked: bool, local_rule: bool) -> bool:
     """The teacher: a browser that entered the passcode, or one on the server's machine while the rule is on."""
     return unlocked or (loopback and local_rule)
+
+
+def teacher_token(passcode: Passcode, issued_s: int) -> str:
+    """A token that proves its holder entered `passcode` at `issued_s` (Unix seconds): "v1.<issued>.<hmac>"."""
+    return f"v1.{int(issued_s)}.{_mac(passcode, int(issued_s))}"
+
+
+def token_is_valid(token: str | None, passcode: Passcode, now_s: float, max_age_s: float = TOKEN_MAX_AGE_S) -> bool:
+    """Whether the token was made with this passcode and is younger than max_age_s (and not from the future)."""
+    try:
+        version, issued, mac = (token or "").split(".")
+        age = now_s - int(issued)
+    except ValueError:
+        return False
+    return version == "v1" and -60 <= age < max_age_s and hmac.compare_digest(mac, _mac(passcode, int(issued)))
+
+
+def _mac(passcode: Passcode, issued_s: int) -> str:
+    return hmac.new(passcode.code.strip().encode(), f"teacher:{issued_s}".encode(), "sha256").hexdigest()

@@ -65,3 +65,29 @@ def test_presenter_mode_hides_the_tweaks(open_page):
     assert any(e.label == "Tweak this experiment" for e in at.expander)
     at = open_page("mlp_vs_cnn", state={"presenter": True}, dataset_kind="synthetic")
     assert not any(e.label == "Tweak this experiment" for e in at.expander)
+
+
+def test_the_passcode_is_remembered_by_the_browser_until_the_teacher_locks(open_page, monkeypatch):
+    import time
+
+    from core.classroom import access
+    from ui import class_roles
+
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    monkeypatch.setenv("CIFAR_LAB_LOCAL_TEACHER", "0")
+    at = open_page("home", state={"teacher_code": "owl"}, dataset_kind="synthetic")
+    token = at.session_state[class_roles.COOKIE]  # what the sidebar's script writes into the browser's cookie
+    assert access.token_is_valid(token, access.Passcode("owl", "env", None), time.time())
+    assert any(access.TOKEN_COOKIE in str(h.proto) and token in str(h.proto) for h in at.sidebar.get("html"))
+
+    monkeypatch.setattr(class_roles, "teacher_cookie", lambda: token)  # a reload: a new session, the cookie sent
+    at = open_page("mlp_vs_cnn", dataset_kind="synthetic")
+    assert not [b for b in at.button if b.label == "▶ Start"][0].disabled
+    at = open_page("home", dataset_kind="synthetic")
+    assert any("remembered in this browser" in c.value for c in at.sidebar.caption)
+
+    at = open_page("home", state={class_roles.LOCKED: True}, dataset_kind="synthetic")  # this tab pressed Lock
+    assert any(c.value.startswith("You are a student") for c in at.sidebar.caption)
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "cat")  # a new passcode voids the token
+    at = open_page("home", dataset_kind="synthetic")
+    assert any(c.value.startswith("You are a student") for c in at.sidebar.caption)
