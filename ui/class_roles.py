@@ -129,10 +129,10 @@ def identity(sb) -> Actor:
 
 
 def _teacher_box(sb) -> None:
+    _write_cookie(sb)  # first: the browser keeps the token before anything else of the sidebar is drawn
     where = "this machine" if not st.session_state.get(UNLOCKED) else \
         "the passcode, remembered in this browser for the day" if st.session_state.get(REMEMBERED) else "the passcode"
     sb.caption(f"You are the teacher (by {where}).")
-    _write_cookie(sb)
     with sb.expander("Class: passcode and sharing"):
         passcode = server_passcode()
         st.markdown(f"Teacher passcode: `{passcode.code}`  \nKept in {passcode.where}. Students open the plain "
