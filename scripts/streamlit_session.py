@@ -113,6 +113,7 @@ class StreamlitSession:
         self.page = ""
         self.query = ""
         self.fragment_reruns = 0
+        self._ticked = asyncio.Event()  # set at each fragment rerun the client asks for
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
         self._timers: dict[str, asyncio.Task] = {}
@@ -165,6 +166,16 @@ class StreamlitSession:
         """Pick an option of a radio or a selectbox (the front end reruns at once)."""
         self._values[element.id] = WidgetState(id=element.id, string_value=option)
         return await self._rerun(query=self.query, page_hash=self.pages.get(self.page, ""))
+
+    async def fragment_ticks(self, n: int, timeout_s: float) -> int:
+        """Wait until the client has asked for n fragment reruns (TimeoutError after timeout_s); returns the count."""
+        async def ticks() -> None:
+            while self.fragment_reruns < n:
+                self._ticked.clear()
+                await self._ticked.wait()
+
+        await asyncio.wait_for(ticks(), timeout_s)
+        return self.fragment_reruns
 
     def find(self, kind: str | None = None, *, key: str | None = None, label: str | None = None,
              inside: str | None = None) -> Element | None:
@@ -295,3 +306,4 @@ class StreamlitSession:
                 self.fragment_reruns += 1
                 with contextlib.suppress(Exception):
                     await self._send(query=self.query, page_hash=self.pages.get(self.page, ""), fragment=fragment)
+                self._ticked.set()
