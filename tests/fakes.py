@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.config import DataConfig, ModelConfig, TrainConfig
+
 CIFAR100_COARSE = 20
 
 
@@ -111,3 +113,10 @@ def write_image_folder(root: str | Path, counts: dict[str, tuple[int, int]], siz
                 Image.fromarray(pixels).save(d / f"{i:04d}.{fmt}")
                 written[split][name].append(pixels)
     return written
+
+
+def tiny_config(**kw) -> TrainConfig:
+    """A run config that trains in about a second on the CPU: a 4/4/8/8 CNN on 200 synthetic images, 2 epochs."""
+    base = dict(data=DataConfig(dataset="synthetic", subset=200, test_subset=100),
+                model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32}), batch_size=50, epochs=2, device="cpu")
+    return TrainConfig(**{**base, **kw})

@@ -24,16 +24,10 @@ from core.runs.queue import RunLibrary
 from core.runs.recorder import Recorder, _claim_terminal, cli_recorder
 from core.train import engine
 from core.train.memory import SAFETY_MARGIN, dataset_size, estimate_run_memory, probe_activation_bytes
+from tests.fakes import tiny_config as tiny
 
 GIB = 2**30
 REPO = Path(__file__).resolve().parents[2]
-
-
-def tiny(**kw) -> TrainConfig:
-    base = dict(data=DataConfig(dataset="synthetic", subset=200, test_subset=100),
-                model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32}), batch_size=50, epochs=2, device="cpu")
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 @pytest.fixture(autouse=True)

@@ -15,20 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from core.config import DataConfig, ModelConfig, TrainConfig
+from core.config import DataConfig
 from core.runs import trainer
 from core.runs.library import open_library
 from core.runs.recorder import attach_worker
+from tests.fakes import tiny_config as tiny
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_MODEL = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32})
-
-
-def tiny(**kw) -> TrainConfig:
-    base = dict(data=DataConfig(dataset="synthetic", subset=200, test_subset=100), model=TINY_MODEL, batch_size=50,
-                epochs=2, device="cpu")
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main as cli_main
-from core.config import DataConfig, ModelConfig, TrainConfig, to_json
+from core.config import to_json
 from core.errors import LabError
 from core.runs import recorder as runs_recorder
 from core.runs import store as runs_store
@@ -23,15 +23,9 @@ from core.runs.library import open_library, runs_root
 from core.runs.queue import RunLibrary, pid_alive
 from core.runs.recorder import Recorder, _claim_terminal, cli_recorder
 from core.train import events as ev
+from tests.fakes import tiny_config as tiny
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def tiny(**kw) -> TrainConfig:
-    base = dict(data=DataConfig(dataset="synthetic", subset=200, test_subset=100),
-                model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32}), batch_size=50, epochs=2, device="cpu")
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 @pytest.fixture

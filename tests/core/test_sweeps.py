@@ -10,7 +10,7 @@ import pytest
 
 from core.cli import main
 from core.cli.sweep import parse_params, split_values
-from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, get_value, to_dict
+from core.config import DataConfig, OptimConfig, get_value, to_dict
 from core.errors import ConfigError
 from core.lessons.presets import preset_config
 from core.runs.library import open_library
@@ -28,12 +28,7 @@ from core.runs.sweeps import (
     sweep_table,
     swept_keys,
 )
-
-
-def tiny(**kw) -> TrainConfig:
-    base = dict(data=DataConfig(dataset="synthetic", subset=200, test_subset=100),
-                model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32}), batch_size=50, epochs=2, device="cpu")
-    return TrainConfig(**{**base, **kw})
+from tests.fakes import tiny_config as tiny
 
 
 class FakeSubmit:
