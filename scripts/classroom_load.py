@@ -274,54 +274,173 @@ async def click_and_time(page, button, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-async def class_actions(page, name: str, student: int, rec: dict[str, Any], timeout_s: float, last: bool,
-                        title: str | None = None) -> None:
-    """A student answers the open question where the page asks one, and on the last page follows the teacher
-    (the banner's jump), where the app offers them (docs/CLASSROOM.md)."""
-    main = page.locator('[data-testid="stMain"]')
-    if await page.locator('[data-testid="stSidebar"]').get_by_text("You are the teacher").count():
-        rec["teachers"].add(student)  # a loopback browser is the teacher unless CIFAR_LAB_LOCAL_TEACHER=0
-    box = main.locator(QUESTION_BOX)
-    if name == "mlp_vs_cnn" and not await box.count():
-        with contextlib.suppress(Exception):  # the page can settle a moment before its question box is drawn
-            await box.first.locator(ANSWER_BUTTON).wait_for(timeout=5000)
-    if await box.count() and await box.locator(ANSWER_BUTTON).count():
+class BrowserStudent:
+    """A student in a Chromium context: the page is drawn, on this machine's cores."""
+
+    kind, fragment_reruns = "browser", None
+
+    def __init__(self, i: int, browser, args: argparse.Namespace) -> None:
+        self.i, self.browser, self.args, self.title = i, browser, args, None
+
+    async def start(self) -> None:
+        self.context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
+        self.page = await self.context.new_page()
+
+    async def open(self, name: str, first: bool) -> list[str]:
+        """The first page by URL, the others through the menu; returns the page's problems."""
+        page, timeout_s = self.page, self.args.page_timeout_s
+        link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
+        if first or not await link.count():
+            path = "" if name == "home" else name
+            await page.goto(f"{self.args.url}/{path}?{self.args.query}&nick=student{self.i}",
+                            wait_until="domcontentloaded", timeout=timeout_s * 1000)
+            self.title = await settle(page, timeout_s)
+        else:
+            await link.first.click()
+            self.title = await settle(page, timeout_s, previous_title=self.title)
+        return await page_problems(page)
+
+    async def step_lr(self) -> float:
+        step = self.page.get_by_role("button", name=LR_STEP_BUTTON)  # not drawn: a timeout, an error
+        return await click_and_time(self.page, step.first, self.args.page_timeout_s)
+
+    async def is_teacher(self) -> bool:  # a loopback browser is the teacher unless CIFAR_LAB_LOCAL_TEACHER=0
+        return bool(await self.page.locator('[data-testid="stSidebar"]').get_by_text("You are the teacher").count())
+
+    async def answer(self, name: str) -> bool:
+        """Answer the open question (the choice picked by the student's number); False: no answer box here."""
+        box, timeout_s = self.page.locator('[data-testid="stMain"]').locator(QUESTION_BOX), self.args.page_timeout_s
+        if name == "mlp_vs_cnn" and not await box.count():
+            with contextlib.suppress(Exception):  # the page can settle a moment before its question box is drawn
+                await box.first.locator(ANSWER_BUTTON).wait_for(timeout=5000)
+        if not (await box.count() and await box.locator(ANSWER_BUTTON).count()):
+            return False
         # the choices: every label in the radio but the widget's own ("Your prediction")
         options = box.locator('[data-testid="stRadio"] label:not([data-testid="stWidgetLabel"])')
         n = await options.count()
-        if n:
-            t0 = time.monotonic()
-            done = box.get_by_text("Your answer", exact=False).first
-            for attempt in range(3):  # a radio click that lands mid-rerun can be lost: then submit says "pick one"
-                await options.nth(student % n).click()
-                await box.locator(ANSWER_BUTTON).click(timeout=timeout_s * 1000)
-                try:
-                    await done.wait_for(timeout=timeout_s * 1000 / 3)
-                    break
-                except Exception:
-                    if attempt == 2:
-                        raise
-            rec["actions"].append({"what": "answer", "seconds": time.monotonic() - t0})
-            rec["answers"] += 1
-    elif name == "mlp_vs_cnn" and rec.get("question_opened") and student not in rec["teachers"]:
-        raise RuntimeError("the teacher's question has no answer box here")
+        if not n:
+            return False
+        done = box.get_by_text("Your answer", exact=False).first
+        for attempt in range(3):  # a radio click that lands mid-rerun can be lost: then submit says "pick one"
+            await options.nth(self.i % n).click()
+            await box.locator(ANSWER_BUTTON).click(timeout=timeout_s * 1000)
+            try:
+                await done.wait_for(timeout=timeout_s * 1000 / 3)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+        return True
+
+    async def follow(self) -> float | None:
+        """Press the banner's jump to the teacher's page: its seconds, or None where the banner offers none."""
+        jump = self.page.locator('[data-testid="stMain"]').locator(FOLLOW_JUMP)
+        if not await jump.count():
+            with contextlib.suppress(Exception):  # the banner polls every 2 s: give it one round
+                await jump.first.wait_for(timeout=5000)
+        if not await jump.count():
+            return None
+        t0 = time.monotonic()
+        await jump.first.click()
+        self.title = await settle(self.page, self.args.page_timeout_s, previous_title=self.title)
+        return time.monotonic() - t0
+
+    async def close(self) -> None:
+        await self.context.close()
+
+
+class SocketStudent:
+    """A student without a browser: a real Streamlit session over the front end's websocket protocol
+    (scripts/streamlit_session.py), the same widgets found by their keys (docs/CLASSROOM.md). A page's time is the
+    server's part of it: from the request to the end of the script run, the connection included on the first
+    page."""
+
+    kind = "websocket"
+
+    def __init__(self, i: int, args: argparse.Namespace) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from streamlit_session import StreamlitSession
+
+        self.i, self.args = i, args
+        self.s = StreamlitSession(args.url, timeout_s=args.page_timeout_s)
+
+    @property
+    def fragment_reruns(self) -> int:
+        return self.s.fragment_reruns
+
+    async def start(self) -> None:
+        pass  # connecting is part of the first page's time
+
+    async def open(self, name: str, first: bool) -> list[str]:
+        if first:
+            await self.s.connect()
+            run = await self.s.open(page=name, query=f"{self.args.query}&nick=student{self.i}")
+        else:
+            run = await self.s.open(page=name)
+        return run.exceptions
+
+    async def step_lr(self) -> float:
+        return (await self.s.click(label=LR_STEP_BUTTON)).seconds  # LookupError (an error) if it is not drawn
+
+    async def is_teacher(self) -> bool:
+        return any("You are the teacher" in t for t in self.s.texts())
+
+    async def answer(self, name: str) -> bool:
+        s = self.s
+        radio = s.find("radio", inside="class_question")
+        if radio is None or s.find("button", key="q_submit") is None:
+            return False
+        await s.choose(radio, radio.proto.options[self.i % len(radio.proto.options)])
+        await s.click(key="q_submit")
+        if not any(t.startswith("Your answer") for t in s.texts(inside="class_question")):
+            raise RuntimeError("the answer was not acknowledged")
+        return True
+
+    async def follow(self) -> float | None:
+        s = self.s
+        for _ in range(50):  # the banner polls every 2 s: give it a few rounds to draw the jump
+            if s.find("button", key="follow_jump") is not None:
+                break
+            await asyncio.sleep(0.1)
+        if s.find("button", key="follow_jump") is None:
+            return None
+        before = s.page
+        run = await s.click(key="follow_jump")
+        if s.page == before:
+            raise RuntimeError(f"following the teacher stayed on {before!r}")
+        return run.seconds
+
+    def drawn(self) -> str:
+        """What the page shows, for an error line."""
+        return f"page {self.s.page!r}: {[f'{el.kind}:{el.key or el.text[:40]}' for el in self.s.find_all()][:40]}"
+
+    async def close(self) -> None:
+        await self.s.close()
+
+
+async def class_actions(client, name: str, rec: dict[str, Any], last: bool) -> None:
+    """A student answers the open question where the page asks one, and on the last page follows the teacher
+    (the banner's jump), where the app offers them (docs/CLASSROOM.md). client: a BrowserStudent or a
+    SocketStudent."""
+    if await client.is_teacher():
+        rec["teachers"].add(client.i)
+    t0 = time.monotonic()
+    if await client.answer(name):
+        rec["actions"].append({"what": "answer", "seconds": time.monotonic() - t0})
+        rec["answers"] += 1
+    elif name == "mlp_vs_cnn" and rec.get("question_opened") and client.i not in rec["teachers"]:
+        shown = f" ({client.drawn()})" if hasattr(client, "drawn") else ""
+        raise RuntimeError(f"the teacher's question has no answer box here{shown}")
     elif name == "mlp_vs_cnn":
         rec["missing"].add("question")
     if not last:
         return
-    jump = main.locator(FOLLOW_JUMP)
-    if not await jump.count():
-        with contextlib.suppress(Exception):  # the banner polls every 2 s: give it one round
-            await jump.first.wait_for(timeout=5000)
-    if await jump.count():
-        before = title or (await main.locator("h1").first.inner_text()).strip()  # the settled page's title
-        t0 = time.monotonic()
-        await jump.first.click()
-        await settle(page, timeout_s, previous_title=before)
-        rec["actions"].append({"what": "follow", "seconds": time.monotonic() - t0})
-        rec["follows"] += 1
-    else:
+    seconds = await client.follow()
+    if seconds is None:
         rec["missing"].add("follow")
+    else:
+        rec["actions"].append({"what": "follow", "seconds": seconds})
+        rec["follows"] += 1
 
 
 def teacher_passcode(args: argparse.Namespace) -> str | None:
@@ -375,116 +494,34 @@ async def teacher(browser, args: argparse.Namespace, rec: dict[str, Any]) -> Non
         await context.close()
 
 
-async def student(i: int, browser, args: argparse.Namespace, rec: dict[str, Any]) -> None:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    title = None
+async def student(client, args: argparse.Namespace, rec: dict[str, Any]) -> None:
+    """One student's class, whichever the client: the pages of --pages (--rounds times), the LR finder stepped,
+    the question answered, the teacher followed on the last page, --dwell-s on each page."""
+    i = client.i
+    await client.start()
     try:
         await asyncio.sleep(max(0, i) * args.stagger_s)
         tour = list(args.pages) * args.rounds
         for n, name in enumerate(tour):
             t0 = time.monotonic()
             try:
-                link = page.locator(f'[data-testid="stSidebarNav"] a[href$="/{name}"]')
-                if n == 0 or not await link.count():
-                    nick = f"&nick=student{i}" if i >= 0 else ""
-                    await page.goto(f"{args.url}/{'' if name == 'home' else name}?{args.query}{nick}",
-                                    wait_until="domcontentloaded", timeout=args.page_timeout_s * 1000)
-                    title = await settle(page, args.page_timeout_s)
-                else:
-                    await link.first.click()
-                    title = await settle(page, args.page_timeout_s, previous_title=title)
+                problems = await client.open(name, first=n == 0)
                 rec["loads"].append({"page": name, "seconds": time.monotonic() - t0, "student": i,
-                                     "client": "browser"})
-                rec["errors"] += [f"student {i} {name}: {p}" for p in await page_problems(page)]
+                                     "client": client.kind})
+                rec["errors"] += [f"student {i} {name}: {p}" for p in problems]
                 if name == "lr_finder" and args.lr_steps:
-                    step = page.get_by_role("button", name=LR_STEP_BUTTON)
-                    rec["actions"].append({"what": "lr_finder +10 steps",  # not drawn: a timeout, an error
-                                           "seconds": await click_and_time(page, step.first, args.page_timeout_s)})
+                    rec["actions"].append({"what": "lr_finder +10 steps", "seconds": await client.step_lr()})
                 if args.class_actions:
-                    await class_actions(page, name, i, rec, args.page_timeout_s, last=n == len(tour) - 1,
-                                        title=title)
+                    await class_actions(client, name, rec, last=n == len(tour) - 1)
                 await asyncio.sleep(args.dwell_s)  # reading the page; its live panels poll meanwhile
             except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
                 rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
         rec["done"] += 1
         await rec["all_done"].wait()  # hold the session until every student is through (memory: "loaded")
     finally:
-        await context.close()
-
-
-# --- one student without a browser (--client websocket) ------------------------------------------------------
-
-async def ws_class_actions(s, name: str, student: int, rec: dict[str, Any], last: bool) -> None:
-    """class_actions() for a websocket session: the same widgets, found by their keys (docs/CLASSROOM.md)."""
-    if any("You are the teacher" in t for t in s.texts()):
-        rec["teachers"].add(student)
-    radio = s.find("radio", inside="class_question")
-    if radio is not None and s.find("button", key="q_submit") is not None:
-        t0 = time.monotonic()
-        await s.choose(radio, radio.proto.options[student % len(radio.proto.options)])
-        await s.click(key="q_submit")
-        if not any(t.startswith("Your answer") for t in s.texts(inside="class_question")):
-            raise RuntimeError("the answer was not acknowledged")
-        rec["actions"].append({"what": "answer", "seconds": time.monotonic() - t0})
-        rec["answers"] += 1
-    elif name == "mlp_vs_cnn" and rec.get("question_opened") and student not in rec["teachers"]:
-        drawn = [f"{el.kind}:{el.key or el.text[:40]}" for el in s.find_all()][:40]
-        raise RuntimeError(f"the teacher's question has no answer box here (page {s.page!r}: {drawn})")
-    elif name == "mlp_vs_cnn":
-        rec["missing"].add("question")
-    if not last:
-        return
-    for _ in range(50):  # the banner polls every 2 s: give it a few rounds to draw the jump
-        if s.find("button", key="follow_jump") is not None:
-            break
-        await asyncio.sleep(0.1)
-    if s.find("button", key="follow_jump") is None:
-        rec["missing"].add("follow")
-        return
-    before = s.page
-    run = await s.click(key="follow_jump")
-    if s.page == before:
-        raise RuntimeError(f"following the teacher stayed on {before!r}")
-    rec["actions"].append({"what": "follow", "seconds": run.seconds})
-    rec["follows"] += 1
-
-
-async def ws_student(i: int, args: argparse.Namespace, rec: dict[str, Any]) -> None:
-    """student() without a browser: a real Streamlit session over the front end's websocket protocol
-    (scripts/streamlit_session.py). A page's time is the server's part of it: from the request to the end of
-    the script run, the connection included on the first page."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from streamlit_session import StreamlitSession
-
-    s = StreamlitSession(args.url, timeout_s=args.page_timeout_s)
-    await asyncio.sleep(max(0, i) * args.stagger_s)
-    try:
-        tour = list(args.pages) * args.rounds
-        for n, name in enumerate(tour):
-            t0 = time.monotonic()
-            try:
-                if n == 0:
-                    await s.connect()
-                    run = await s.open(page=name, query=f"{args.query}&nick=student{i}")
-                else:
-                    run = await s.open(page=name)
-                rec["loads"].append({"page": name, "seconds": time.monotonic() - t0, "student": i,
-                                     "client": "websocket"})
-                rec["errors"] += [f"student {i} {name}: {e}" for e in run.exceptions]
-                if name == "lr_finder" and args.lr_steps:
-                    step = await s.click(label=LR_STEP_BUTTON)  # LookupError (an error) if it is not drawn
-                    rec["actions"].append({"what": "lr_finder +10 steps", "seconds": step.seconds})
-                if args.class_actions:
-                    await ws_class_actions(s, name, i, rec, last=n == len(tour) - 1)
-                await asyncio.sleep(args.dwell_s)  # reading the page; its fragments rerun meanwhile
-            except Exception as e:  # noqa: BLE001 - one line per failure; the student goes on
-                rec["errors"].append(f"student {i} {name}: {type(e).__name__}: {str(e)[:200]}")
-        rec["done"] += 1
-        await rec["all_done"].wait()  # hold the session until every student is through (memory: "loaded")
-    finally:
-        rec["fragment_reruns"] = rec.get("fragment_reruns", 0) + s.fragment_reruns
-        await s.close()
+        if client.fragment_reruns is not None:
+            rec["fragment_reruns"] = rec.get("fragment_reruns", 0) + client.fragment_reruns
+        await client.close()
 
 
 def chromium(nice: int) -> str:
@@ -519,8 +556,9 @@ async def run_class(args: argparse.Namespace, pid: int | None, on_warm=None) -> 
         if on_warm is not None and on_warm():
             await asyncio.sleep(3)  # the run is in the library and training before the students come
         # the browsers arrive last, when the rest of the class is already on the server
-        tasks = [asyncio.create_task(student(i, browser, args, rec) if i >= args.students - args.browsers
-                                     else ws_student(i, args, rec)) for i in range(args.students)]
+        clients = [BrowserStudent(i, browser, args) if i >= args.students - args.browsers else SocketStudent(i, args)
+                   for i in range(args.students)]
+        tasks = [asyncio.create_task(student(c, args, rec)) for c in clients]
         deadline = time.monotonic() + args.max_s
         while rec["done"] + sum(t.done() for t in tasks) < args.students and time.monotonic() < deadline:
             await asyncio.sleep(0.25)
