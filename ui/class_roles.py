@@ -23,7 +23,7 @@ from ui import urlstate
 
 UNLOCKED = "_teacher"  # session flag: this tab entered the passcode (or brought its token)
 REMEMBERED = "_teacher_remembered"  # session flag: unlocked by the browser's token, not by typing the passcode
-LOCKED = "_teacher_locked"  # session flag: this tab pressed "Lock": its token does not unlock it again
+TOKEN_SEEN = "_teacher_token_seen"  # session flag: the browser's token was looked at (once: it is sent at connect)
 COOKIE = "_teacher_cookie"  # session: the cookie this tab's browser must hold ("" = none), written by the sidebar
 
 
@@ -55,10 +55,13 @@ def on_server_machine() -> bool:
 
 
 def is_teacher() -> bool:
+    # The token comes with the connection and cannot change during the session: look at it on the session's first
+    # run only (a reload, a new tab). After "Lock" it is not looked at again, so it cannot undo the lock.
+    if not st.session_state.get(TOKEN_SEEN):
+        st.session_state[TOKEN_SEEN] = True
+        if access.token_is_valid(teacher_cookie(), server_passcode(), time.time()):
+            st.session_state[UNLOCKED] = st.session_state[REMEMBERED] = True
     unlocked = bool(st.session_state.get(UNLOCKED))
-    if not unlocked and not st.session_state.get(LOCKED) and \
-            access.token_is_valid(teacher_cookie(), server_passcode(), time.time()):
-        st.session_state[UNLOCKED] = st.session_state[REMEMBERED] = unlocked = True  # a reload, a new tab
     return access.is_teacher(loopback=on_server_machine(), unlocked=unlocked, local_rule=access.local_teacher_enabled())
 
 
@@ -118,7 +121,7 @@ def identity(sb) -> Actor:
                             help="Only the teacher needs it: it unlocks every control in this browser for the day.")
     if entered:
         if access.passcode_matches(entered, server_passcode()):
-            st.session_state[UNLOCKED], st.session_state[LOCKED] = True, False
+            st.session_state[UNLOCKED] = True
             st.session_state[COOKIE] = access.teacher_token(server_passcode(), int(time.time()))
             st.rerun()
         sb.error("Wrong passcode.")
@@ -142,7 +145,7 @@ def _teacher_box(sb) -> None:
     if st.session_state.get(UNLOCKED) and sb.button("Lock teacher controls", key="teacher_lock",
                                                     help="This browser forgets the passcode: a student again"):
         st.session_state[UNLOCKED] = st.session_state[REMEMBERED] = False
-        st.session_state[LOCKED], st.session_state[COOKIE] = True, ""
+        st.session_state[COOKIE] = ""
         st.rerun()
 
 

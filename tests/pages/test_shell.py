@@ -86,7 +86,8 @@ def test_the_passcode_is_remembered_by_the_browser_until_the_teacher_locks(open_
     at = open_page("home", dataset_kind="synthetic")
     assert any("remembered in this browser" in c.value for c in at.sidebar.caption)
 
-    at = open_page("home", state={class_roles.LOCKED: True}, dataset_kind="synthetic")  # this tab pressed Lock
+    # this tab looked at its token at its start, then pressed Lock: the token is not looked at again
+    at = open_page("home", state={class_roles.TOKEN_SEEN: True}, dataset_kind="synthetic")
     assert any(c.value.startswith("You are a student") for c in at.sidebar.caption)
     monkeypatch.setenv("CIFAR_LAB_PASSCODE", "cat")  # a new passcode voids the token
     at = open_page("home", dataset_kind="synthetic")
