@@ -69,7 +69,6 @@ class Run:
     status: int
     page: str  # the url_pathname of the page drawn ('' for the default page)
     exceptions: list[str] = field(default_factory=list)
-    messages: int = 0
 
 
 def widget_value(kind: str, p: Any) -> WidgetState | None:
@@ -122,7 +121,6 @@ class StreamlitSession:
         self._block_keys: dict[tuple[int, ...], str] = {}
         self._finished: asyncio.Queue[int] = asyncio.Queue()
         self._exceptions: list[str] = []
-        self._messages = 0
         self._full_run_active = False
 
     # --- the connection ---------------------------------------------------------------------------------
@@ -200,7 +198,7 @@ class StreamlitSession:
         self._timers.clear()
         while not self._finished.empty():
             self._finished.get_nowait()
-        self._exceptions, self._messages, start_run = [], 0, self._run
+        self._exceptions, start_run = [], self._run
         self._full_run_active = True
         t0 = time.monotonic()
         await self._send(query=query, page_hash=page_hash, page_name=page_name, trigger=trigger)
@@ -220,7 +218,7 @@ class StreamlitSession:
         # script without a new status, and its elements would have looked stale.)
         for path in [p for p, el in self.elements.items() if self._run > start_run and el.run < self._run]:
             del self.elements[path]
-        return Run(time.monotonic() - t0, status, self.page, list(self._exceptions), self._messages)
+        return Run(time.monotonic() - t0, status, self.page, list(self._exceptions))
 
     async def _send(self, *, query: str, page_hash: str, page_name: str = "", fragment: str = "",
                     trigger: WidgetState | None = None) -> None:
@@ -243,7 +241,6 @@ class StreamlitSession:
         async for raw in self._ws:
             msg = ForwardMsg()
             msg.ParseFromString(raw)
-            self._messages += 1
             self._handle(msg)
 
     def _handle(self, msg: ForwardMsg) -> None:
