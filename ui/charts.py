@@ -79,10 +79,10 @@ alt.data_transformers.register("lab_frames", _collect_frames)
 
 def to_vega_lite(chart: alt.TopLevelMixin) -> dict[str, Any]:
     """The chart's Vega-Lite spec for `st.vega_lite_chart`, its data frames under `datasets` (Streamlit sends
-    them as Arrow, as it does for `st.altair_chart`). Two things `st.altair_chart` does are left out: validating
-    the spec against the Vega-Lite schema on every script run (the tests of these builders validate it) and a
-    lock shared by every session of the server. On the LR finder's live curve that was ~0.1 s per redraw, one
-    session at a time (docs/PERFORMANCE.md)."""
+    them as Arrow, as it does for `st.altair_chart`). What is left out is validating the spec against the
+    Vega-Lite schema on every script run (the chart tests call altair's validating to_dict()). `st.altair_chart`
+    did that inside a lock every session of the server waits on - ~0.1 s per chart, one session at a time on the
+    LR finder's live curve (docs/PERFORMANCE.md); the lock here holds only the unvalidated conversion."""
     datasets: dict[str, Any] = {}
     with _TO_DICT, alt.theme.enable("none"), alt.data_transformers.enable("lab_frames", datasets=datasets):
         spec = chart.to_dict(validate=False)
