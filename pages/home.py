@@ -46,8 +46,8 @@ with top[2]:
         st.caption("On a CPU, the wide CNNs and the 224×224 ResNet18 take hours: use a small training subset.")
 
 st.divider()
-# One markdown table per section, not a grid of columns and buttons: a fresh student browser draws the page in
-# a third of the time (docs/PERFORMANCE.md, "Classroom load"), and the projector shows the same rows.
+# One markdown table per section, not a grid of 140 columns, texts and buttons: four fresh browsers opening the
+# page at once used 14 CPU-s instead of 16-17 (docs/PERFORMANCE.md, "Classroom load").
 with st.container(key="report_card"):  # presenter mode enlarges its numbers (ui/presenter.py)
     for section in SECTIONS:
         presets = [p for p in report_rows if p.section == section]
@@ -75,8 +75,7 @@ for p in report_rows:
         bars.append({"preset": p.title, "source": "lab", "accuracy": best[p.name].best_test_acc})
 st.divider()
 st.subheader("The report beside the lab")
-with st.expander("chart"):
-    show_chart(st, charts.report_bars(bars), width="stretch")
+show_chart(st, charts.report_bars(bars), width="stretch")
 st.caption(f"Lab bars: the best completed run of each experiment on {settings.dataset_label}. The report's "
            "numbers are CIFAR-100 with all 50,000 training images.")
 
