@@ -25,6 +25,8 @@ __getattr__, __dir__ = lazy_exports(
         ),
         "checkpoint": (
             "FORMAT",
+            "is_disk_full",
+            "keep_as",
             "latest_checkpoint",
             "load_checkpoint",
             "load_model",

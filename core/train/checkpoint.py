@@ -1,9 +1,11 @@
 """Checkpoint files: model + optimizer + config + where the run was, written atomically, read with
-weights_only=True (a checkpoint is data, never code)."""
+weights_only=True (a checkpoint is data, never code). Also what a full disk looks like when one is written."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,36 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.opti
         "std": list(std),
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # atomic: a reader never sees half a file
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+    finally:
+        tmp.unlink(missing_ok=True)  # a half-written file (a full disk) would hold the space the user must free
+
+
+def keep_as(path: str | Path, copy: str | Path) -> None:
+    """Make `copy` hold what `path` holds now (best.pt after an improved epoch), atomically. A hard link where
+    the filesystem allows one: a 200 MB checkpoint is then written once, not twice. Later saves of `path` go
+    through os.replace, which gives `path` a new file and leaves `copy` holding the old one."""
+    path, copy = Path(path), Path(copy)
+    tmp = copy.with_suffix(copy.suffix + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(path, tmp)
+        except OSError:  # no hard links here (some network or FAT filesystems): a real copy
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, copy)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether `e` means a file could not be written for lack of space (torch.save says 'file write failed')."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(e).lower()
+    return "no space left on device" in text or "file write failed" in text or "disk quota exceeded" in text
 
 
 def latest_checkpoint(folder: str | Path | None) -> Path | None:

@@ -38,10 +38,13 @@ from core.config import TrainConfig
 from core.data import augment as aug
 from core.errors import LabError
 from core.models.registry import count_params
+from core.space import free_bytes as disk_free  # a name tests replace
+from core.space import size_text
 from core.train.batches import epoch_permutation  # noqa: F401 - re-exported, with the set-up's names below
-from core.train.checkpoint import latest_checkpoint, save_checkpoint
+from core.train.checkpoint import is_disk_full, keep_as, latest_checkpoint, save_checkpoint
 from core.train.events import EpochEnd, Event, Finished, Note, RunStarted, Step
 from core.train.graphs import GraphedStep, set_lr, wants_graphs
+from core.train.memory import estimate_run_memory
 from core.train.schedule import lr_at
 from core.train.setup import (  # noqa: F401 - re-exported: core.train.engine is where callers look for these
     CPU_BF16_ENV,
@@ -123,6 +126,7 @@ class RunState:
     best_acc: float | None = None
     aug_state: torch.Tensor | None = None  # a resumed checkpoint's augmentation generator, at `batch`
     per_class: tuple[float, ...] = ()  # per-class test accuracy of the latest evaluation
+    saved_epochs: int | None = None  # epochs finished in the checkpoint on disk (None: no checkpoint yet)
 
     @classmethod
     def start(cls, run: RunSetup, checkpoint: dict[str, Any] | None, started: float) -> RunState:
@@ -133,8 +137,9 @@ class RunState:
         if epoch > run.config.epochs:
             raise LabError(f"this run already finished its {run.config.epochs} epochs; raise epochs to train further")
         sums = torch.tensor(checkpoint["sums"], device=run.device, dtype=torch.float64)
-        return cls(epoch, batch, (epoch - 1) * run.steps_per_epoch + batch, sums, started,
-                   list(checkpoint.get("history", [])), checkpoint.get("best_acc"), checkpoint.get("aug_state"))
+        history = list(checkpoint.get("history", []))
+        return cls(epoch, batch, (epoch - 1) * run.steps_per_epoch + batch, sums, started, history,
+                   checkpoint.get("best_acc"), checkpoint.get("aug_state"), saved_epochs=len(history))
 
 
 def resume_checkpoint(folder: str | Path | None) -> dict[str, Any]:
@@ -154,6 +159,7 @@ def save(run: RunSetup, state: RunState, folder: str | Path | None, name: str = 
                     epoch=state.epoch, batch=state.batch, sums=state.sums.tolist(), history=state.history,
                     best_acc=state.best_acc, aug_state=gen.get_state() if gen is not None else None,
                     classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std))
+    state.saved_epochs = len(state.history)
 
 
 def finished(state: RunState, status: str, reason: str = "") -> Finished:
@@ -164,14 +170,44 @@ def finished(state: RunState, status: str, reason: str = "") -> Finished:
                     per_class_acc=state.per_class)
 
 
+def free_text(folder: str | Path | None) -> str:
+    """'1.2 GB free in FOLDER', or what could be said without a folder."""
+    if folder is None:
+        return "no checkpoint folder"
+    try:
+        return f"{size_text(disk_free(folder))} free in {folder}"
+    except OSError:
+        return f"the free space in {folder} could not be read"
+
+
+def check_room(run: RunSetup, folder: str | Path | None) -> None:
+    """LabError, before the first step, when the checkpoint folder's disk has no room for one checkpoint: the run
+    would train an epoch and then fail to save it. One checkpoint is the run's weights and optimizer state (core.
+    train.memory): a new last.pt is written beside the old one, then replaces it, and best.pt is a link, so one
+    checkpoint's room is all a save needs."""
+    if folder is None:
+        return
+    need = estimate_run_memory(run.config, run.device.type).checkpoint
+    try:
+        free = disk_free(folder)
+    except OSError:
+        return  # unknown: the save itself will say if it fails
+    if free < need * 1.05:
+        raise LabError(f"not enough disk space for this run: one checkpoint of {run.config.model.name} takes about "
+                       f"{size_text(need)} and {size_text(free)} are free in {folder}. Delete runs you no "
+                       f"longer need (the run library's Delete, or `python -m core runs delete ID`), or choose a "
+                       f"smaller model")
+
+
 def is_oom(e: BaseException) -> bool:
     """Whether `e` means the device (or the host) ran out of memory."""
     return isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(e).lower() \
         or "can't allocate memory" in str(e).lower()
 
 
-def failure(e: Exception, run: RunSetup, state: RunState) -> Finished:
-    """The Finished event of a run that raised `e` during training (call it while handling `e`)."""
+def failure(e: Exception, run: RunSetup, state: RunState, folder: str | Path | None = None) -> Finished:
+    """The Finished event of a run that raised `e` during training (call it while handling `e`); `folder` is
+    where its checkpoints go (named when the disk is full)."""
     if is_oom(e):
         if run.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -180,6 +216,14 @@ def failure(e: Exception, run: RunSetup, state: RunState) -> Finished:
                                          f"run's last checkpoint, if any, is kept)")
     if isinstance(e, LabError):
         return finished(state, "failed", str(e))
+    if is_disk_full(e):
+        done = state.saved_epochs
+        kept = ("it had not finished an epoch, so there is nothing to resume" if done is None
+                else f"its checkpoint {f'after epoch {done}' if done else 'from epoch 1'} is kept: resume the run "
+                     f"once there is room")
+        return finished(state, "failed", f"the disk is full: a checkpoint could not be written ({free_text(folder)}). "
+                                         f"Delete runs you no longer need (the run library's Delete, or `python -m "
+                                         f"core runs delete ID`); {kept}")
     log.exception("training failed")
     return finished(state, "failed", f"{type(e).__name__}: {e}")
 
@@ -322,9 +366,9 @@ def finish_epoch(run: RunSetup, state: RunState, t_epoch: float, train_seconds: 
     yield EpochEnd(**row)
     state.epoch, state.batch = state.epoch + 1, 0
     state.sums.zero_()
-    if improved:
-        save(run, state, checkpoint_dir, "best.pt")
     save(run, state, checkpoint_dir)
+    if improved and checkpoint_dir is not None:  # best.pt is this very file: linked, not written again
+        keep_as(Path(checkpoint_dir) / "last.pt", Path(checkpoint_dir) / "best.pt")
     return False
 
 
@@ -354,6 +398,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
         raise LabError(f"out of memory on {device} while setting up the run (model, optimizer and data at batch size "
                        f"{config.batch_size}): try a smaller batch size, model or training subset, or wait for the "
                        f"device's other runs to finish") from None
+    check_room(run, checkpoint_dir)
     state = RunState.start(run, checkpoint, started)
     graph = None
     if wants_graphs(config, device):  # the graph captures the eager model; compile would only add a warm-up
@@ -377,7 +422,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
                 return  # stopped or diverged: its Finished event was the last
         yield finished(state, "completed")
     except Exception as e:  # noqa: BLE001 - any failure ends the run with its reason; the traceback goes to the log
-        yield failure(e, run, state)
+        yield failure(e, run, state, checkpoint_dir)
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[float, ...]:

@@ -46,6 +46,11 @@ class MemoryEstimate:
     overhead: int  # per process: CUDA context or torch on the CPU
     total: int  # (params + grads + optimizer + activations + data) x SAFETY_MARGIN + overhead
 
+    @property
+    def checkpoint(self) -> int:
+        """Bytes of one checkpoint of the run: its weights and the optimizer's state (what last.pt holds)."""
+        return self.params + self.optimizer
+
     def describe(self) -> str:
         gib = 2**30
         return (f"about {self.total / gib:.2f} GiB (weights {self.params / MIB:.0f} MiB, gradients and optimizer "

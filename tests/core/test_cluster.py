@@ -303,3 +303,4 @@ def test_a_best_checkpoint_equal_to_the_last_goes_as_a_copy(tmp_path, monkeypatc
         server.add(p)
     assert (tmp_path / "server" / "best.pt").read_bytes() == (tmp_path / "server" / "last.pt").read_bytes() == \
         b" after epoch 1"
+    assert os.path.samefile(tmp_path / "server" / "best.pt", tmp_path / "server" / "last.pt")  # one file kept
