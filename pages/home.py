@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.lessons.presets import PRESETS, SECTIONS
 from core.lessons.takeaways import card_findings
+from core.runs.disk import room_for
 from ui import charts, runlib
 from ui.data_panel import dataset_panel
 from ui.layout import friendly_errors, show_chart, try_this
@@ -42,6 +43,9 @@ with top[2]:
                               what="queue the whole report")
             st.toast(f"Queued {len(with_report)} runs - they start one after another.")
             st.rerun()
+    if settings.actor.is_teacher:  # the whole report is the teacher's to queue: 13 checkpoints, 12 GB on CIFAR-100
+        room = room_for([runlib.config_for(p.name) for p in with_report], lib.root)
+        (st.caption if room.fits else st.warning)(room.text())
     if settings.device in ("auto", "cpu") and not any(v.startswith("cuda") for v, _ in detected_devices()):
         st.caption("On a CPU, the wide CNNs and the 224×224 ResNet18 take hours: use a small training subset.")
 

@@ -34,17 +34,22 @@ runs = lib.list_runs(status=statuses or None, preset=None if preset == "(all)" e
 if search.strip():
     runs = [r for r in runs if search.strip().lower() in r.name.lower()]
 
+disk = lib.disk_usage()
+if disk.warning():
+    st.warning(disk.warning(), icon="💾")
 if not runs:
     st.info("No runs match. Start one from any experiment page, or `python -m core train` in a terminal.")
 else:
     table = [{"": STATUS_ICON.get(r.status, ""), "name": r.name, "experiment": r.preset or "—", "status": r.status,
               "best test acc": r.best_test_acc, "final test acc": r.test_acc, "epochs": f"{r.epochs_done}/{r.epochs}",
               "dataset": r.dataset, "train images": r.train_size, "device": r.device, "time": fmt_seconds(r.seconds),
-              "by": r.started_by, "id": r.id} for r in runs]
+              "on disk (MB)": disk.per_run.get(r.id, 0) / 1e6, "by": r.started_by, "id": r.id} for r in runs]
     picked = st.dataframe(
         table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
         column_config={"best test acc": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
-                       "final test acc": st.column_config.NumberColumn(format="percent")})
+                       "final test acc": st.column_config.NumberColumn(format="percent"),
+                       "on disk (MB)": st.column_config.NumberColumn(format="%.0f")})
+    st.caption(f"{disk.summary()} Deleting a run frees its checkpoints.")
     rows = picked.selection.rows if picked and picked.selection else []
     selected = [runs[i] for i in rows] or []
     if not selected and urlstate.get("run"):

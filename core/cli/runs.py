@@ -109,6 +109,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             status = f"run {r.progress.fraction:.0%}"
         print(f"{r.id:<10}{status:<11}{r.epochs_done:>3}/{r.epochs:<3}  {pct(r.test_acc):>6} {pct(r.best_test_acc):>6}  "
               f"{r.device:<8}{r.started_by:<7}{_when(r.created):<17}  {r.name}")
+    disk = lib.disk_usage()
+    print(disk.summary())
+    if disk.warning():
+        print(disk.warning())
     return 0
 
 

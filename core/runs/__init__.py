@@ -1,6 +1,6 @@
 """The run library: every run of the lab in one SQLite store (store, records), the per-device queue and its
 detached trainer processes (queue, trainer), the recorder that writes a run's events, export/import (transfer),
-sweeps, and `open_library` (library) that hands out library objects.
+sweeps, what the runs take on disk (disk), and `open_library` (library) that hands out library objects.
 """
 
 from __future__ import annotations
@@ -12,6 +12,12 @@ from core import lazy_exports
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "disk": (
+            "DiskUsage",
+            "Room",
+            "disk_usage",
+            "room_for",
+        ),
         "library": (
             "open_library",
             "runs_root",

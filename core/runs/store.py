@@ -30,6 +30,7 @@ from typing import Any
 from core.classroom.roles import TEACHER, Actor, check_owner
 from core.config import TrainConfig, to_json
 from core.errors import LabError
+from core.runs.disk import DiskUsage, disk_usage
 from core.runs.records import (
     ACTIVE,
     EPOCH_FIELDS,
@@ -242,6 +243,10 @@ class RunStore:
     def run_dir(self, run_id: str) -> Path:
         """The run's folder: last.pt, best.pt and train.log live here."""
         return self.root / run_id
+
+    def disk_usage(self) -> DiskUsage:
+        """What every run's folder takes on disk, and the free space there (core.runs.disk)."""
+        return disk_usage(self.root, [r.id for r in self.list_runs()])
 
     def find(self, run_id: str) -> RunRecord | None:
         with self.connect() as conn:

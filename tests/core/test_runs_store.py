@@ -533,6 +533,7 @@ def test_runs_cli_lists_renames_exports_imports_and_deletes(lib, tmp_path, capsy
     assert [r["id"] for r in json.loads(out)] == [run_id]
     code, out, _ = run("runs", "--runs-dir", root)
     assert code == 0 and run_id in out and "30.0%" in out
+    assert f"All runs take 0 MB on disk in {root}; " in out  # no checkpoints in this library
 
     assert run("runs", "rename", run_id, "nicer", "--runs-dir", root)[0] == 0
     assert lib.get(run_id).name == "nicer"
