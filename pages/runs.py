@@ -35,7 +35,7 @@ if search.strip():
     runs = [r for r in runs if search.strip().lower() in r.name.lower()]
 
 disk = lib.disk_usage()
-if disk.warning():
+if disk.warning() and settings.actor.is_teacher:  # the teacher's to act on: a student may delete only their own
     st.warning(disk.warning(), icon="💾")
 if not runs:
     st.info("No runs match. Start one from any experiment page, or `python -m core train` in a terminal.")

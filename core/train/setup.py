@@ -64,7 +64,7 @@ def available_devices() -> list[tuple[str, str]]:
             out.append((f"cuda:{i}", f"{props.name} ({props.total_memory / 2**30:.0f} GiB)"))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append(("mps", "Apple GPU (MPS)"))
-    out.append(("cpu", f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"))
+    out.append(("cpu", f"CPU ({os.cpu_count()} cores)"))  # not this process's threads: runs train in their own
     return out
 
 

@@ -53,3 +53,14 @@ def test_a_student_is_not_told_about_the_disk(open_page, monkeypatch):
     at = open_page("home", dataset_kind="synthetic")
     assert problems(at) == []
     assert not any("checkpoints" in c.value for c in at.caption)
+
+
+def test_only_the_teacher_is_warned_on_the_run_library_page(open_page, lab_dirs, monkeypatch):
+    data_dir, runs_dir = lab_dirs
+    tiny_run(runs_dir, data_dir)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(100 * 10**9, 99 * 10**9, 300 * 10**6))
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    monkeypatch.setenv("CIFAR_LAB_LOCAL_TEACHER", "0")
+    at = open_page("runs", **TINY)
+    assert problems(at) == [] and not at.warning
+    assert any(c.value.startswith("All runs take ") for c in at.caption)  # the figures are for everyone
