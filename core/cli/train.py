@@ -11,6 +11,7 @@ from core.cli.common import add_config_args, config_from_args, pct, print_json
 from core.errors import ConfigError
 from core.lessons.presets import PRESETS
 from core.runs import cluster
+from core.space import size_text
 from core.train import events as ev
 
 
@@ -36,18 +37,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
+    from core.train.memory import estimate_run_memory  # torch: not for `python -m core --help`
+
+    sizes = {p.name: estimate_run_memory(p.config, "cpu").checkpoint for p in PRESETS.values()}
     rows = [dict(name=p.name, title=p.title, section=p.section, report_acc=p.report_acc, model=p.config.model.name,
                  optimizer=p.config.optim.name, lr=p.config.optim.lr, batch_size=p.config.batch_size,
-                 epochs=p.config.epochs, augment=p.config.data.augment.describe(), lesson=p.lesson)
+                 epochs=p.config.epochs, augment=p.config.data.augment.describe(), lesson=p.lesson,
+                 checkpoint_bytes=sizes[p.name])
             for p in PRESETS.values()]
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'preset':<24}{'report':>8}  {'model':<22}{'optim':<6}{'lr':>8}{'batch':>6}{'ep':>4}  augment")
+    print(f"{'preset':<24}{'report':>8}  {'model':<22}{'optim':<6}{'lr':>8}{'batch':>6}{'ep':>4}{'checkpoint':>11}  "
+          f"augment")
     for p in PRESETS.values():
         c = p.config
         print(f"{p.name:<24}{p.report_label:>8}  {c.model.name:<22}{c.optim.name:<6}{c.optim.lr:>8g}"
-              f"{c.batch_size:>6}{c.epochs:>4}  {c.data.augment.describe()}")
+              f"{c.batch_size:>6}{c.epochs:>4}{size_text(sizes[p.name]):>11}  {c.data.augment.describe()}")
     return 0
 
 

@@ -28,8 +28,13 @@ def test_presets_lists_every_experiment_with_the_reports_number(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == set(PRESETS)
     assert rows["mlp"]["report_acc"] == 0.26 and rows["resnet18-pretrained-aug"]["report_acc"] == 0.83
+    # the disk one run's checkpoint takes: the base CNN has no buffers, Adam keeps two moments per weight
+    from core.models.registry import build_for_config, count_params
+    cnn = build_for_config(PRESETS["cnn"].config, 100, load_pretrained=False)
+    assert rows["cnn"]["checkpoint_bytes"] == 3 * 4 * count_params(cnn)
     assert main(["presets"]) == 0
-    assert "cnn-flip-crop" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "cnn-flip-crop" in out and " checkpoint " in out.splitlines()[0]
 
 
 def test_train_json_prints_one_event_per_line_and_ends_with_finished(tmp_path):
