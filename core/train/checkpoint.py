@@ -43,7 +43,10 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.opti
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
-        torch.save(payload, tmp)
+        # Our own file object, closed here even when torch.save fails: torch's writer, kept alive by the exception's
+        # traceback, would hold the half-written file open, and an unlinked file still fills the disk while open.
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
     finally:
         tmp.unlink(missing_ok=True)  # a half-written file (a full disk) would hold the space the user must free

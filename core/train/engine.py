@@ -151,15 +151,40 @@ def resume_checkpoint(folder: str | Path | None) -> dict[str, Any]:
 
 
 def save(run: RunSetup, state: RunState, folder: str | Path | None, name: str = "last.pt") -> None:
-    """Checkpoint the run to folder/name (nothing without a folder)."""
+    """Checkpoint the run to folder/name (nothing without a folder). A save the disk had no room for is a
+    LabError that says so: torch.save words it as 'file write failed', 'iostream error' or 'unexpected pos',
+    so the free space is asked too."""
     if folder is None:
         return
     gen = run.batches.generator
-    save_checkpoint(Path(folder) / name, model=run.model, optimizer=run.optimizer, config=run.config,
-                    epoch=state.epoch, batch=state.batch, sums=state.sums.tolist(), history=state.history,
-                    best_acc=state.best_acc, aug_state=gen.get_state() if gen is not None else None,
-                    classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std))
+    try:
+        save_checkpoint(Path(folder) / name, model=run.model, optimizer=run.optimizer, config=run.config,
+                        epoch=state.epoch, batch=state.batch, sums=state.sums.tolist(), history=state.history,
+                        best_acc=state.best_acc, aug_state=gen.get_state() if gen is not None else None,
+                        classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std))
+    except Exception as e:
+        if is_disk_full(e) or short_of_room(run, folder):
+            raise LabError(disk_full_reason(state, folder)) from None
+        raise
     state.saved_epochs = len(state.history)
+
+
+def short_of_room(run: RunSetup, folder: str | Path) -> bool:
+    """Whether the disk of `folder` lacks room for one more checkpoint of the run (after a failed save)."""
+    try:
+        return disk_free(folder) < estimate_run_memory(run.config, run.device.type).checkpoint
+    except OSError:
+        return False
+
+
+def disk_full_reason(state: RunState, folder: str | Path) -> str:
+    """Why the run failed when its checkpoint did not fit, what is kept, and what to do."""
+    done = state.saved_epochs
+    kept = ("it had not finished an epoch, so there is nothing to resume" if done is None
+            else f"its checkpoint {f'after epoch {done}' if done else 'from epoch 1'} is kept: resume the run once "
+                 f"there is room")
+    return (f"the disk is full: a checkpoint could not be written ({free_text(folder)}). Delete runs you no longer "
+            f"need (the run library's Delete, or `python -m core runs delete ID`); {kept}")
 
 
 def finished(state: RunState, status: str, reason: str = "") -> Finished:
@@ -205,9 +230,8 @@ def is_oom(e: BaseException) -> bool:
         or "can't allocate memory" in str(e).lower()
 
 
-def failure(e: Exception, run: RunSetup, state: RunState, folder: str | Path | None = None) -> Finished:
-    """The Finished event of a run that raised `e` during training (call it while handling `e`); `folder` is
-    where its checkpoints go (named when the disk is full)."""
+def failure(e: Exception, run: RunSetup, state: RunState) -> Finished:
+    """The Finished event of a run that raised `e` during training (call it while handling `e`)."""
     if is_oom(e):
         if run.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -216,14 +240,6 @@ def failure(e: Exception, run: RunSetup, state: RunState, folder: str | Path | N
                                          f"run's last checkpoint, if any, is kept)")
     if isinstance(e, LabError):
         return finished(state, "failed", str(e))
-    if is_disk_full(e):
-        done = state.saved_epochs
-        kept = ("it had not finished an epoch, so there is nothing to resume" if done is None
-                else f"its checkpoint {f'after epoch {done}' if done else 'from epoch 1'} is kept: resume the run "
-                     f"once there is room")
-        return finished(state, "failed", f"the disk is full: a checkpoint could not be written ({free_text(folder)}). "
-                                         f"Delete runs you no longer need (the run library's Delete, or `python -m "
-                                         f"core runs delete ID`); {kept}")
     log.exception("training failed")
     return finished(state, "failed", f"{type(e).__name__}: {e}")
 
@@ -422,7 +438,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
                 return  # stopped or diverged: its Finished event was the last
         yield finished(state, "completed")
     except Exception as e:  # noqa: BLE001 - any failure ends the run with its reason; the traceback goes to the log
-        yield failure(e, run, state, checkpoint_dir)
+        yield failure(e, run, state)
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[float, ...]:
