@@ -41,7 +41,7 @@ from torch import nn
 
 from core.data import augment as aug
 from core.errors import ConfigError, LabError
-from core.models.registry import last_conv
+from core.models.registry import last_conv, unwrap
 
 Progress = Callable[[int, int], None]  # (images forwarded so far, total images)
 SIGNS = ("absolute", "positive", "negative")
@@ -121,10 +121,6 @@ def explaining(model: nn.Module, *, param_grads: bool = False) -> Iterator[nn.Mo
                 p.requires_grad_(was)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)  # torch.compile's wrapper keeps the real model here
-
-
 def model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -144,7 +140,7 @@ def as_batch(image_u8: torch.Tensor) -> torch.Tensor:
 
 def internal_size(model: nn.Module, image_side: int) -> int:
     """The side the network actually runs at: its Resize size (pretrained models: 224), else the image's."""
-    resize = getattr(_unwrap(model), "resize", None)
+    resize = getattr(unwrap(model), "resize", None)
     return int(getattr(resize, "size", image_side) or image_side)
 
 
@@ -298,7 +294,7 @@ def _run(model: nn.Module, method: str, x: torch.Tensor, target: int, mean: Any,
             layer_name, layer = last_conv(model)
         else:
             try:
-                layer = _unwrap(model).get_submodule(layer_name)
+                layer = unwrap(model).get_submodule(layer_name)
             except AttributeError:
                 raise ConfigError(f"the model has no layer {layer_name!r}; Grad-CAM's default is "
                                   f"{last_conv(model)[0]!r}") from None

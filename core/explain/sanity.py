@@ -25,6 +25,7 @@ from torch import nn
 
 from core.errors import LabError
 from core.explain.attribution import METHODS, attribute, resolve_method
+from core.models.registry import unwrap
 
 FLAG_ABOVE = 0.8  # rank correlation with every layer random above this: the map ignores the weights
 PASS_BELOW = 0.5  # ... below this: the map depends on them
@@ -111,13 +112,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> float:
 
 # --- which units get randomized ---------------------------------------------------------------------------------
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)
-
-
 def randomization_units(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
     """(label, module names) of the units the cascade randomizes, output first."""
-    m = _unwrap(model)
+    m = unwrap(model)
     names = dict(m.named_children())
     stages = [n for n in names if n.startswith("layer") and n[5:].isdigit()]
     if "fc" in names and stages:  # ResNet18 / ResNet9: the head, each stage, then the stem
@@ -167,7 +164,7 @@ def sanity_check(model: nn.Module, image_u8: torch.Tensor, mean: Any, std: Any, 
     if layers is None:
         units = randomization_units(model)
     else:
-        known = dict(_unwrap(model).named_modules())
+        known = dict(unwrap(model).named_modules())
         bad = [n for n in layers if n not in known or n == ""]
         if bad:
             choices = ", ".join(label for label, _ in randomization_units(model))
@@ -180,7 +177,7 @@ def sanity_check(model: nn.Module, image_u8: torch.Tensor, mean: Any, std: Any, 
     steps = [SanityStep(0, "", (), first.map, 1.0, 1.0, first.target_prob)]
     if progress:
         progress(0, len(units))
-    work = copy.deepcopy(_unwrap(model))  # the original model is never modified
+    work = copy.deepcopy(unwrap(model))  # the original model is never modified
     done: list[str] = []
     for i, (label, names) in enumerate(units, start=1):
         _randomize(work, names, seed + i)

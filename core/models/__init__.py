@@ -26,6 +26,7 @@ from core.models.registry import (  # noqa: F401
     list_models,
     model_size,
     register_model,
+    unwrap,
 )
 from core.models.resnet import (  # noqa: F401
     BasicBlock,

@@ -87,8 +87,9 @@ def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
 
 # --- inspection ------------------------------------------------------------------------------------------
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)  # torch.compile's wrapper keeps the real model here
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model itself: torch.compile's wrapper keeps it as `_orig_mod`."""
+    return getattr(model, "_orig_mod", model)
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -97,12 +98,12 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     """(qualified name, module) of every Conv2d, in definition order (= forward order for the models here)."""
-    return [(n, m) for n, m in _unwrap(model).named_modules() if isinstance(m, nn.Conv2d)]
+    return [(n, m) for n, m in unwrap(model).named_modules() if isinstance(m, nn.Conv2d)]
 
 
 def last_conv(model: nn.Module) -> tuple[str, nn.Module]:
     """The layer whose output Grad-CAM should use: the last conv's ReLU (cnn), the last stage (ResNets)."""
-    model = _unwrap(model)
+    model = unwrap(model)
     name = getattr(model, "cam_layer", None)
     if isinstance(name, str):
         return name, model.get_submodule(name)
@@ -115,7 +116,7 @@ def last_conv(model: nn.Module) -> tuple[str, nn.Module]:
 
 def head_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The classifier head's parameters: the module named by `model.head_name`, else the last nn.Linear."""
-    model = _unwrap(model)
+    model = unwrap(model)
     name = getattr(model, "head_name", None)
     if isinstance(name, str):
         return list(model.get_submodule(name).parameters())

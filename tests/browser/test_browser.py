@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/screenshots/ (printed at the end of the test).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pathlib
 import re
@@ -23,6 +24,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 PAGES = ["home"] + sorted(p.stem for p in (ROOT / "pages").glob("*.py") if p.stem != "home")
 QUERY = "dataset_kind=synthetic&subset=500&test_subset=500&device=cpu"
+# The screenshot script's wait for a settled page (a title, the script run over, no skeleton or spinner): one
+# definition of "the page is there" for the test and for the person looking at the screenshots.
+_spec = importlib.util.spec_from_file_location("presenter_screens", ROOT / "scripts" / "presenter_screens.py")
+screens = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(screens)
+settle = screens.settle
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -86,18 +93,6 @@ def browser(app_url):
         b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         yield b
         b.close()
-
-
-def settle(page, timeout_s: float = 120.0) -> None:
-    """Wait for Streamlit's own content: a title in the main area, the script run finished (Streamlit marks
-    its root with data-test-script-state), and no skeleton or spinner left - then let the charts paint."""
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_s * 1000)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_s * 1000)
-    busy = '[data-testid="stSkeleton"], [data-testid="stSpinner"]'
-    deadline = time.time() + timeout_s
-    while time.time() < deadline and page.locator(busy).count():
-        time.sleep(0.25)
-    time.sleep(1.0)
 
 
 def test_a_deep_link_to_a_fresh_server_opens_the_page_inside_the_app(app_url, browser):
