@@ -14,7 +14,6 @@ from core.lessons.takeaways import compare
 from core.lessons.verdicts import (
     LESSON_PREFIX,
     lesson_of,
-    lr_scenario_values,
     mark_best,
     scenario_labels,
     too_high_verdict,
@@ -26,6 +25,7 @@ from core.runs.sweeps import (
     describe,
     expand,
     format_value,
+    lr_scenario_values,
     new_sweep_id,
     record_from_run,
     submit_sweep,

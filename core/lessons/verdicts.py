@@ -2,6 +2,9 @@
 which run of a finished sweep is which scenario, which finished run won, and what the too-high learning rate did.
 Pages only word and draw these.
 
+The lesson's learning rates themselves are the sweep grid's (core.runs.sweeps.lr_scenario_values), so the page
+and `python -m core sweep --lesson lr` queue the same three.
+
 Records are the plain dicts of core.runs.sweeps.record_from_run (status, config, test_acc, ...); rows are
 core.runs.sweeps.accuracy_vs's.
 """
@@ -13,40 +16,11 @@ from typing import Any, NamedTuple
 
 from core.config import TrainConfig, from_dict
 from core.runs.records import ACTIVE
-from core.runs.sweeps import LR_FACTOR
 
 # Sweep ids of the ready-made lessons start with these (the sweeps page names a sweep by them).
 LESSON_PREFIX = {"lr-scenarios": "LR scenarios", "batch-epochs": "Batch & epochs", "more-data": "More data"}
 SCENARIOS = ("too low", "good", "too high")
-# Too high = good × 100 for Adam: measured on CIFAR-10 (CPU), the report's Adam CNN at 1e-2 collapses to chance
-# (10.0%: one class for everything) within one epoch, its loss spiking and then stuck at ln(10); at × 30 (3e-3)
-# it sat just above chance (11%). Adam rarely reaches NaN - the page says so. SGD keeps core's × 30.
-HIGH_FACTOR = {"adam": 100.0, "adamw": 100.0, "sgd": LR_FACTOR}
-MAX_LR = 100.0
 COLLAPSE = 1.5  # a test accuracy under 1.5 × chance counts as "collapsed to about chance"
-
-
-class LRScenarios(NamedTuple):
-    """The three learning rates of the lesson and the factors that made them from the good one."""
-
-    low: float
-    good: float
-    high: float
-    low_factor: float  # low = good ÷ low_factor
-    high_factor: float  # high = good × high_factor (capped at MAX_LR)
-
-    @property
-    def grid(self) -> dict[str, list[float]]:
-        return {"lr": [self.low, self.good, self.high]}
-
-
-def lr_scenario_values(good: float, optimizer: str) -> LRScenarios:
-    """Too low = good ÷ 30; too high = good × HIGH_FACTOR[optimizer] (× 30 for others), at most MAX_LR; both
-    rounded to two significant digits so run names read well (3.3e-06, not 3.33333e-06)."""
-    good = float(good)
-    factor = HIGH_FACTOR.get(optimizer, LR_FACTOR)
-    low, high = (float(f"{v:.2g}") for v in (good / LR_FACTOR, min(good * factor, MAX_LR)))
-    return LRScenarios(low, good, high, LR_FACTOR, factor)
 
 
 def lesson_of(sweep_id: str) -> str | None:

@@ -159,30 +159,59 @@ class Lesson(NamedTuple):
 
 
 LR_FACTOR = 30.0  # ~1.5 decades each side of a good LR: clearly too slow / clearly too fast within one short run
+# Too high = good × 100 for Adam: measured on CIFAR-10 (CPU), the report's Adam CNN at 1e-2 collapses to chance
+# (10.0%: one class for everything) within one epoch, its loss spiking and then stuck at ln(10); at × 30 (3e-3)
+# it sat just above chance (11%). Adam rarely reaches NaN - the page says so. SGD keeps × 30.
+HIGH_FACTOR = {"adam": 100.0, "adamw": 100.0, "sgd": LR_FACTOR}
+MAX_LR = 100.0
 
 
-def lr_scenarios(config: TrainConfig, good_lr: float | None = None, factor: float = LR_FACTOR) -> Lesson:
-    """Three runs that differ only in the learning rate: good ÷ factor, good, good × factor (capped at 100).
+class LRScenarios(NamedTuple):
+    """The three learning rates of the lesson and the factors that made them from the good one."""
 
-    Why 30: a factor of 3 either way is usually inside the flat, good part of an LR range test; 30 is far
+    low: float
+    good: float
+    high: float
+    low_factor: float  # low = good ÷ low_factor
+    high_factor: float  # high = good × high_factor (capped at MAX_LR)
+
+    @property
+    def grid(self) -> dict[str, list[float]]:
+        return {"lr": [self.low, self.good, self.high]}
+
+
+def lr_scenario_values(good: float, optimizer: str, high_factor: float | None = None) -> LRScenarios:
+    """Too low = good ÷ 30; too high = good × HIGH_FACTOR[optimizer] (× 30 for others; `high_factor` overrides
+    it), at most MAX_LR; both rounded to two significant digits so run names read well (3.3e-06, not
+    3.33333e-06). ConfigError for a good LR that is not a positive number or a factor not above 1."""
+    factor = HIGH_FACTOR.get(optimizer, LR_FACTOR) if high_factor is None else float(high_factor)
+    if not (isinstance(good, (int, float)) and good > 0 and math.isfinite(good)) or not factor > 1:
+        raise ConfigError(f"good_lr must be a positive number and factor > 1, got {good!r} and {high_factor!r}")
+    good = float(good)
+    low, high = (float(f"{v:.2g}") for v in (good / LR_FACTOR, min(good * factor, MAX_LR)))
+    return LRScenarios(low, good, high, LR_FACTOR, factor)
+
+
+def lr_scenarios(config: TrainConfig, good_lr: float | None = None, factor: float | None = None) -> Lesson:
+    """Three runs that differ only in the learning rate: good ÷ 30, good, good × the optimizer's factor
+    (lr_scenario_values: × 100 for Adam, × 30 for SGD; `factor` overrides it).
+
+    Why these: a factor of 3 either way is usually inside the flat, good part of an LR range test; 30 is far
     enough outside it to show the two failures within one short run. Too low: each step is tiny - after the
     same epochs the loss has barely fallen and the curve is still climbing. Too high: steps overshoot - with
     SGD (the lab's SGD presets at 0.05-0.2 → 1.5-6) the loss usually becomes NaN and the run ends as
-    "diverged"; with Adam (1e-4 → 3e-3) the loss tends to jump around and the network can collapse to
-    predicting one class (chance accuracy). Pass a larger factor to force a divergence.
+    "diverged"; Adam normalizes its steps, so it needs × 100 (1e-4 → 1e-2) before the network collapses to
+    predicting one class (chance accuracy).
     """
-    good = float(good_lr if good_lr is not None else config.optim.lr)
-    if not (good > 0 and math.isfinite(good)) or not factor > 1:
-        raise ConfigError(f"good_lr must be a positive number and factor > 1, got {good_lr!r} and {factor!r}")
-    low, high = good / factor, min(good * factor, 100.0)
-    grid = {"lr": [low, good, high]}
+    lrs = lr_scenario_values(config.optim.lr if good_lr is None else good_lr, config.optim.name, factor)
+    low, good, high = lrs.low, lrs.good, lrs.high
     labels = {"lr": {low: "too low", good: "good", high: "too high"}}
-    text = (f"Only the learning rate changes. Too low ({format_value(low)}, ÷{factor:g}): every step is tiny, so "
-            "after the same number of epochs the network has barely moved - its curves are still climbing. "
-            f"Good ({format_value(good)}): steady progress. Too high ({format_value(high)}, ×{factor:g}): steps "
-            "overshoot the valley; the loss jumps around, may blow up to NaN (the run ends as 'diverged'), or the "
-            "network gets stuck predicting one class (chance accuracy).")
-    return Lesson(config, grid, "Learning rate: too low, good, too high", text, labels)
+    text = (f"Only the learning rate changes. Too low ({format_value(low)}, ÷{lrs.low_factor:g}): every step is "
+            "tiny, so after the same number of epochs the network has barely moved - its curves are still climbing. "
+            f"Good ({format_value(good)}): steady progress. Too high ({format_value(high)}, ×{lrs.high_factor:g}): "
+            "steps overshoot the valley; the loss jumps around, may blow up to NaN (the run ends as 'diverged'), or "
+            "the network gets stuck predicting one class (chance accuracy).")
+    return Lesson(config, lrs.grid, "Learning rate: too low, good, too high", text, labels)
 
 
 DATA_FRACTIONS = (0.1, 0.25, 0.5, 1.0)

@@ -21,6 +21,7 @@ from core.runs.sweeps import (
     curve_rows,
     data_size_lesson,
     expand,
+    lr_scenario_values,
     lr_scenarios,
     new_sweep_id,
     record_from_run,
@@ -126,12 +127,14 @@ def test_submit_sweep_into_the_run_library(lib):
 # --- lessons ----------------------------------------------------------------------------------------------------
 
 def test_lr_scenarios():
-    lesson = lr_scenarios(preset_config("cnn"))
-    assert lesson.grid == {"lr": [1e-4 / 30, 1e-4, 1e-4 * 30]}
+    lesson = lr_scenarios(preset_config("cnn"))  # Adam: ÷ 30 and × 100, as the sweeps page queues them
+    assert lesson.grid == {"lr": [3.3e-6, 1e-4, 1e-2]} == lr_scenario_values(1e-4, "adam").grid
     assert list(lesson.labels["lr"].values()) == ["too low", "good", "too high"]
-    assert "diverged" in lesson.explanation and lesson.config == preset_config("cnn")
-    assert lr_scenarios(tiny(), good_lr=10.0).grid["lr"] == [10 / 30, 10.0, 100.0]  # capped at the config's limit
-    assert lr_scenarios(tiny(), good_lr=0.1, factor=100).grid["lr"] == [0.001, 0.1, 10.0]
+    assert "diverged" in lesson.explanation and "×100" in lesson.explanation
+    assert lesson.config == preset_config("cnn")
+    assert lr_scenarios(preset_config("cnn-sgd")).grid == {"lr": [1.7e-3, 0.05, 1.5]}  # SGD: × 30
+    assert lr_scenarios(tiny(), good_lr=10.0).grid["lr"] == [0.33, 10.0, 100.0]  # capped
+    assert lr_scenarios(tiny(), good_lr=0.1, factor=1000).grid["lr"] == [0.0033, 0.1, 100.0]
     with pytest.raises(ConfigError, match="good_lr must be a positive number"):
         lr_scenarios(tiny(), good_lr=0)
     assert len(expand(lesson.config, lesson.grid)) == 3
@@ -232,8 +235,8 @@ def test_cli_dry_run_prints_the_grid_without_a_library(tmp_path, capsys):
         {"lr": 1e-3, "batch_size": 128}, {"lr": 1e-3, "batch_size": 256}]
     assert not runs_dir.exists()
     assert main(["sweep", "--lesson", "lr", "--lr", "0.01", "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["3 run(s) (dry run, nothing queued):", "    1  lr=0.000333333",
-                                                    "    2  lr=0.01", "    3  lr=0.3"]
+    assert capsys.readouterr().out.splitlines() == ["3 run(s) (dry run, nothing queued):", "    1  lr=0.00033",
+                                                    "    2  lr=0.01", "    3  lr=1"]  # the page's Adam × 100
     assert main(["sweep", "--lesson", "data-size", "--subset", "1000", "--param", "seed=0,1", "--dry-run",
                  "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["runs"]) == 8

@@ -1,4 +1,5 @@
-"""core/lessons/verdicts.py: the LR-scenario values and labels, the best finished run, the too-high verdict."""
+"""core/lessons/verdicts.py and the LR-scenario values of core/runs/sweeps.py: the scenario values and labels,
+the best finished run, the too-high verdict."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ import pytest
 from core.config import OptimConfig, TrainConfig, to_dict
 from core.lessons.verdicts import (
     lesson_of,
-    lr_scenario_values,
     mark_best,
     scenario_labels,
     too_high_verdict,
 )
-from core.runs.sweeps import new_sweep_id
+from core.runs.sweeps import lr_scenario_values, new_sweep_id
 
 
 def record(lr: float, status: str = "completed", acc: float | None = 0.5, optimizer: str = "adam",
