@@ -22,8 +22,10 @@ FORMAT = 1
 def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None,
                     config: TrainConfig, epoch: int, batch: int, sums: list[float], history: list[dict],
                     best_acc: float | None, aug_state: torch.Tensor | None, classes: list[str],
-                    mean: list[float], std: list[float]) -> None:
-    """Write a checkpoint. `epoch`/`batch` say where training resumes (1-based epoch, 0-based batch)."""
+                    mean: list[float], std: list[float],
+                    rng: tuple[str, torch.Tensor, torch.Tensor | None] | None = None) -> None:
+    """Write a checkpoint. `epoch`/`batch` say where training resumes (1-based epoch, 0-based batch); `rng` is
+    (device type, CPU RNG state, device RNG state): the dropout stream a resume continues."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {
@@ -37,6 +39,8 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.opti
         "history": history,
         "best_acc": best_acc,
         "aug_state": aug_state.cpu() if aug_state is not None else None,
+        "rng": None if rng is None else {"device": rng[0], "cpu": rng[1],
+                                         "state": rng[2].cpu() if rng[2] is not None else None},
         "classes": list(classes),
         "mean": list(mean),
         "std": list(std),

@@ -56,7 +56,9 @@ from core.train.setup import (  # noqa: F401 - re-exported: core.train.engine is
     input_stats,
     prepare,
     resolve_device,
+    rng_states,
     run_dataset,
+    set_rng_states,
     use_amp,
     use_channels_last,
 )
@@ -161,7 +163,8 @@ def save(run: RunSetup, state: RunState, folder: str | Path | None, name: str = 
         save_checkpoint(Path(folder) / name, model=run.model, optimizer=run.optimizer, config=run.config,
                         epoch=state.epoch, batch=state.batch, sums=state.sums.tolist(), history=state.history,
                         best_acc=state.best_acc, aug_state=gen.get_state() if gen is not None else None,
-                        classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std))
+                        classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std),
+                        rng=(run.device.type, *rng_states(run.device)))
     except Exception as e:
         if is_disk_full(e) or short_of_room(run, folder):
             raise LabError(disk_full_reason(state, folder)) from None
@@ -428,6 +431,7 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
                      device=str(device), dataset=dataset.name, model=config.model.name,
                      train_size=len(run.batches.x), test_size=len(run.test_x), num_classes=dataset.num_classes,
                      steps_per_epoch=run.steps_per_epoch, epochs=config.epochs, start_epoch=state.epoch)
+    restore_rng(run, checkpoint)
     # ---- the loop ----
     try:
         run.model.train()
@@ -439,6 +443,18 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
         yield finished(state, "completed")
     except Exception as e:  # noqa: BLE001 - any failure ends the run with its reason; the traceback goes to the log
         yield failure(e, run, state)
+
+
+def restore_rng(run: RunSetup, checkpoint: dict[str, Any] | None) -> None:
+    """A resumed run draws the dropout masks the uninterrupted run would have drawn: the RNG states saved with
+    the checkpoint go back in place just before the loop (after the set-up, which draws from them). A device
+    state from another kind of device is left out; a checkpoint without states (an older lab) resumes as before,
+    with fresh masks."""
+    saved = (checkpoint or {}).get("rng")
+    if not saved:
+        return
+    device_state = saved.get("state") if saved.get("device") == run.device.type else None
+    set_rng_states(run.device, (saved["cpu"], device_state))
 
 
 def per_class_accuracy(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[float, ...]:

@@ -33,7 +33,14 @@ from core.data import augment as aug
 from core.errors import ConfigError, LabError
 from core.train.batches import Batch
 from core.train.lr_suggest import Suggestion, suggest
-from core.train.setup import cpu_has_native_bf16, prepare, resolve_device, run_dataset
+from core.train.setup import (
+    cpu_has_native_bf16,
+    prepare,
+    resolve_device,
+    rng_states,
+    run_dataset,
+    set_rng_states,
+)
 
 BatchFn = Callable[[int], Batch]  # step index -> the batch of that step
 MODES = ("exp", "linear")
@@ -113,24 +120,6 @@ def smooth(losses: Sequence[float], beta: float = 0.98) -> list[float]:
 
 # --- the finder ------------------------------------------------------------------------------------------------
 
-def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The global CPU RNG state and that of `device` (dropout draws from these)."""
-    if device.type == "cuda":
-        return torch.get_rng_state(), torch.cuda.get_rng_state(device)
-    if device.type == "mps" and hasattr(torch, "mps"):
-        return torch.get_rng_state(), torch.mps.get_rng_state()
-    return torch.get_rng_state(), None
-
-
-def _set_rng_states(device: torch.device, states: tuple[torch.Tensor, torch.Tensor | None]) -> None:
-    torch.set_rng_state(states[0])
-    if states[1] is not None:
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(states[1], device)
-        else:
-            torch.mps.set_rng_state(states[1])
-
-
 class LRFinder(PointSeries):
     """A learning-rate range test on (model, optimizer, criterion, batch_fn), one step at a time.
 
@@ -171,11 +160,11 @@ class LRFinder(PointSeries):
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
         self._grads = [None if p.grad is None else p.grad.detach().clone() for p in self._params]
         self._was_training = model.training
-        saved = _rng_states(self.device)
+        saved = rng_states(self.device)
         if seed is not None:
             torch.manual_seed(seed)
-        self._rng_start = _rng_states(self.device)
-        _set_rng_states(self.device, saved)
+        self._rng_start = rng_states(self.device)
+        set_rng_states(self.device, saved)
         self.seconds = 0.0  # time spent in step(), cumulative since the last reset
         self._clear()
 
@@ -199,12 +188,12 @@ class LRFinder(PointSeries):
             config = replace(config, seed=seed)
         device = resolve_device(config.device)
         dataset = run_dataset(config, dataset, data_root)
-        saved = _rng_states(device)
+        saved = rng_states(device)
         try:
             run = prepare(config, dataset, device, fused=None if fused else False)  # the engine's very set-up
-            dropout_rng = _rng_states(device)  # and the engine's dropout stream, which continues from here
+            dropout_rng = rng_states(device)  # and the engine's dropout stream, which continues from here
         finally:
-            _set_rng_states(device, saved)
+            set_rng_states(device, saved)
         mean, std = run.mean, run.std
         held_out = None
         if val_mode:
@@ -294,13 +283,13 @@ class LRFinder(PointSeries):
     @contextlib.contextmanager
     def _own_rng(self) -> Iterator[None]:
         """Run with the finder's random streams, then give the caller's back."""
-        saved = _rng_states(self.device)
-        _set_rng_states(self.device, self._rng)
+        saved = rng_states(self.device)
+        set_rng_states(self.device, self._rng)
         try:
             yield
         finally:
-            self._rng = _rng_states(self.device)
-            _set_rng_states(self.device, saved)
+            self._rng = rng_states(self.device)
+            set_rng_states(self.device, saved)
 
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)

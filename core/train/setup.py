@@ -94,6 +94,25 @@ def build_optimizer(model: nn.Module, config: TrainConfig, *, fused: bool | None
     return kind(params, **options)
 
 
+def rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The global CPU RNG state and that of `device` (dropout draws from these)."""
+    if device.type == "cuda":
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device)
+    if device.type == "mps" and hasattr(torch, "mps"):
+        return torch.get_rng_state(), torch.mps.get_rng_state()
+    return torch.get_rng_state(), None
+
+
+def set_rng_states(device: torch.device, states: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+    """Put back what rng_states returned (a device state saved on another kind of device is left alone)."""
+    torch.set_rng_state(states[0])
+    if states[1] is not None:
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(states[1], device)
+        elif device.type == "mps":
+            torch.mps.set_rng_state(states[1])
+
+
 @functools.lru_cache(maxsize=8)
 def has_fused_kernel(kind: type) -> bool:
     """Whether this torch's optimizer class takes fused=True (a single-kernel step)."""

@@ -100,6 +100,24 @@ def test_stop_and_resume_give_the_same_curve_as_one_run(synthetic, tmp_path):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-9)
 
 
+def test_a_run_with_dropout_resumes_with_the_masks_it_would_have_drawn(synthetic, tmp_path):
+    # the dropout masks come from the global RNG: the checkpoint carries its state, so the resumed half draws
+    # exactly what the uninterrupted run drew (an older checkpoint without it resumed with other masks)
+    cfg = tiny(epochs=2, model=ModelConfig("cnn", {"widths": (8, 8, 16, 16), "fc": 64, "dropout": 0.5}))
+    straight = [e for e in train(cfg, dataset=synthetic) if isinstance(e, ev.EpochEnd)]
+    calls = []
+    first = list(train(cfg, dataset=synthetic, checkpoint_dir=tmp_path,
+                       should_stop=lambda: calls.append(1) or len(calls) > 13))  # stops mid epoch 2
+    assert first[-1].status == "stopped"
+    torch.manual_seed(12345)  # whatever the process drew meanwhile
+    rest = list(train(cfg, dataset=synthetic, checkpoint_dir=tmp_path, resume=True))
+    resumed = [e for e in first + rest if isinstance(e, ev.EpochEnd)]
+    assert [e.epoch for e in resumed] == [1, 2]
+    for a, b in zip(straight, resumed):
+        assert a.test_acc == b.test_acc
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-9)
+
+
 def test_checkpoint_round_trip_rebuilds_the_same_model(synthetic, tmp_path):
     cfg = tiny(epochs=1)
     epoch = [e for e in train(cfg, dataset=synthetic, checkpoint_dir=tmp_path) if isinstance(e, ev.EpochEnd)][0]

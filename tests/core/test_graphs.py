@@ -84,9 +84,8 @@ def test_a_captured_step_and_its_eager_partial_batch_train_the_eager_run(ds, sta
 
 
 def test_stop_and_resume_through_the_graph_continue_the_same_run(ds, stand_in_graph, tmp_path):
-    # no dropout: a checkpoint does not hold the global RNG, so even an eager run with dropout resumes with
-    # other masks (the graph changes nothing there)
-    cfg = config(model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 16, "batch_norm": True}))
+    # with dropout: the checkpoint carries the RNG states, so the resumed half draws the same masks
+    cfg = config(model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 16, "batch_norm": True, "dropout": 0.5}))
     whole = list(engine.train(cfg, dataset=ds))
     polls = iter([False] * 5 + [True])  # stops mid-epoch 2, after a captured step and an eager partial batch
     first = list(engine.train(cfg, should_stop=lambda: next(polls, True), dataset=ds, checkpoint_dir=tmp_path))
