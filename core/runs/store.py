@@ -17,6 +17,7 @@ core/runs/queue.py, event recording in core/runs/recorder.py, export/import in c
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import sqlite3
@@ -40,12 +41,14 @@ from core.runs.records import (
     RunRecord,
     record_from_row,
 )
+from core.space import free_bytes, free_text
 
 __all__ = ["ACTIVE", "EPOCH_FIELDS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "EpochRow", "Progress",
            "RunRecord", "RunStore", "new_run_id"]
 
 DB_NAME = "lab.db"
 BUSY_TIMEOUT_S = 30.0
+LOW_FREE_FOR_DB = 64 * 2**20  # under this much free space, SQLite's "disk I/O error" means the disk is full
 STARTED_BY = ("app", "cli", "import")
 # max_per_device "auto": one run at a time on a CPU, as many as fit in memory on CUDA (core/runs/packing.py).
 # A library made before packing existed stored "1", which keeps meaning one at a time there.
@@ -157,9 +160,22 @@ class RunStore:
         except sqlite3.DatabaseError as e:
             if "not a database" in str(e) or "malformed" in str(e):
                 raise self._not_a_library() from None
+            if self._disk_is_full(e):
+                raise LabError(f"the disk of the run library is full ({free_text(self.root)}): nothing was saved. "
+                               f"Delete runs you no longer need (the run library page, or `python -m core runs "
+                               f"delete ID`), then try again") from None
             raise
         finally:
             conn.close()
+
+    def _disk_is_full(self, e: sqlite3.DatabaseError) -> bool:
+        """SQLite says 'database or disk is full', or - when the write-ahead log cannot grow - 'disk I/O error'."""
+        if "database or disk is full" in str(e):
+            return True
+        try:
+            return "disk I/O error" in str(e) and free_bytes(self.root) < LOW_FREE_FOR_DB
+        except OSError:
+            return False
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -169,7 +185,8 @@ class RunStore:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # a full disk may have ended the transaction already
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 

@@ -39,7 +39,7 @@ from core.data import augment as aug
 from core.errors import LabError
 from core.models.registry import count_params
 from core.space import free_bytes as disk_free  # a name tests replace
-from core.space import size_text
+from core.space import free_text, size_text
 from core.train.batches import epoch_permutation  # noqa: F401 - re-exported, with the set-up's names below
 from core.train.checkpoint import is_disk_full, keep_as, latest_checkpoint, save_checkpoint
 from core.train.events import EpochEnd, Event, Finished, Note, RunStarted, Step
@@ -186,7 +186,7 @@ def disk_full_reason(state: RunState, folder: str | Path) -> str:
     kept = ("it had not finished an epoch, so there is nothing to resume" if done is None
             else f"its checkpoint {f'after epoch {done}' if done else 'from epoch 1'} is kept: resume the run once "
                  f"there is room")
-    return (f"the disk is full: a checkpoint could not be written ({free_text(folder)}). Delete runs you no longer "
+    return (f"the disk is full: a checkpoint could not be written ({free_text(folder, disk_free)}). Delete runs you no longer "
             f"need (the run library's Delete, or `python -m core runs delete ID`); {kept}")
 
 
@@ -196,16 +196,6 @@ def finished(state: RunState, status: str, reason: str = "") -> Finished:
     return Finished(status=status, reason=reason, test_acc=final, best_test_acc=state.best_acc,
                     epochs_done=len(state.history), seconds=time.perf_counter() - state.started,
                     per_class_acc=state.per_class)
-
-
-def free_text(folder: str | Path | None) -> str:
-    """'1.2 GB free in FOLDER', or what could be said without a folder."""
-    if folder is None:
-        return "no checkpoint folder"
-    try:
-        return f"{size_text(disk_free(folder))} free in {folder}"
-    except OSError:
-        return f"the free space in {folder} could not be read"
 
 
 def check_room(run: RunSetup, folder: str | Path | None) -> None:

@@ -1,9 +1,15 @@
 """What the run library takes on disk: per-run bytes from the files themselves (best.pt linked to last.pt counted
-once), the free space, and the warning a teacher gets before runs start failing to save."""
+once), the free space, the warning a teacher gets before runs start failing to save, and what a write to the
+run library's database says when the disk is full (and that it changed nothing)."""
 
 import os
+import sqlite3
+
+import pytest
 
 from core.config import DataConfig, ModelConfig, TrainConfig
+from core.errors import LabError
+from core.runs import store
 from core.runs.disk import DiskUsage, Room, disk_usage, room_for
 from core.runs.library import open_library
 from core.space import GB, free_bytes, size_text
@@ -73,3 +79,44 @@ def test_room_for_adds_one_checkpoint_per_run(tmp_path):
     room = room_for(configs, tmp_path)
     assert room.need == sum(estimate_run_memory(c, "cpu").checkpoint for c in configs) > 0
     assert room.free is not None and room.free > 0  # (not compared: other processes write meanwhile)
+
+
+class FullDisk(sqlite3.Connection):
+    """A real SQLite connection whose writes fail the way they do on a full disk."""
+
+    error = "database or disk is full"
+
+    def execute(self, sql, *args):
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            raise sqlite3.OperationalError(FullDisk.error)
+        return super().execute(sql, *args)
+
+
+@pytest.fixture
+def full_library(tmp_path, monkeypatch):
+    lib = open_library(tmp_path / "runs")
+    config = TrainConfig(data=DataConfig(dataset="synthetic"), model=ModelConfig("mlp", {}), device="cpu")
+    run_id = lib.insert_run(config, device="cpu", status="completed", started_by="cli", name="before")
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **kw: real(*a, factory=FullDisk, **kw))
+    return lib, run_id
+
+
+def test_a_write_on_a_full_disk_is_a_lab_error_and_changes_nothing(full_library, monkeypatch):
+    lib, run_id = full_library
+    with pytest.raises(LabError, match=r"^the disk of the run library is full \(.* free in .*\): nothing was "
+                                       r"saved\. Delete runs you no longer need"):
+        lib.rename(run_id, "after")
+    monkeypatch.undo()
+    assert lib.get(run_id).name == "before"
+
+
+def test_sqlites_io_error_means_a_full_disk_only_when_the_disk_is_nearly_full(full_library, monkeypatch):
+    lib, run_id = full_library
+    monkeypatch.setattr(FullDisk, "error", "disk I/O error")
+    monkeypatch.setattr(store, "free_bytes", lambda root: 10 * 2**20)
+    with pytest.raises(LabError, match="the disk of the run library is full"):
+        lib.rename(run_id, "after")
+    monkeypatch.setattr(store, "free_bytes", lambda root: 50 * 10**9)  # room: a real I/O problem, said as it is
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        lib.rename(run_id, "after")
