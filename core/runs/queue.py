@@ -73,6 +73,7 @@ RECOVER_EVERY_S = 1.0  # recover() does its work at most this often per library 
 LOG_NAME = "train.log"
 # Queue order: the teacher's runs first (the class watches them), then students', each group first come first served.
 QUEUE_ORDER = "(by_role = 'student'), queue_order, seq"
+MAX_REATTACHES = 3  # a Ray run's follower may die this often before the run is failed (recover)
 
 
 def pid_alive(pid: int) -> bool:
@@ -229,8 +230,10 @@ class RunLibrary(RunStore):
                     if verdict.verdict != "start":
                         break
                     pid = first_for if not claimed else None
+                    # a run re-attaching to its Ray job keeps a stop asked before its follower died
                     conn.execute("UPDATE runs SET status = 'running', started = COALESCE(started, ?), "
-                                 "heartbeat = ?, pid = ?, host = ?, stop_requested = 0 WHERE id = ?",
+                                 "heartbeat = ?, pid = ?, host = ?, stop_requested = stop_requested * "
+                                 "reattach_pending WHERE id = ?",
                                  (now, now, pid, HOST, head["id"]))
                     claimed.append(head["id"])
         return claimed
@@ -349,13 +352,16 @@ class RunLibrary(RunStore):
             self._last_recover = now
         stale_after = self.stale_after_s
         with self.connect() as conn:
-            rows = conn.execute("SELECT id, status, owner, pid, host, heartbeat, epoch, epochs_done FROM runs "
+            rows = conn.execute("SELECT id, status, owner, pid, host, heartbeat, epoch, epochs_done, backend, job_id, "
+                                "reattaches FROM runs "
                                 "WHERE status = 'running' OR (status = 'queued' AND owner = 'terminal')").fetchall()
         failed = []
         for r in rows:
             local_dead = r["host"] == HOST and r["pid"] is not None and not pid_alive(r["pid"])
             age = now - r["heartbeat"] if r["heartbeat"] is not None else None
             if not local_dead and age is not None and age <= stale_after:
+                continue
+            if self._reattach(r, now):
                 continue
             who = "trainer process" if r["owner"] == "worker" else "terminal (`python -m core train`) process"
             what = "stopped unexpectedly (killed or crashed)" if local_dead or age is None else \
@@ -365,6 +371,9 @@ class RunLibrary(RunStore):
             reason = f"{who} {what} {where}; last heartbeat {_clock(r['heartbeat'])}"
             if r["owner"] == "worker":
                 reason += f" (its log: {self.run_dir(r['id']) / LOG_NAME})"
+            if r["status"] == "running" and r["backend"] == "ray" and r["job_id"]:  # _reattach gave up
+                reason += (f"; re-attached {r['reattaches']} times already, so the lab gave up following Ray job "
+                           f"{r['job_id']}: stop it with `ray job stop {r['job_id']}` and resume the run")
             # Only if nothing changed since we looked (the run may have just finished or beaten its heartbeat).
             with self.connect() as conn:
                 changed = conn.execute(
@@ -375,6 +384,22 @@ class RunLibrary(RunStore):
                 failed.append(r["id"])
         self.kick()
         return failed
+
+    def _reattach(self, r: Any, now: float) -> bool:
+        """A running Ray run whose following process died: its job trains on (or has ended) on the cluster, so
+        queue the run again for a new follower that re-attaches to that very job and reads its log from the
+        start - the events and checkpoints the dead one missed included - instead of failing it. At most
+        MAX_REATTACHES times a run: a follower that keeps dying is a bug to see, not to hide."""
+        if r["status"] != "running" or r["backend"] != "ray" or not r["job_id"] or r["reattaches"] >= MAX_REATTACHES:
+            return False
+        note = (f"{time.strftime('%H:%M:%S', time.localtime(now))} the process following Ray job {r['job_id']} "
+                f"stopped; a new one re-attaches to the job\n")
+        with self.connect() as conn:
+            changed = conn.execute(
+                "UPDATE runs SET status = 'queued', owner = 'worker', pid = NULL, heartbeat = NULL, "
+                "reattach_pending = 1, reattaches = reattaches + 1, messages = messages || ? "
+                "WHERE id = ? AND status = 'running' AND heartbeat IS ?", (note, r["id"], r["heartbeat"])).rowcount
+        return bool(changed)
 
     # ---- export / import (core/runs/transfer.py) -------------------------------------------------------------
 

@@ -20,6 +20,10 @@ prints, so the caller records them exactly as it records a local run's:
      Finished(failed) carries the job's own reason from get_job_info.
 If the log stream breaks (the head restarted, a network blip) it polls get_job_info and, once the job ended,
 reads what it missed with get_job_logs; after LOST_AFTER_S without an answer the run fails with the reason.
+If the following process itself dies (the lab's machine rebooted, the process killed), crash recovery queues
+the run again and the next follower `attach`es to the same job instead of submitting one: it reads the log
+from the start (epochs are recorded once however often they are read), so a job that trained on, or even
+finished, while nobody followed it is recorded in full.
 """
 
 from __future__ import annotations
@@ -102,6 +106,20 @@ def submit(rec: Recorder, address: str) -> tuple[Any, str]:
     with rec.lib.connect() as conn:
         conn.execute("UPDATE runs SET backend = 'ray', cluster = ?, job_id = ? WHERE id = ?",
                      (address, job_id, run.id))
+    return client, job_id
+
+
+def attach(rec: Recorder, address: str, job_id: str) -> tuple[Any, str]:
+    """Follow the run's existing job (its previous follower died): (client, job id). LabError when the cluster
+    no longer knows the job, saying how to continue."""
+    client = _client(address)
+    try:
+        client.get_job_info(job_id)
+    except Exception as e:  # noqa: BLE001 - unknown job, head restarted, network: one message for all
+        raise LabError(f"cannot re-attach to Ray job {job_id} at {address} ({type(e).__name__}: {e}): resume the run, "
+                       f"it continues from the last checkpoint that came back") from None
+    with rec.lib.connect() as conn:
+        conn.execute("UPDATE runs SET reattach_pending = 0 WHERE id = ?", (rec.run_id,))
     return client, job_id
 
 
@@ -241,8 +259,12 @@ def follow(rec: Recorder) -> Iterator[ev.Event]:
     address = run.cluster or cluster.address_for(rec.lib.get_setting)
     if not address:
         raise LabError(f"run {run.id} is queued for a Ray cluster but no address is known: set {cluster.ENV}")
-    client, job_id = submit(rec, address)
-    yield ev.Note(f"training on the Ray cluster at {address} as job {job_id}")
+    if run.reattach_pending and run.job_id:
+        client, job_id = attach(rec, address, run.job_id)
+        yield ev.Note(f"re-attached to Ray job {job_id} at {address}; its log is read again from the start")
+    else:
+        client, job_id = submit(rec, address)
+        yield ev.Note(f"training on the Ray cluster at {address} as job {job_id}")
     job, ended = _Job(rec, client, job_id, address), False
     try:
         yield from job.passes()

@@ -99,6 +99,8 @@ class RunRecord:
     backend: str = "local"  # local | ray (schema v4; older rows read as local)
     cluster: str | None = None  # the Ray dashboard address a ray run was sent to
     job_id: str | None = None  # the Ray job's submission id (the latest, after a resume)
+    reattach_pending: bool = False  # queued to re-attach to job_id, its follower having died (schema v5)
+    reattaches: int = 0  # how many times the lab re-attached to its job
 
     @property
     def by_student(self) -> bool:
@@ -182,6 +184,7 @@ def record_from_row(row: sqlite3.Row) -> RunRecord:
     values.update(config=from_json(row["config"]), progress=progress,
                   per_class_acc=tuple(math.nan if v is None else float(v) for v in pca),
                   stop_requested=bool(row["stop_requested"]), resume_requested=bool(row["resume_requested"]),
+                  reattach_pending=bool(row["reattach_pending"]) if "reattach_pending" in keys else False,
                   download=bool(row["download"]))
     for name in ("sweep_id", "tags", "notes"):
         values.setdefault(name, None)

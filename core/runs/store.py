@@ -130,6 +130,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN cluster TEXT;
     ALTER TABLE runs ADD COLUMN job_id TEXT;
     """,
+    # v5: a Ray run whose following process died while its job trained on: queued again to re-attach to that
+    # job (not to submit a new one), and how many times that happened (core/runs/queue.py, recover).
+    """
+    ALTER TABLE runs ADD COLUMN reattach_pending INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN reattaches INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

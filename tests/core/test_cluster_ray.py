@@ -1,10 +1,12 @@
 """Runs through a REAL single-node Ray head on 127.0.0.1 (started and shut down here, no mocks): the CLI's run
 through the Jobs API end to end, a stop mid-run and a resume from the checkpoint that came back through the
-log, and a job that fails before its trainer could report (the run carries the job's own reason).
+log, a follower killed mid-run and replaced by one that re-attaches to the same job, and a job that fails
+before its trainer could report (the run carries the job's own reason).
 Skipped, with the reason, where ray is not installed (`pip install -r requirements-cluster.txt`)."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from ray.job_submission import JobSubmissionClient  # noqa: E402
 
 from core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from core.runs.library import open_library  # noqa: E402
+from core.runs.queue import pid_alive  # noqa: E402
 from tests.core.ray_head import RayHead  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -121,6 +124,30 @@ def test_a_stop_ends_the_job_and_a_resume_continues_from_its_checkpoint(on_clust
     epochs = [r.epoch for r in lib.curves(run_id)]
     assert epochs == list(range(1, final.epochs_done + 1))  # one curve, continued, no epoch twice
     wait_for("Ray to mark the resumed job stopped", lambda: client.get_job_status(resumed.job_id) == "STOPPED")
+
+
+def test_a_follower_that_dies_is_replaced_by_one_that_re_attaches_to_the_same_job(on_cluster, tmp_path):
+    lib = open_library(tmp_path / "runs")
+    run_id = lib.submit(tiny(epochs=200), preset="cnn")
+    first = wait_for("the first epoch on the cluster", lambda: (r := lib.get(run_id)).epochs_done >= 1 and r)
+    job_id, follower = first.job_id, first.pid
+    os.kill(follower, signal.SIGKILL)  # the lab's machine rebooted, say: the job trains on, nobody reads it
+    wait_for("the follower to be gone", lambda: not pid_alive(follower))
+    assert lib.recover(force=True) == []  # not failed: queued to re-attach, and a new follower started
+    again = wait_for("a new follower", lambda: (r := lib.get(run_id)).pid not in (None, follower) and r)
+    assert (again.job_id, again.reattaches) == (job_id, 1), (again.status, again.reason, log_of(lib, run_id))
+    seen = wait_for("epochs through the new follower", lambda: (r := lib.get(run_id)).epochs_done > first.epochs_done
+                    and not r.reattach_pending and r)
+    assert seen.status == "running", (seen.reason, log_of(lib, run_id))
+    lib.request_stop(run_id)
+    final = wait_for("the stop", lambda: (r := lib.get(run_id)).status != "running" and r)
+    assert final.status == "stopped", (final.reason, log_of(lib, run_id))
+    assert [r.epoch for r in lib.curves(run_id)] == list(range(1, final.epochs_done + 1))  # read twice, once each
+    assert f"re-attached to Ray job {job_id}" in final.messages and (lib.run_dir(run_id) / "last.pt").is_file()
+    client = JobSubmissionClient(on_cluster.address)
+    assert [j.submission_id for j in client.list_jobs() if (j.metadata or {}).get("cifar_lab_run") == run_id] == \
+        [job_id]  # the same job all along: no second one trained beside it
+    wait_for("Ray to mark the job stopped", lambda: client.get_job_status(job_id) == "STOPPED")
 
 
 def test_a_job_that_dies_before_reporting_fails_the_run_with_the_jobs_reason(on_cluster, tmp_path, monkeypatch):

@@ -405,6 +405,36 @@ def test_pid_alive_sees_dead_and_zombie_processes():
     zombie.wait()
 
 
+def test_a_ray_run_whose_follower_died_is_queued_to_re_attach_to_its_job_three_times_then_failed(lib):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    local = claimed_run(lib)
+    ray_run = lib.insert_run(tiny(), device="ray", status="queued", started_by="app")
+    assert lib.kick("ray") == [ray_run]
+
+    def dies(stop=False):  # the follower submitted job J, then was killed (a stop asked just before, maybe)
+        with sqlite3.connect(lib.db_path) as conn:
+            conn.execute("UPDATE runs SET status = 'running', pid = ?, backend = 'ray', job_id = 'J', "
+                         "stop_requested = ? WHERE id = ?", (dead.pid, int(stop), ray_run))
+            conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, local))
+
+    dies(stop=True)
+    assert lib.recover(force=True) == [local]  # a local run's training died with its process; the job did not
+    run = lib.get(ray_run)
+    assert (run.status, run.reattach_pending, run.reattaches, run.job_id) == ("running", True, 1, "J")
+    assert lib.spawned[-1] == ray_run and run.stop_requested  # a new follower, and the stop still stands
+    assert "the process following Ray job J stopped; a new one re-attaches to the job" in run.messages
+    for n in (2, 3):
+        dies()
+        lib.recover(force=True)
+        assert lib.get(ray_run).reattaches == n and lib.get(ray_run).status == "running"
+    dies()
+    assert lib.recover(force=True) == [ray_run]  # a follower that keeps dying is shown, not hidden
+    run = lib.get(ray_run)
+    assert run.status == "failed" and "re-attached 3 times already" in run.reason
+    assert "ray job stop J" in run.reason
+
+
 def test_recover_fails_dead_or_silent_runs_and_starts_the_next(lib):
     lib.set_max_per_device(3)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
