@@ -1,7 +1,7 @@
 """Runs through a REAL single-node Ray head on 127.0.0.1 (started and shut down here, no mocks): the CLI's run
 through the Jobs API end to end, a stop mid-run and a resume from the checkpoint that came back through the
-log, a follower killed mid-run and replaced by one that re-attaches to the same job, and a job that fails
-before its trainer could report (the run carries the job's own reason).
+log, a follower killed mid-run and replaced by one that re-attaches to the same job (or finds it finished and
+records it in full), and a job that fails before its trainer could report (the run carries the job's own reason).
 Skipped, with the reason, where ray is not installed (`pip install -r requirements-cluster.txt`)."""
 
 import json
@@ -148,6 +148,26 @@ def test_a_follower_that_dies_is_replaced_by_one_that_re_attaches_to_the_same_jo
     assert [j.submission_id for j in client.list_jobs() if (j.metadata or {}).get("cifar_lab_run") == run_id] == \
         [job_id]  # the same job all along: no second one trained beside it
     wait_for("Ray to mark the job stopped", lambda: client.get_job_status(job_id) == "STOPPED")
+
+
+def test_a_job_that_finished_while_nobody_followed_it_is_recorded_in_full(on_cluster, tmp_path):
+    lib = open_library(tmp_path / "runs")
+    run_id = lib.submit(tiny(epochs=3), preset="cnn")
+    first = wait_for("the first epoch on the cluster", lambda: (r := lib.get(run_id)).epochs_done >= 1 and r)
+    os.kill(first.pid, signal.SIGKILL)
+    client = JobSubmissionClient(on_cluster.address)
+    wait_for("the job to finish on its own", lambda: client.get_job_status(first.job_id) == "SUCCEEDED")
+    wait_for("the follower to be gone", lambda: not pid_alive(first.pid))
+    assert lib.get(run_id).status == "running"  # nobody has looked yet
+    assert lib.recover(force=True) == []
+    done = wait_for("the run to end", lambda: (r := lib.get(run_id)).status not in ("queued", "running") and r)
+    assert (done.status, done.epochs_done, done.job_id) == ("completed", 3, first.job_id), (done.reason,
+                                                                                             log_of(lib, run_id))
+    assert [r.epoch for r in lib.curves(run_id)] == [1, 2, 3]
+    import torch
+
+    ckpt = torch.load(lib.run_dir(run_id) / "last.pt", map_location="cpu", weights_only=True)
+    assert len(ckpt["history"]) == 3  # the final checkpoint, read from the finished job's log
 
 
 def test_a_job_that_dies_before_reporting_fails_the_run_with_the_jobs_reason(on_cluster, tmp_path, monkeypatch):
