@@ -152,19 +152,22 @@ def resume_checkpoint(folder: str | Path | None) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def save(run: RunSetup, state: RunState, folder: str | Path | None, name: str = "last.pt") -> None:
-    """Checkpoint the run to folder/name (nothing without a folder). A save the disk had no room for is a
-    LabError that says so: torch.save words it as 'file write failed', 'iostream error' or 'unexpected pos',
-    so the free space is asked too."""
+def save(run: RunSetup, state: RunState, folder: str | Path | None, *, best: bool = False) -> None:
+    """Checkpoint the run to folder/last.pt (nothing without a folder) and, with `best`, make best.pt that very
+    file (a hard link: written once). A save the disk had no room for is a LabError that says so: torch.save
+    words it as 'file write failed', 'iostream error' or 'unexpected pos', so the free space is asked too."""
     if folder is None:
         return
     gen = run.batches.generator
+    last = Path(folder) / "last.pt"
     try:
-        save_checkpoint(Path(folder) / name, model=run.model, optimizer=run.optimizer, config=run.config,
+        save_checkpoint(last, model=run.model, optimizer=run.optimizer, config=run.config,
                         epoch=state.epoch, batch=state.batch, sums=state.sums.tolist(), history=state.history,
                         best_acc=state.best_acc, aug_state=gen.get_state() if gen is not None else None,
                         classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std),
                         rng=(run.device.type, *rng_states(run.device)))
+        if best:
+            keep_as(last, last.with_name("best.pt"))
     except Exception as e:
         if is_disk_full(e) or short_of_room(run, folder):
             raise LabError(disk_full_reason(state, folder)) from None
@@ -375,9 +378,7 @@ def finish_epoch(run: RunSetup, state: RunState, t_epoch: float, train_seconds: 
     yield EpochEnd(**row)
     state.epoch, state.batch = state.epoch + 1, 0
     state.sums.zero_()
-    save(run, state, checkpoint_dir)
-    if improved and checkpoint_dir is not None:  # best.pt is this very file: linked, not written again
-        keep_as(Path(checkpoint_dir) / "last.pt", Path(checkpoint_dir) / "best.pt")
+    save(run, state, checkpoint_dir, best=improved)
     return False
 
 
