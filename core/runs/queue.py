@@ -332,7 +332,7 @@ class RunLibrary(RunStore):
                 check_quota(actor, self._active_of(conn, actor), student_quota(self))
             changed = conn.execute(
                 "UPDATE runs SET status = 'queued', owner = 'worker', reason = '', finished = NULL, pid = NULL, "
-                "heartbeat = NULL, stop_requested = 0, resume_requested = ?, "
+                "heartbeat = NULL, stop_requested = 0, resume_requested = ?, reattach_pending = 0, "
                 "queue_order = (SELECT COALESCE(MAX(queue_order), 0) + 1 FROM runs) "
                 "WHERE id = ? AND status NOT IN ('queued', 'running')",
                 (int(has_checkpoint), run_id)).rowcount

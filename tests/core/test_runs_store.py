@@ -433,6 +433,13 @@ def test_a_ray_run_whose_follower_died_is_queued_to_re_attach_to_its_job_three_t
     run = lib.get(ray_run)
     assert run.status == "failed" and "re-attached 3 times already" in run.reason
     assert "ray job stop J" in run.reason
+    with sqlite3.connect(lib.db_path) as conn:  # as if the last re-attach had failed ("cannot re-attach ...")
+        conn.execute("UPDATE runs SET reattach_pending = 1, epochs_done = 1 WHERE id = ?", (ray_run,))
+    (lib.run_dir(ray_run)).mkdir(parents=True, exist_ok=True)
+    (lib.run_dir(ray_run) / "last.pt").write_bytes(b"checkpoint")
+    lib.resume(ray_run)  # a resume is a new job from the checkpoint, never a re-attach to the old one
+    run = lib.get(ray_run)
+    assert run.resume_requested and not run.reattach_pending
 
 
 def test_recover_fails_dead_or_silent_runs_and_starts_the_next(lib):
