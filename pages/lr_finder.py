@@ -112,10 +112,11 @@ def advice(curve: Curve) -> tuple[Recommendation, dict[str, Suggestion]]:
             all_suggestions(curve.lrs, curve.smoothed, num_iter))
 
 
-def chart(curve: Curve, with_suggestions: bool):
+def chart(curve: Curve, rules: tuple[Recommendation, dict[str, Suggestion]] | None = None):
+    """The curve, with `rules` (advice(curve)) drawn on it when given."""
     sugg: list[Suggestion] = []
-    if with_suggestions:
-        rec, named = advice(curve)
+    if rules is not None:
+        rec, named = rules
         sugg = [rec.as_suggestion(), *named.values()]  # the recommendation first: its label on top
     return charts_lr.lr_finder_chart(curve.lrs, curve.losses, curve.smoothed, lr_range=(start_lr, end_lr),
                                      suggestions=sugg, report_lr=REPORT_LR, height=chart_height(340),
@@ -141,7 +142,7 @@ def stepped(n: int, stop_label: str | None) -> None:
         # Redraw the curve at most every REDRAW_S: where the class has already computed these points the
         # steps are instant, and eleven redraws of the same chart per click were most of a busy server's work.
         if time.monotonic() - drawn >= REDRAW_S:
-            show_chart(live, chart(curve, False), width="stretch")
+            show_chart(live, chart(curve), width="stretch")
             drawn = time.monotonic()
         if len(curve.points) == before and not curve.done:  # a failure ended nothing: do not spin
             break
@@ -173,7 +174,8 @@ if clicked["lrf_stop"] and not curve.done:
     st.info(f"Stopped at step {len(curve.points)} of {num_iter}: go on with +1 / +10 steps or run to the end.",
             icon=":material/pause:")
 
-show_chart(live, chart(curve, curve.done or len(curve.points) >= 10), width="stretch")
+rec, named = advice(curve)  # once per run: the chart's rules and the suggestions below
+show_chart(live, chart(curve, (rec, named) if curve.done or len(curve.points) >= 10 else None), width="stretch")
 m1, m2, m3, m4, m5 = st.columns(5)
 last = curve.points[-1] if curve.points else None
 m1.metric("Step", f"{len(curve.points)} of {num_iter}")
@@ -195,7 +197,6 @@ st.caption("Everyone on this server who picks these settings steps along this sa
 
 # --- suggestions -----------------------------------------------------------------------------------------
 st.subheader("Suggested learning rates")
-rec, named = advice(curve)
 with st.container(border=True):
     r1, r2 = st.columns([1, 3])
     r1.metric("recommended", "none yet" if rec.lr is None else f"{rec.lr:.1e}",
