@@ -19,6 +19,14 @@ def free_bytes(folder: str | Path) -> int:
     return shutil.disk_usage(path).free
 
 
+def free_or_none(folder: str | Path) -> int | None:
+    """free_bytes, or None when the disk cannot say."""
+    try:
+        return free_bytes(folder)
+    except OSError:
+        return None
+
+
 def size_text(n: int) -> str:
     """Bytes as a person reads them: '850 MB', '12.3 GB'."""
     return f"{n / 1e6:,.0f} MB" if n < GB else f"{n / GB:,.1f} GB"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import TrainConfig
-from core.space import free_bytes, size_text
+from core.space import free_or_none, size_text
 
 # Warn below this much free space, or below room for LOW_RUNS checkpoints of the largest run here.
 LOW_FREE_BYTES = 2 * 10**9
@@ -70,11 +70,7 @@ def disk_usage(root: str | Path, run_ids: Iterable[str]) -> DiskUsage:
             largest = max(largest, (root / run_id / "last.pt").stat().st_size)
         except OSError:
             continue
-    try:
-        free: int | None = free_bytes(root)
-    except OSError:
-        free = None
-    return DiskUsage(str(root), sum(per_run.values()), free, per_run, largest)
+    return DiskUsage(str(root), sum(per_run.values()), free_or_none(root), per_run, largest)
 
 
 @dataclass(frozen=True)
@@ -102,9 +98,4 @@ def room_for(configs: Iterable[TrainConfig], root: str | Path) -> Room:
     what the disk of `root` has."""
     from core.train.memory import estimate_run_memory  # torch: only where runs are about to be queued
 
-    need = sum(estimate_run_memory(c, "cpu").checkpoint for c in configs)
-    try:
-        free: int | None = free_bytes(root)
-    except OSError:
-        free = None
-    return Room(need, free)
+    return Room(sum(estimate_run_memory(c, "cpu").checkpoint for c in configs), free_or_none(root))
