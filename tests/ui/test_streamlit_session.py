@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port, streamlit_is_up
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "streamlit_session.py"
 spec = importlib.util.spec_from_file_location("streamlit_session", SCRIPT)
@@ -52,12 +51,6 @@ st.navigation([st.Page(first, title="First", url_path="first", default=True),
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("session_app")
@@ -69,14 +62,7 @@ def server(tmp_path_factory):
                             cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):  # up to a minute for the server to come up (a bound, not a speed target)
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
+        if not streamlit_is_up(url, 60):
             pytest.fail("the Streamlit server did not start")
         yield url
     finally:
