@@ -10,21 +10,13 @@ import os
 import pytest
 import torch
 
-from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from core.config import DataConfig, OptimConfig
 from core.data.loading import load_dataset
 from core.errors import LabError
 from core.train import engine
 from core.train.checkpoint import is_disk_full, keep_as, load_checkpoint
 from core.train.memory import estimate_run_memory
-
-SMALL = ModelConfig("cnn", {"widths": (8, 8, 16, 16), "fc": 64})
-
-
-def cfg(**kw) -> TrainConfig:
-    base = dict(data=DataConfig(dataset="synthetic", subset=300, test_subset=100), model=SMALL,
-                optim=OptimConfig(name="adam", lr=3e-3), batch_size=64, epochs=2, device="cpu", log_every=1000)
-    base.update(kw)
-    return TrainConfig(**base)
+from tests.fakes import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +48,7 @@ def test_keep_as_copies_where_hard_links_are_refused(tmp_path, monkeypatch):
 
 
 def test_an_improving_run_writes_its_checkpoint_once(synthetic, tmp_path):
-    events = list(engine.train(cfg(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))
+    events = list(engine.train(tiny_config(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))
     assert events[-1].status == "completed"
     assert os.path.samefile(tmp_path / "best.pt", tmp_path / "last.pt")
     assert load_checkpoint(tmp_path / "best.pt")["best_acc"] == events[-1].best_test_acc
@@ -66,7 +58,7 @@ def test_an_improving_run_writes_its_checkpoint_once(synthetic, tmp_path):
 @pytest.mark.parametrize("optim", [OptimConfig(name="adam", lr=1e-3), OptimConfig(name="sgd", lr=0.1, momentum=0.9),
                                    OptimConfig(name="sgd", lr=0.1, momentum=0.0)])
 def test_the_checkpoint_estimate_is_the_size_of_what_a_saved_run_holds(synthetic, tmp_path, optim):
-    config = cfg(epochs=1, optim=optim, data=DataConfig(dataset="synthetic", subset=64, test_subset=32))
+    config = tiny_config(epochs=1, optim=optim, data=DataConfig(dataset="synthetic", subset=64, test_subset=32))
     list(engine.train(config, dataset=synthetic, checkpoint_dir=tmp_path))
     saved = torch.load(tmp_path / "last.pt", weights_only=True)
     weights = sum(t.numel() * t.element_size() for t in saved["model"].values())
@@ -98,7 +90,7 @@ def test_a_full_disk_fails_the_run_keeps_epoch_1_and_resume_finishes_it(syntheti
 
     monkeypatch.setattr(torch, "save", save_until_full)
     monkeypatch.setattr(engine, "disk_free", lambda folder: 123_000_000)
-    events = list(engine.train(cfg(), dataset=synthetic, checkpoint_dir=tmp_path))
+    events = list(engine.train(tiny_config(), dataset=synthetic, checkpoint_dir=tmp_path))
     fin = events[-1]
     assert fin.status == "failed" and fin.reason.startswith("the disk is full: a checkpoint could not be written")
     assert f"123 MB free in {tmp_path}" in fin.reason and "python -m core runs delete ID" in fin.reason
@@ -107,7 +99,7 @@ def test_a_full_disk_fails_the_run_keeps_epoch_1_and_resume_finishes_it(syntheti
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2  # epoch 1 done: training resumes at epoch 2
 
     monkeypatch.setattr(torch, "save", real_save)  # room again
-    rest = list(engine.train(cfg(), dataset=synthetic, checkpoint_dir=tmp_path, resume=True))
+    rest = list(engine.train(tiny_config(), dataset=synthetic, checkpoint_dir=tmp_path, resume=True))
     assert rest[0].start_epoch == 2 and rest[-1].status == "completed" and rest[-1].epochs_done == 2
 
 
@@ -116,7 +108,7 @@ def test_the_reason_says_there_is_nothing_to_resume_before_the_first_epoch(synth
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    fin = list(engine.train(cfg(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))[-1]
+    fin = list(engine.train(tiny_config(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))[-1]
     assert fin.status == "failed" and "the disk is full" in fin.reason
     assert "it had not finished an epoch, so there is nothing to resume" in fin.reason
     assert list(tmp_path.iterdir()) == []
@@ -124,17 +116,17 @@ def test_the_reason_says_there_is_nothing_to_resume_before_the_first_epoch(synth
 
 def test_no_room_for_one_checkpoint_fails_before_the_first_step(synthetic, tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "disk_free", lambda folder: 1_000)
-    events = engine.train(cfg(), dataset=synthetic, checkpoint_dir=tmp_path)
+    events = engine.train(tiny_config(), dataset=synthetic, checkpoint_dir=tmp_path)
     with pytest.raises(LabError, match=r"not enough disk space for this run: one checkpoint of cnn takes about "
                                        r"\d[\d,]* MB and 0 MB are free in "):
         next(events)
     assert list(tmp_path.iterdir()) == []
     # without a checkpoint folder nothing is written, so there is nothing to check
-    assert list(engine.train(cfg(epochs=1), dataset=synthetic))[-1].status == "completed"
+    assert list(engine.train(tiny_config(epochs=1), dataset=synthetic))[-1].status == "completed"
 
 
 def test_the_failed_save_keeps_the_previous_checkpoint_byte_for_byte(synthetic, tmp_path, monkeypatch):
-    list(engine.train(cfg(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))
+    list(engine.train(tiny_config(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))
     before = tmp_path / "before.pt"
     before.write_bytes((tmp_path / "last.pt").read_bytes())
 
@@ -142,7 +134,7 @@ def test_the_failed_save_keeps_the_previous_checkpoint_byte_for_byte(synthetic, 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full)
-    fin = list(engine.train(cfg(epochs=2), dataset=synthetic, checkpoint_dir=tmp_path, resume=True))[-1]
+    fin = list(engine.train(tiny_config(epochs=2), dataset=synthetic, checkpoint_dir=tmp_path, resume=True))[-1]
     assert fin.status == "failed" and "its checkpoint after epoch 1 is kept" in fin.reason
     assert filecmp.cmp(before, tmp_path / "last.pt", shallow=False)
 
@@ -157,5 +149,5 @@ def test_a_save_torch_words_vaguely_is_judged_by_the_free_space(synthetic, tmp_p
     monkeypatch.setattr(torch, "save", vague)
     monkeypatch.setattr(engine, "disk_free", lambda folder: free)
     monkeypatch.setattr(engine, "check_room", lambda run, folder: None)  # the disk filled up after the start
-    fin = list(engine.train(cfg(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))[-1]
+    fin = list(engine.train(tiny_config(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))[-1]
     assert fin.status == "failed" and fin.reason.startswith(expected)
