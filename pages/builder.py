@@ -22,7 +22,16 @@ from core.models.builder import normalize_spec, spec_from_preset, summarize
 from core.models.codegen import generate
 from core.models.layers import ACTIVATIONS, LAYER_OPTIONS, POOL_MODES
 from ui import charts_lessons, runlib
-from ui.layout import chart_height, friendly_errors, page_header, plain, show_chart, takeaway, try_this
+from ui.layout import (
+    chart_height,
+    friendly_errors,
+    metric_columns,
+    page_header,
+    plain,
+    show_chart,
+    takeaway,
+    try_this,
+)
 from ui.run_panel import STATUS_ICON, describe, live_run
 from ui.sidebar import current
 
@@ -253,7 +262,7 @@ ok = summary is not None and summary.ok
 
 st.subheader("Before it runs: shapes, parameters, multiply-adds")
 if summary is not None:
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3, m4 = metric_columns(4)
     m1.metric("Parameters", f"{summary.total_params:,}")
     m2.metric("Multiply-adds per image", f"{summary.total_macs / 1e6:,.1f}M")
     convs = sum(r.kind == "conv" for r in summary.rows)

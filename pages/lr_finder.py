@@ -14,7 +14,15 @@ from core.train.schedule import run_steps_per_epoch, schedule_curve
 from core.train.setup import cpu_has_native_bf16, resolve_device
 from ui import charts, charts_lr, finders, runlib, urlstate
 from ui.data_panel import dataset_or_none
-from ui.layout import chart_height, friendly_errors, page_header, show_chart, takeaway, try_this
+from ui.layout import (
+    chart_height,
+    friendly_errors,
+    metric_columns,
+    page_header,
+    show_chart,
+    takeaway,
+    try_this,
+)
 from ui.run_panel import describe, fmt_seconds, live_run
 from ui.sidebar import current
 
@@ -176,7 +184,7 @@ if clicked["lrf_stop"] and not curve.done:
 
 rec, named = advice(curve)  # once per run: the chart's rules and the suggestions below
 show_chart(live, chart(curve, (rec, named) if curve.done or len(curve.points) >= 10 else None), width="stretch")
-m1, m2, m3, m4, m5 = st.columns(5)
+m1, m2, m3, m4, m5 = metric_columns(5)
 last = curve.points[-1] if curve.points else None
 m1.metric("Step", f"{len(curve.points)} of {num_iter}")
 m2.metric("Learning rate now", f"{last.lr if last else start_lr:.2e}")
@@ -211,7 +219,7 @@ def suggestion_row(names: tuple[str, ...], title: str) -> None:
     group = [named[n] for n in names]
     reasons = {s.reason for s in group}
     one_reason = len(reasons) == 1 and all(s.lr is None for s in group)  # one "why not", once
-    for col, s in zip(st.columns(len(group)), group, strict=True):
+    for col, s in zip(metric_columns(len(group)), group, strict=True):
         col.metric(s.name, "no suggestion" if s.lr is None else f"{s.lr:.1e}")
         if not one_reason:
             col.caption(s.reason)

@@ -10,6 +10,7 @@ from ui.charts_inside import confusion_chart, grouped_order, most_confused_class
 from ui.layout import (
     chart_height,
     friendly_errors,
+    metric_columns,
     page_header,
     pct,
     presenter,
@@ -49,7 +50,7 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
         metrics.append(("Right superclass", pct(int(ccm.trace()) / n if n else None),
                         "the answer is in the true class's superclass (e.g. oak for maple: both trees)"))
     metrics.append(("Test pictures", f"{n:,}", "the run's own test split (its dataset, test subset and seed)"))
-    for col, (label, value, help_text) in zip(st.columns(len(metrics)), metrics):
+    for col, (label, value, help_text) in zip(metric_columns(len(metrics)), metrics):
         col.metric(label, value, help=help_text)
     if not source.trained:
         st.caption("An untrained network guesses: most of its answers pile up in a few columns, whichever classes "

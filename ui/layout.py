@@ -61,6 +61,19 @@ def show_chart(where, chart, **kw) -> None:
     where.vega_lite_chart(to_vega_lite(projector(chart) if presenter() else chart), **kw)
 
 
+PRESENTER_METRICS_PER_ROW = 3  # at 1280×720 five projector-sized numbers in a row broke inside ("1.00e / +01")
+
+
+def metric_columns(n: int, where=st) -> list:
+    """Columns for a row of n metrics in `where`; in presenter mode at most PRESENTER_METRICS_PER_ROW to a row (the
+    rest on the next rows, the same widths), so their enlarged numbers stay whole on a projector."""
+    per_row = PRESENTER_METRICS_PER_ROW if presenter() else max(1, n)
+    cols: list = []
+    while len(cols) < n:
+        cols += list(where.columns(per_row))[:n - len(cols)]
+    return cols
+
+
 def chart_height(normal: int = 280) -> int:
     """Charts grow in presenter mode, so the back row can read them."""
     return int(normal * 1.6) if presenter() else normal
