@@ -26,9 +26,9 @@ import torch
 import torchvision
 from torch import nn
 
-from core import data as data_mod
 from core.config import TrainConfig
-from core.models.registry import build_for_config
+from core.data.dataset import Dataset
+from core.models.catalog import build_for_config
 from core.train import engine
 from core.train import events as ev
 
@@ -167,7 +167,7 @@ def config_macs(config: TrainConfig, num_classes: int) -> int:
 # --- data --------------------------------------------------------------------------------------------------------
 
 def synthetic_dataset(n_train: int, n_test: int, num_classes: int = 100, seed: int = 0,
-                      name: str = "bench-synthetic") -> data_mod.Dataset:
+                      name: str = "bench-synthetic") -> Dataset:
     """A CIFAR-shaped Dataset of random pixels and labels: (n_train, 3, 32, 32) uint8 and (n_train,) labels,
     every class present when n >= num_classes. The mean/std are the usual ones of uniform bytes (0.5, 0.289):
     computing them would cost a pass over the data and change nothing about speed."""
@@ -182,7 +182,7 @@ def synthetic_dataset(n_train: int, n_test: int, num_classes: int = 100, seed: i
     test_x, test_y = split(n_test)
     classes = tuple(f"class{i:03d}" for i in range(num_classes))
     mean, std = (0.498, 0.498, 0.498), (0.289, 0.289, 0.289)
-    return data_mod.Dataset(name, train_x, train_y, test_x, test_y, classes, mean, std)
+    return Dataset(name, train_x, train_y, test_x, test_y, classes, mean, std)
 
 
 # --- the lab's loop, timed ---------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def cpu_bf16(enabled: bool | None) -> Iterator[None]:
             os.environ[engine.CPU_BF16_ENV] = old
 
 
-def time_engine(config: TrainConfig, dataset: data_mod.Dataset, *, warmup_steps: int = 1,
+def time_engine(config: TrainConfig, dataset: Dataset, *, warmup_steps: int = 1,
                 steps: int | None = None, stop_after_s: float | None = None,
                 bf16_on_cpu: bool | None = None, clock: Clock = time.perf_counter) -> EngineTiming:
     """Run core.train.engine.train(config, dataset=dataset) as the app would and time it from its events.

@@ -29,10 +29,10 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from bench import common as bench
-from core import data as data_mod
 from core.config import AugmentConfig, TrainConfig
+from core.data.dataset import Dataset
 from core.lessons.presets import FLIP_CROP, preset_config
-from core.models.registry import build_for_config
+from core.models.catalog import build_for_config
 from core.train import engine
 from core.train.batches import TrainBatches, resident
 
@@ -78,7 +78,7 @@ def student_transform(mean: Sequence[float], std: Sequence[float]) -> Any:
     return T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
 
 
-def student_dataset(ds: data_mod.Dataset) -> StudentCIFAR:
+def student_dataset(ds: Dataset) -> StudentCIFAR:
     hwc = np.ascontiguousarray(ds.train_x.permute(0, 2, 3, 1).numpy())  # (N, 32, 32, 3) uint8, like CIFAR100.data
     return StudentCIFAR(hwc, ds.train_y.tolist(), student_transform(ds.mean, ds.std))
 
@@ -104,7 +104,7 @@ def time_student_augment(sds: StudentCIFAR, batch_size: int, batches: int, worke
         del it  # shuts the workers down
 
 
-def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: StudentCIFAR, *, warmup: int,
+def time_student_training(config: TrainConfig, ds: Dataset, sds: StudentCIFAR, *, warmup: int,
                           steps: int, workers: int, clock: bench.Clock = time.perf_counter) -> float:
     """Training images/s of the textbook loop over the student's DataLoader (warm-up steps not timed)."""
     torch.manual_seed(config.seed)
@@ -133,7 +133,7 @@ def time_student_training(config: TrainConfig, ds: data_mod.Dataset, sds: Studen
 
 # --- the lab's pipeline ----------------------------------------------------------------------------------------
 
-def time_lab_augment(ds: data_mod.Dataset, cfg: AugmentConfig, batch_size: int, *, min_seconds: float = 0.5,
+def time_lab_augment(ds: Dataset, cfg: AugmentConfig, batch_size: int, *, min_seconds: float = 0.5,
                      device: torch.device | str = "cpu", seed: int = 0, clock: bench.Clock = time.perf_counter) -> float:
     """Normalized, augmented images per second exactly as the engine makes them (core.train.batches.TrainBatches
     over the resident uint8 images), in groups of 8 batches until `min_seconds` have passed, after one warm-up
@@ -154,7 +154,7 @@ def time_lab_augment(ds: data_mod.Dataset, cfg: AugmentConfig, batch_size: int, 
             return n / elapsed
 
 
-def time_lab_training(config: TrainConfig, ds: data_mod.Dataset, *, warmup: int, steps: int,
+def time_lab_training(config: TrainConfig, ds: Dataset, *, warmup: int, steps: int,
                       bf16: bool = False, clock: bench.Clock = time.perf_counter) -> float:
     """Training images/s of core.train.engine.train itself on the CPU (bench.common.time_engine)."""
     cfg = bench.bench_config(config, device="cpu", epochs=1, log_every=1)

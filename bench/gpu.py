@@ -36,8 +36,8 @@ from typing import Any
 import torch
 
 from bench import common as bench
-from core import data as data_mod
 from core.config import TrainConfig
+from core.data.dataset import Dataset
 from core.lessons.presets import FLIP_CROP, preset_config
 from core.train import engine
 from core.train.lr_finder import LRFinder
@@ -91,7 +91,7 @@ def _warmup(sizes: Sizes, cfg: TrainConfig) -> int:
     return max(1, math.ceil(sizes.warmup_steps / cfg.log_every)) * cfg.log_every
 
 
-def _model_row(label: str, cfg: TrainConfig, ds: data_mod.Dataset, t: bench.EngineTiming, peak: float | None,
+def _model_row(label: str, cfg: TrainConfig, ds: Dataset, t: bench.EngineTiming, peak: float | None,
                **extra: Any) -> dict[str, Any]:
     macs = bench.config_macs(cfg, ds.num_classes)
     last = t.epochs[-1] if t.epochs else {}
@@ -108,7 +108,7 @@ def _model_row(label: str, cfg: TrainConfig, ds: data_mod.Dataset, t: bench.Engi
     return row
 
 
-def item_epochs(base: TrainConfig, label: str, ds: data_mod.Dataset, sizes: Sizes, device: str,
+def item_epochs(base: TrainConfig, label: str, ds: Dataset, sizes: Sizes, device: str,
                 peak: float | None, **overrides: Any) -> dict[str, Any]:
     """`sizes.epochs` full epochs of `base` on ds; the last one is the steady epoch."""
     cfg = _cfg(base, sizes, device, epochs=sizes.epochs, **overrides)
@@ -116,7 +116,7 @@ def item_epochs(base: TrainConfig, label: str, ds: data_mod.Dataset, sizes: Size
     return _model_row(label, cfg, ds, t, peak)
 
 
-def item_resnet18_224(ds: data_mod.Dataset, sizes: Sizes, device: str, peak: float | None) -> dict[str, Any]:
+def item_resnet18_224(ds: Dataset, sizes: Sizes, device: str, peak: float | None) -> dict[str, Any]:
     """ImageNet ResNet18 (random weights: nothing downloaded) at 224: a fraction of an epoch, extrapolated."""
     base = preset_config("resnet18-pretrained-aug")
     base = replace(base, model=replace(base.model, options={**base.model.options, "weights": None,
@@ -146,7 +146,7 @@ def item_resnet18_224(ds: data_mod.Dataset, sizes: Sizes, device: str, peak: flo
     return row
 
 
-def item_lr_finder(ds: data_mod.Dataset, sizes: Sizes, device: str) -> dict[str, Any]:
+def item_lr_finder(ds: Dataset, sizes: Sizes, device: str) -> dict[str, Any]:
     """core.train.lr_finder on the best-scratch preset: from_config (model, optimizer, data on the device), then
     `lr_steps` steps with the early stop switched off, so exactly that many steps are timed."""
     cfg = _cfg(preset_config("best-scratch"), sizes, device)
@@ -168,7 +168,7 @@ def item_lr_finder(ds: data_mod.Dataset, sizes: Sizes, device: str) -> dict[str,
                 stop_reason=finder.stop_reason, epoch_s=None)
 
 
-def item_best_scratch(ds: data_mod.Dataset, sizes: Sizes, device: str, peak: float | None,
+def item_best_scratch(ds: Dataset, sizes: Sizes, device: str, peak: float | None,
                       budget_s: float | None = None) -> dict[str, Any]:
     """The best-scratch preset as configured (40 epochs, one-cycle over all of them) until its wall budget:
     epochs/s and the projected time of all epochs (setup + first epoch + the rest at the steady pace)."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import data as data_mod
 from core.config import from_json, to_json
+from core.data.loading import load
 from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import ensemble_verdict
@@ -28,7 +28,7 @@ def evaluate(paths: tuple[str, ...], mtimes: tuple[float, ...], names: tuple[str
     """Ensemble of the checkpoints on the test split of the first member's data settings. `mtimes` only key the
     cache: a checkpoint rewritten (a resumed run) is evaluated again."""
     config = from_json(config_json)
-    dataset = data_mod.load(config.data, data_dir, seed=config.seed)  # (its test_subset, its seed)
+    dataset = load(config.data, data_dir, seed=config.seed)  # (its test_subset, its seed)
     result = ensemble_from_checkpoints(list(paths), dataset, "cpu", names=list(names))
     return {**result.to_dict(), "best_first": gain_curve(result.logits, dataset.test_y, "best"),
             "test_size": len(dataset.test_y)}

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.lessons.presets import get_preset
-from core.models.registry import model_size
+from core.models.catalog import model_size
 from ui import charts
 from ui.class_mode import question_gate
 from ui.layout import chart_height, page_header, show_chart, try_this

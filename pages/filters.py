@@ -4,7 +4,7 @@ network's starting weights) and what each layer sees in one chosen picture (its 
 import streamlit as st
 import torch
 
-from core import explain as I
+from core.explain.features import feature_layers, feature_maps, first_layer_filters, scale_per_filter
 from core.explain.figures import tile_grid
 from core.models.registry import conv_layers
 from ui import pickers
@@ -35,7 +35,7 @@ def grey_grid(w: torch.Tensor, n: int = 16):
     """A deeper layer (out, in, k, k): rows = its first n filters, columns = their first n input channels."""
     w = w[:n, :n]
     k = w.shape[-1]
-    return tile_grid(I.scale_per_filter(w).reshape(-1, k, k), cols=w.shape[1], pad=1, scale=max(3, 20 // k),
+    return tile_grid(scale_per_filter(w).reshape(-1, k, k), cols=w.shape[1], pad=1, scale=max(3, 20 // k),
                      cmap="gray")
 
 
@@ -54,7 +54,7 @@ elif source is not None:
                             help="The weights this run started from: the same architecture, the run's seed.")
     with friendly_errors("Drawing the filters"):
         first = conv_layers(source.model)[0][0] if conv_layers(source.model) else None
-        trained_filters = I.first_layer_filters(source.model)  # (out, 3, k, k) in [0, 1]
+        trained_filters = first_layer_filters(source.model)  # (out, 3, k, k) in [0, 1]
         out, _, k, _ = trained_filters.shape
         what = f"{out} filters of {k}×{k}×3"
         cols = st.columns(3 if compare else 1)
@@ -62,9 +62,9 @@ elif source is not None:
                       caption=f"{'trained' if source.trained else 'untrained'}: {what}")
         if compare:
             before = pickers.before_training(source)
-            cols[1].image(rgb_grid(I.first_layer_filters(before)), width="content",
+            cols[1].image(rgb_grid(first_layer_filters(before)), width="content",
                           caption="the same filters before training (the run's seed)")
-            cols[2].image(rgb_grid(I.scale_per_filter(weight(source.model, first) - weight(before, first))),
+            cols[2].image(rgb_grid(scale_per_filter(weight(source.model, first) - weight(before, first))),
                           width="content", caption="what training added: trained − before")
             st.caption("Small first layers move little in training (see the bars below), so trained and untrained "
                        "tiles can look alike: the **change** shows what was learned - smooth colour ramps, light-"
@@ -131,11 +131,11 @@ elif source is not None:
                                   format_func={"layer": "comparable across the layer",
                                                "channel": "each channel stretched on its own"}.get)
         with friendly_errors("Computing the feature maps"):
-            layers = [n for n, _ in I.feature_layers(source.model)]
+            layers = [n for n, _ in feature_layers(source.model)]
             if len(layers) > 10:  # MobileNetV2 has 52 convolutions: show 8 along the way, first and last included
                 step = (len(layers) - 1) / 7
                 layers = [layers[round(i * step)] for i in range(8)]
-            maps = I.feature_maps(source.model, picked.image, source.mean, source.std, layers, top=top,
+            maps = feature_maps(source.model, picked.image, source.mean, source.std, layers, top=top,
                                   scale=scale_mode)
             cols = st.columns(2)
             for i, fm in enumerate(maps):
@@ -146,8 +146,8 @@ elif source is not None:
                 col.markdown(f"**{fm.label}** · {c} channels of {h}×{w}")
                 col.image(grid, width="content",
                           caption=f"the {len(fm.channels)} most active of {c} channels, strongest first")
-            if len(I.feature_layers(source.model)) > len(layers):
-                st.caption(f"{len(layers)} of the network's {len(I.feature_layers(source.model))} layers shown, "
+            if len(feature_layers(source.model)) > len(layers):
+                st.caption(f"{len(layers)} of the network's {len(feature_layers(source.model))} layers shown, "
                            "evenly spaced from the first to the last.")
 
 takeaway("A trained network's first layer rediscovers edge and colour detectors - much like the first stage of "

@@ -4,7 +4,7 @@ away from its saliency maps."""
 
 import streamlit as st
 
-from core import explain as I
+from core.explain.confusion import coarse_confusion, misclassified, rank_mistakes
 from ui import pickers
 from ui.charts_inside import confusion_chart, grouped_order, most_confused_classes, per_class_chart
 from ui.layout import (
@@ -38,7 +38,7 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
     C = len(classes)
     coarse = split.coarse
     supers = [coarse.names[coarse.fine_to_coarse[i]] for i in range(C)] if coarse else None
-    ranking = I.rank_mistakes(pred, split.y, classes, supers)
+    ranking = rank_mistakes(pred, split.y, classes, supers)
     cm = ranking.cm
     n = len(split.y)
     right = int(cm.trace())
@@ -46,7 +46,7 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
     metrics = [("Test accuracy", pct(right / n if n else None), f"{right:,} of {n:,} test pictures right"),
                ("Mistakes", f"{n - right:,}", "test pictures with a wrong top answer")]
     if coarse is not None:
-        ccm = I.coarse_confusion(pred, split.y, coarse.fine_to_coarse, len(coarse.names))
+        ccm = coarse_confusion(pred, split.y, coarse.fine_to_coarse, len(coarse.names))
         metrics.append(("Right superclass", pct(int(ccm.trace()) / n if n else None),
                         "the answer is in the true class's superclass (e.g. oak for maple: both trees)"))
     metrics.append(("Test pictures", f"{n:,}", "the run's own test split (its dataset, test subset and seed)"))
@@ -112,7 +112,7 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
                             format_func=lambda i: "any" if i < 0 else classes[i])
     pred_cls = c2.selectbox("Answered", options, key="mistakes_pred",
                             format_func=lambda i: "any" if i < 0 else classes[i])
-    wrong = I.misclassified(pred, split.y, probs, limit=GALLERY, true_class=None if true_cls < 0 else true_cls,
+    wrong = misclassified(pred, split.y, probs, limit=GALLERY, true_class=None if true_cls < 0 else true_cls,
                             pred_class=None if pred_cls < 0 else pred_cls)
     if not len(wrong):
         st.info("No mistakes of this kind on the test split.")

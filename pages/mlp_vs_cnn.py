@@ -4,7 +4,7 @@ import streamlit as st
 
 from core.lessons.budgets import MEASURED, crossover
 from core.lessons.presets import get_preset
-from core.models.registry import model_size
+from core.models.catalog import model_size
 from ui import charts, runlib
 from ui.class_mode import question_gate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this

@@ -6,10 +6,9 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from core import explain as I
-from core.explain.attribution import BASELINES, METHODS
+from core.explain.attribution import BASELINES, METHODS, attribute
 from core.explain.figures import colorize, overlay, upscale
-from core.explain.sanity import randomization_units
+from core.explain.sanity import randomization_units, sanity_check
 from core.models.registry import conv_layers, last_conv
 from ui import pickers
 from ui.charts_inside import sanity_chart
@@ -93,7 +92,7 @@ def cached_attribution(source, picked, method: str, target: int | None, opts: di
     def progress(done: int, total: int) -> None:  # called in this script thread by attribute()
         bar.progress(min(1.0, done / max(1, total)), text=f"{title}: {done}/{total} pictures through the network")
 
-    result = I.attribute(source.model, picked.image, source.mean, source.std, method, target, progress=progress,
+    result = attribute(source.model, picked.image, source.mean, source.std, method, target, progress=progress,
                          **opts)
     bar.empty()
     cache[key] = result
@@ -192,7 +191,7 @@ if source is not None:
                 bar.progress(step / max(1, steps), text=f"Step {step} of {steps}: {label}")
 
             with friendly_errors("The sanity check"):
-                store[skey] = I.sanity_check(source.model, picked.image, source.mean, source.std, check, explained,
+                store[skey] = sanity_check(source.model, picked.image, source.mean, source.std, check, explained,
                                              progress=sanity_progress, **opts)
             bar.empty()
         result = store.get(skey)

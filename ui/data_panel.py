@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from core import data as data_mod
+from core.data.cifar import download
+from core.data.dataset import Dataset, DatasetStatus
+from core.data.loading import dataset_status, load_dataset
 from core.errors import LabError
 from ui.sidebar import LabSettings, current
 from ui.text import error
@@ -56,7 +58,7 @@ class Downloads:
     @staticmethod
     def _run(job: DownloadJob) -> None:
         try:
-            data_mod.download(job.dataset, job.root, progress=job.progress)
+            download(job.dataset, job.root, progress=job.progress)
         except LabError as e:
             job.error = str(e)
         except Exception as e:  # noqa: BLE001 - shown in the page; the thread must not die silently
@@ -71,12 +73,12 @@ def downloads() -> Downloads:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
-def load_full(dataset: str, root: str) -> data_mod.Dataset:
+def load_full(dataset: str, root: str) -> Dataset:
     """The whole dataset, decoded once per server (read-only: callers never modify its tensors)."""
-    return data_mod.load_dataset(dataset, root)
+    return load_dataset(dataset, root)
 
 
-def dataset_or_none(settings: LabSettings | None = None) -> data_mod.Dataset | None:
+def dataset_or_none(settings: LabSettings | None = None) -> Dataset | None:
     """The current dataset if it is on disk (folders are decoded on first use), else None after showing the
     panel. Pages that preview images call this."""
     settings = settings or current()
@@ -89,12 +91,12 @@ def dataset_or_none(settings: LabSettings | None = None) -> data_mod.Dataset | N
         return None
 
 
-def dataset_if_here(settings: LabSettings | None = None) -> data_mod.Dataset | None:
+def dataset_if_here(settings: LabSettings | None = None) -> Dataset | None:
     """The current dataset when it is on this machine (decoded once per server), else None - drawing nothing and
     never downloading: for counts that only need it when it is there."""
     settings = settings or current()
     name = settings.dataset
-    if not (name == "synthetic" or name.startswith("folder:") or data_mod.dataset_status(name, settings.data_dir).ready):
+    if not (name == "synthetic" or name.startswith("folder:") or dataset_status(name, settings.data_dir).ready):
         return None
     try:
         return load_full(name, settings.data_dir)
@@ -108,7 +110,7 @@ def dataset_panel(settings: LabSettings | None = None) -> bool:
     name = settings.dataset
     if name == "synthetic" or name.startswith("folder:"):
         return True
-    status = data_mod.dataset_status(name, settings.data_dir)
+    status = dataset_status(name, settings.data_dir)
     if status.ready:
         return True
     job = downloads().get(name, settings.data_dir)
@@ -118,7 +120,7 @@ def dataset_panel(settings: LabSettings | None = None) -> bool:
     return False
 
 
-def _panel(settings: LabSettings, status: data_mod.DatasetStatus, job: DownloadJob | None) -> None:
+def _panel(settings: LabSettings, status: DatasetStatus, job: DownloadJob | None) -> None:
     with st.container(border=True):
         st.markdown(f"#### {settings.dataset_label} is not on this machine yet")
         st.markdown(status.message)
@@ -152,7 +154,7 @@ def _progress(dataset: str, root: str) -> None:
 
 def class_names(dataset: str, data_dir: str, count: int) -> list[str]:
     """The dataset's class names when it is on disk (cached load), else "0", "1", ... - never a download."""
-    ready = dataset == "synthetic" or dataset.startswith("folder:") or data_mod.dataset_status(dataset, data_dir).ready
+    ready = dataset == "synthetic" or dataset.startswith("folder:") or dataset_status(dataset, data_dir).ready
     if ready:
         try:
             names = list(load_full(dataset, data_dir).classes)

@@ -19,11 +19,13 @@ import streamlit as st
 import torch
 from torch import nn
 
-from core import data as data_mod
-from core import explain as I
 from core.config import TrainConfig, from_json, to_json
+from core.data.dataset import stratified_subset
+from core.data.loading import dataset_status
 from core.errors import LabError
 from core.explain.attribution import internal_size
+from core.explain.confusion import misclassified, predict_split
+from core.explain.features import CoarseMap, coarse_map, fresh_model, predict
 from core.lessons.presets import get_preset
 from core.runs.records import RunRecord, default_run
 from core.train.engine import input_stats
@@ -76,7 +78,7 @@ class TestSplit:
     x: torch.Tensor  # (N, 3, 32, 32) uint8
     y: torch.Tensor  # (N,) int64
     classes: tuple[str, ...]
-    coarse: I.CoarseMap | None  # CIFAR-100's superclasses
+    coarse: CoarseMap | None  # CIFAR-100's superclasses
     key: str
 
 
@@ -127,7 +129,7 @@ def runs_with_checkpoints() -> list[RunRecord]:
 
 @st.cache_resource(show_spinner="Building the untrained network…", max_entries=4)
 def _fresh(config_json: str, num_classes: int) -> nn.Module:
-    return I.fresh_model(from_json(config_json), num_classes)
+    return fresh_model(from_json(config_json), num_classes)
 
 
 def before_training(source: Source) -> nn.Module:
@@ -219,8 +221,8 @@ def _split(dataset: str, data_dir: str, test_subset: int | None, seed: int) -> T
     full = load_full(dataset, data_dir)
     # Only the test split is cut: the same generator stream core.data.load uses for it, so these are the
     # very images the run was evaluated on (the train split is not copied).
-    test = data_mod.stratified_subset(full, None, test_subset, seed=seed)
-    return TestSplit(test.test_x, test.test_y, tuple(full.classes), I.coarse_map(full),
+    test = stratified_subset(full, None, test_subset, seed=seed)
+    return TestSplit(test.test_x, test.test_y, tuple(full.classes), coarse_map(full),
                      f"{dataset}:{data_dir}:{test_subset}:{seed}")
 
 
@@ -229,7 +231,7 @@ def test_split(source: Source, where=st) -> TestSplit | None:
     settings = current()
     name = source.config.data.dataset
     if not (name == "synthetic" or name.startswith("folder:")) and \
-            not data_mod.dataset_status(name, settings.data_dir).ready:
+            not dataset_status(name, settings.data_dir).ready:
         where.warning(f"This model was trained on **{name}**, which is not on this machine, so its test pictures "
                       "cannot be shown: pick it in the sidebar to download it, or upload a picture of your own.",
                       icon=":material/cloud_off:")
@@ -284,7 +286,7 @@ def test_predictions(source: Source, split: TestSplit) -> tuple[torch.Tensor, to
     bar = st.progress(0.0, text=f"The model looks at the {n:,} test pictures…")
     preds, probs = [], []
     for start in range(0, n, chunk):
-        p, pr = I.predict_split(source.model, split.x[start:start + chunk], source.mean, source.std,
+        p, pr = predict_split(source.model, split.x[start:start + chunk], source.mean, source.std,
                                 batch_size=chunk)
         preds.append(p)
         probs.append(pr)
@@ -358,7 +360,7 @@ def choose_image(source: Source, split: TestSplit | None, where=st) -> Picked | 
     if c_wrong.button("🎲 A mistake", key="inside_mistake", width="stretch",
                       help="A test picture this model gets wrong (of the chosen class)"):
         pred, _ = test_predictions(source, split)
-        wrong = I.misclassified(pred, split.y, limit=None, true_class=None if cls < 0 else cls)
+        wrong = misclassified(pred, split.y, limit=None, true_class=None if cls < 0 else cls)
         picked = _pick_random(wrong)
         if picked is None:
             where.info("The model gets every one of these test pictures right.")
@@ -390,7 +392,7 @@ def show_prediction(source: Source, picked: Picked, split: TestSplit | None, whe
     """The model's top-k for the picture as bars (green = the true class, red = a wrong top answer), with the
     superclass when the dataset has them. Returns the Guesses."""
     coarse = split.coarse if split is not None else None
-    guesses = I.predict(source.model, picked.image, source.mean, source.std, source.classes, coarse, k=k)
+    guesses = predict(source.model, picked.image, source.mean, source.std, source.classes, coarse, k=k)
     true = source.classes[picked.label] if picked.label is not None else None
     show_chart(where, top_k_chart(guesses, true, height=chart_height(34 * len(guesses) + 20)), width="stretch")
     top = guesses[0]

@@ -18,7 +18,7 @@ from core.config import TrainConfig
 from core.data.cifar import SPECS
 from core.errors import LabError
 from core.lessons.presets import get_preset
-from core.models.registry import model_size
+from core.models.catalog import model_size
 from core.runs.records import RunRecord
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from ui import charts, runlib, runs_takeaway, urlstate
@@ -70,7 +70,7 @@ def _tweaks(preset: str, key: str) -> dict[str, Any]:
 
 def _applicable(preset: str, extra: dict[str, Any]) -> dict[str, Any]:
     """Model options in `extra` apply only to presets whose model takes them (freeze_backbone: pretrained)."""
-    from core.models.registry import get_entry
+    from core.models.catalog import get_entry
 
     defaults = get_entry(get_preset(preset).config.model.name).defaults
     return {k: v for k, v in extra.items() if not k.startswith("model.") or k[6:] in defaults}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import data as data_mod
 from core.classroom.roles import Actor
+from core.data.dataset import data_root
 from core.runs.library import runs_root
 from ui import class_roles, urlstate
 from ui import presenter as presenter_mode
@@ -136,7 +136,7 @@ def lab_settings() -> LabSettings:
     sb.caption("Detected: " + ", ".join(label for _, label in devices))
 
     with sb.expander("Where data and runs live"):
-        data_dir = st.text_input("Data folder", value=str(data_mod.data_root()), key="data_dir",
+        data_dir = st.text_input("Data folder", value=str(data_root()), key="data_dir",
                                  help="$CIFAR_LAB_DATA sets the default")
         runs_dir = st.text_input("Runs folder", value=str(runs_root()), key="runs_dir",
                                  help="$CIFAR_LAB_RUNS sets the default; every user of this app shares it")

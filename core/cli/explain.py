@@ -70,14 +70,14 @@ def _resolve_target(text: str | None, classes: tuple[str, ...]) -> int | None:
 
 def _load_image(spec: str, rm: Any, data_dir: str | None) -> tuple[Any, str, Any]:
     """(image (3, 32, 32) uint8, its caption, the dataset when one was loaded)."""
-    from core import data as data_mod  # deferred: see cmd_explain
     from core.data.images import read_image_file
+    from core.data.loading import load, load_dataset  # deferred: see cmd_explain
 
     if spec.startswith("test:"):
         index_text = spec[5:]
         if not index_text.strip().isdigit():
             raise ConfigError(f"--image test:INDEX needs a whole number, got {spec!r}")
-        ds = data_mod.load(rm.config.data, data_dir, seed=rm.config.seed)
+        ds = load(rm.config.data, data_dir, seed=rm.config.seed)
         index = int(index_text)
         if index >= len(ds.test_y):
             raise LabError(f"--image {spec}: the run's test split has {len(ds.test_y)} images (0..{len(ds.test_y) - 1})")
@@ -86,7 +86,7 @@ def _load_image(spec: str, rm: Any, data_dir: str | None) -> tuple[Any, str, Any
     ds = None
     if rm.config.data.dataset == "cifar100":  # only for the superclass names; optional
         try:
-            ds = data_mod.load_dataset("cifar100", data_dir)
+            ds = load_dataset("cifar100", data_dir)
         except LabError:
             ds = None
     return read_image_file(spec), spec.replace("\\", "/").rsplit("/", 1)[-1], ds
@@ -99,16 +99,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must name a .png file, got {args.out!r}")
 
     # deferred, as every command's torch stack: loaded only when the command runs, after its arguments are checked
-    from core import explain as I
     from core.explain import figures
+    from core.explain.attribution import METHODS, attribute
+    from core.explain.features import coarse_map, feature_maps, load_run_model, predict, run_checkpoint
+    from core.explain.sanity import sanity_check
     from core.train.setup import resolve_device
 
-    path = args.checkpoint or I.run_checkpoint(args.run, args.runs_dir, args.which)
-    rm = I.load_run_model(path, resolve_device(args.device))
+    path = args.checkpoint or run_checkpoint(args.run, args.runs_dir, args.which)
+    rm = load_run_model(path, resolve_device(args.device))
     image, caption, ds = _load_image(args.image, rm, args.data_dir)
-    coarse = I.coarse_map(ds) if ds is not None and ds.num_classes == len(rm.classes) else None
+    coarse = coarse_map(ds) if ds is not None and ds.num_classes == len(rm.classes) else None
     target = _resolve_target(args.target, rm.classes)
-    top = I.predict(rm.model, image, rm.mean, rm.std, rm.classes, coarse, k=5)
+    top = predict(rm.model, image, rm.mean, rm.std, rm.classes, coarse, k=5)
     lines = ["top-5:"] + [f"{i}. {g.name} {g.prob:.1%}" + (f" ({g.superclass})" if g.superclass else "")
                           for i, g in enumerate(top, start=1)]
     title = f"{rm.config.model.name} on {rm.config.data.dataset}: {caption}"
@@ -116,24 +118,24 @@ def cmd_explain(args: argparse.Namespace) -> int:
                                "top5": [[g.name, round(g.prob, 6)] for g in top]}
     method = args.method
     if method in ATTRIBUTIONS:
-        a = I.attribute(rm.model, image, rm.mean, rm.std, method, target, **_method_options(args, method))
+        a = attribute(rm.model, image, rm.mean, rm.std, method, target, **_method_options(args, method))
         name = rm.classes[a.target]
-        fig = figures.explanation_figure(image, a.map, f"{I.METHODS[method].title}: {name}",
+        fig = figures.explanation_figure(image, a.map, f"{METHODS[method].title}: {name}",
                                          lines + ["", f"explaining {name} (p={a.target_prob:.1%})",
                                                   f"{a.seconds * 1000:.0f} ms"], title, args.alpha, args.cmap)
         summary.update(target=name, target_prob=a.target_prob, seconds=a.seconds)
     elif method == "filters":
         fig = _filters_figure(args, rm, lines, title)
     elif method == "featuremaps":
-        fms = I.feature_maps(rm.model, image, rm.mean, rm.std, [args.layer] if args.layer else None)
+        fms = feature_maps(rm.model, image, rm.mean, rm.std, [args.layer] if args.layer else None)
         fig = figures.feature_maps_figure(image, [(f"{f.label} {f.shape[0]}x{f.shape[1]}x{f.shape[2]}", f.maps)
                                                   for f in fms], title)
     else:
         sm = args.sanity_method
-        r = I.sanity_check(rm.model, image, rm.mean, rm.std, sm, target, **_method_options(args, sm))
+        r = sanity_check(rm.model, image, rm.mean, rm.std, sm, target, **_method_options(args, sm))
         maps = [("trained" if s.step == 0 else f"+{s.layer.rsplit('.', 1)[-1]}\nrho {s.rank_corr:.2f}", s.map)
                 for s in r.steps]
-        fig = figures.sanity_figure(image, maps, r.verdict, f"{title} - sanity check of {I.METHODS[sm].title} "
+        fig = figures.sanity_figure(image, maps, r.verdict, f"{title} - sanity check of {METHODS[sm].title} "
                                     f"for {rm.classes[r.target]}", args.cmap)
         summary.update(target=rm.classes[r.target], flag=r.flag, verdict=r.verdict,
                        rank_corr=[round(s.rank_corr, 4) for s in r.steps], seconds=r.seconds)
@@ -147,17 +149,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _filters_figure(args: argparse.Namespace, rm: Any, lines: list[str], title: str) -> Any:
-    from core import explain as I  # deferred: see cmd_explain
     from core.explain import figures
+    from core.explain.features import (
+        first_layer_filters,
+        fresh_model,
+        layer_filters,
+    )
 
-    before = I.fresh_model(rm.config, len(rm.classes))
+    before = fresh_model(rm.config, len(rm.classes))
     if args.layer:  # one conv layer: rows = filters (up to 16), columns = input channels (up to 16)
         def grid(model: Any) -> Any:
-            w = I.layer_filters(model, args.layer)[:16, :16]  # (≤16, ≤16, k, k)
+            w = layer_filters(model, args.layer)[:16, :16]  # (≤16, ≤16, k, k)
             return figures.tile_grid(w.reshape(-1, *w.shape[-2:]), cols=w.shape[1], scale=4)
         grids = [(f"{args.layer} trained", grid(rm.model)), ("before training (same seed)", grid(before))]
     else:
         def grid(model: Any) -> Any:
-            return figures.tile_grid(I.first_layer_filters(model), cols=8, scale=6)
+            return figures.tile_grid(first_layer_filters(model), cols=8, scale=6)
         grids = [("first-layer filters, trained", grid(rm.model)), ("before training (same seed)", grid(before))]
     return figures.filters_figure(grids, lines, title)

@@ -139,8 +139,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     def progress(done: int, total: int | None) -> None:
         sys.stderr.write(f"\r{done / 1e6:.1f}" + (f" / {total / 1e6:.1f}" if total else "") + " MB")
 
-    from core import data as data_mod  # deferred: torch takes seconds to import
+    from core.data.cifar import download  # deferred: torch takes seconds to import
 
-    path = data_mod.download(args.dataset, args.data_dir, progress=progress)
+    path = download(args.dataset, args.data_dir, progress=progress)
     sys.stderr.write(f"\n{args.dataset} is ready in {path}\n")
     return 0

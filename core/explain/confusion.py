@@ -14,8 +14,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from core.train import per_class_accuracy
-from core.train.engine import evaluate
+from core.train.engine import evaluate, per_class_accuracy
 
 
 def _labels(name: str, t: Any, num_classes: int) -> torch.Tensor:

@@ -46,7 +46,8 @@ from core.explain.confusion import (  # noqa: F401 - re-exported API
 )
 from core.explain.figures import colorize, overlay, tile_grid, upscale  # noqa: F401 - re-exported API
 from core.explain.sanity import SanityResult, SanityStep, rank_correlation, sanity_check, ssim  # noqa: F401
-from core.models.registry import build_for_config, conv_layers
+from core.models.catalog import build_for_config
+from core.models.registry import conv_layers
 from core.models.resnet import ResNet, ResNet9
 from core.runs.library import open_library
 from core.train.checkpoint import load_model

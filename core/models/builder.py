@@ -35,6 +35,7 @@ from torch import nn
 from core.config import ModelConfig, TrainConfig
 from core.errors import ConfigError
 from core.lessons.presets import get_preset
+from core.models import zoo  # noqa: F401  (spec_from_preset reads the zoo's cnn and mlp entries; they register first)
 from core.models.layers import (  # noqa: F401 - LAYER_OPTIONS, FC_OPTIONS, POOL_MODES: the spec format
     ACTIVATIONS,
     FC_OPTIONS,
@@ -49,7 +50,7 @@ from core.models.layers import (  # noqa: F401 - LAYER_OPTIONS, FC_OPTIONS, POOL
     one_of,
     too_big,
 )
-from core.models.registry import CIFAR_SIZE, get_entry, register_model
+from core.models.registry import CIFAR_SIZE, register_model, registered
 
 # A small default network: two conv blocks with batch norm, one hidden FC layer.
 DEFAULT_LAYERS: tuple[dict[str, Any], ...] = (
@@ -317,10 +318,10 @@ def spec_from_preset(source: Any) -> dict[str, list[dict[str, Any]]]:
     The result is plain data (lists and dicts); `ModelConfig("custom", spec)` uses it.
     """
     model = _model_config(source)
-    options = {**get_entry(model.name).defaults, **model.options}
+    options = {**registered(model.name).defaults, **model.options}
     if model.name in ("cnn", "mlp"):  # the model's own checks (ConfigError naming the option), nothing allocated
         with torch.device("meta"):
-            get_entry(model.name).builder(1, **options)
+            registered(model.name).builder(1, **options)
     if model.name == "cnn":
         layers: list[dict[str, Any]] = []
         for i, width in enumerate(_seq(options["widths"]), start=1):

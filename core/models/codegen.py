@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 from core.config import AugmentConfig, OptimConfig, TrainConfig
 from core.data.cifar import SPECS
+from core.models.catalog import get_entry
 from core.models.codegen_models import model_source
-from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, get_entry
+from core.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from core.train.schedule import ONECYCLE_END_DIV, ONECYCLE_START_DIV
 
 # Published per-channel statistics of the CIFAR training sets, used when no mean/std is passed in.

@@ -14,7 +14,8 @@ from typing import Any
 from core.config import ModelConfig
 from core.errors import ConfigError
 from core.models.builder import LayerRow, spec_from_preset, summarize
-from core.models.registry import CIFAR_SIZE, get_entry
+from core.models.catalog import get_entry
+from core.models.registry import CIFAR_SIZE
 
 
 @dataclass(frozen=True)

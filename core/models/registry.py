@@ -1,9 +1,10 @@
-"""The model registry: named builders (`register_model`, `build_model`, `list_models`, `get_entry`), building a
-run config's model, and inspection every model shares (parameter counts, conv layers, the Grad-CAM layer, the
-classifier head).
+"""The model registry: `register_model` (the decorator the model modules use), the options every builder
+validates the same way, and the inspection every model shares (parameter counts, conv layers, the Grad-CAM
+layer, the classifier head).
 
-A leaf module: the zoo (zoo.py) and the custom builder (builder.py) fill the registry by being imported, which
-the package's `__init__` does, so `import core.models` sees every model.
+A leaf module: the zoo (zoo.py) and the custom builder (builder.py) fill the registry by being imported.
+Looking models up by name and building them is core.models.catalog's, which imports both first, so a lookup
+never depends on what happened to be imported before.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
-from core.config import TrainConfig
 from core.errors import ConfigError, LabError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -62,27 +61,18 @@ def register_model(name: str, description: str, *, input_norm: str = "dataset", 
     return decorate
 
 
-def list_models() -> list[ModelEntry]:
-    """Every registered model, in registration order."""
-    return list(_REGISTRY.values())
-
-
-def get_entry(name: str) -> ModelEntry:
+def registered(name: str) -> ModelEntry:
+    """The entry registered under `name` so far. Outside the model modules use core.models.catalog.get_entry,
+    which guarantees every model has registered."""
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
 
 
-def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
-    """A fresh model: (B, 3, 32, 32) normalized float -> (B, num_classes) logits."""
-    entry = get_entry(name)
-    unknown = sorted(set(options) - set(entry.defaults))
-    if unknown:
-        valid = ", ".join(f"{k}={v!r}" for k, v in entry.defaults.items()) or "none"
-        raise ConfigError(f"unknown option(s) for model {name!r}: {', '.join(unknown)}; its options (defaults) are: {valid}")
-    int_option("num_classes", num_classes, 1)
-    return entry.builder(num_classes, **options)
+def registered_entries() -> list[ModelEntry]:
+    """Every entry registered so far, in registration order (see `registered`)."""
+    return list(_REGISTRY.values())
 
 
 # --- inspection ------------------------------------------------------------------------------------------
@@ -154,22 +144,3 @@ def dropout_option(value: Any) -> float:
         raise ConfigError(f"dropout must be a probability in [0, 1), got {value!r}")
     return float(value)
 
-
-# --- plain networks ----------------------------------------------------------------------------------------
-
-
-def build_for_config(config: TrainConfig, num_classes: int, *, load_pretrained: bool = True) -> nn.Module:
-    """The config's model. With load_pretrained=False, ImageNet models start from random weights (used when a
-    checkpoint is about to overwrite them anyway, so nothing is downloaded)."""
-    options = dict(config.model.options)
-    if not load_pretrained and get_entry(config.model.name).pretrained:
-        options["weights"] = None
-    return build_model(config.model.name, num_classes, **options)
-
-
-def model_size(config: TrainConfig, num_classes: int) -> tuple[int, int]:
-    """(parameters, trainable parameters) of the config's model, without allocating or downloading weights:
-    the model is built on PyTorch's meta device. Raises ConfigError for an impossible model."""
-    with torch.device("meta"):
-        model = build_for_config(config, num_classes, load_pretrained=False)
-    return count_params(model), count_params(model, trainable_only=True)

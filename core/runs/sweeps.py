@@ -107,7 +107,7 @@ def expand(config: TrainConfig, grid: Mapping[str, Sequence[Any]], *, check_mode
 def _check_model(config: TrainConfig) -> None:
     import torch  # deferred: expanding a grid of plain settings needs no torch
 
-    from core.models.registry import build_for_config
+    from core.models.catalog import build_for_config
 
     with torch.device("meta"):  # validates every option and shape; no memory, no weights downloaded
         build_for_config(config, 10, load_pretrained=False)

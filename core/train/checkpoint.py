@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from core.config import TrainConfig, from_dict, to_dict
 from core.errors import LabError
-from core.models.registry import build_for_config
+from core.models.catalog import build_for_config
 
 FORMAT = 1
 

@@ -33,9 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core import data as data_mod
 from core.config import TrainConfig
 from core.data import augment as aug
+from core.data.dataset import Dataset
 from core.errors import LabError
 from core.models.registry import count_params
 from core.space import free_bytes as disk_free  # a name tests replace
@@ -383,7 +383,7 @@ def finish_epoch(run: RunSetup, state: RunState, t_epoch: float, train_seconds: 
 
 
 def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
-          dataset: data_mod.Dataset | None = None, data_root: str | Path | None = None, download: bool = False,
+          dataset: Dataset | None = None, data_root: str | Path | None = None, download: bool = False,
           data_progress: Callable[[int, int | None], None] | None = None,
           checkpoint_dir: str | Path | None = None, resume: bool = False) -> Iterator[Event]:
     """Train `config`, yielding RunStarted, Step (every log_every steps), EpochEnd, Note and a final Finished.

@@ -27,9 +27,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from core import data as data_mod
 from core.config import SCHEDULES, TrainConfig
 from core.data import augment as aug
+from core.data.dataset import Dataset
 from core.errors import ConfigError, LabError
 from core.train.batches import Batch
 from core.train.lr_suggest import Suggestion, suggest
@@ -169,7 +169,7 @@ class LRFinder(PointSeries):
         self._clear()
 
     @classmethod
-    def from_config(cls, config: TrainConfig, dataset: data_mod.Dataset | None = None, *, start_lr: float = 1e-7,
+    def from_config(cls, config: TrainConfig, dataset: Dataset | None = None, *, start_lr: float = 1e-7,
                     end_lr: float = 10.0, num_iter: int = 100, mode: str = "exp", beta: float = 0.98,
                     diverge_factor: float | None = 4.0, val_mode: bool = False, val_batches: int = 2,
                     data_root: str | None = None, seed: int | None = None, cpu_bf16: bool = False,

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from core.config import TrainConfig, from_json, to_json
-from core.models.registry import build_for_config
+from core.models.catalog import build_for_config
 
 MIB = 2**20
 SAFETY_MARGIN = 1.3  # x the counted bytes: allocator rounding/fragmentation, backward transients, workspaces

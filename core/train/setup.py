@@ -21,10 +21,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from core import data as data_mod
 from core.config import TrainConfig
+from core.data.dataset import Dataset, stratified_subset
+from core.data.loading import load
 from core.errors import ConfigError
-from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, build_for_config, get_entry
+from core.models.catalog import build_for_config, get_entry
+from core.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from core.train.batches import TrainBatches, resident
 from core.train.graphs import plain_groups
 
@@ -156,21 +158,21 @@ def use_channels_last(config: TrainConfig, device: torch.device) -> bool:
     return bool(config.channels_last) and device.type in ("cuda", "cpu")
 
 
-def input_stats(config: TrainConfig, dataset: data_mod.Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def input_stats(config: TrainConfig, dataset: Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std the inputs are normalized with: ImageNet's for pretrained models, else the dataset's."""
     if get_entry(config.model.name).input_norm == "imagenet":
         return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
     return tuple(dataset.mean), tuple(dataset.std)
 
 
-def run_dataset(config: TrainConfig, dataset: data_mod.Dataset | None = None, data_root: str | Path | None = None,
+def run_dataset(config: TrainConfig, dataset: Dataset | None = None, data_root: str | Path | None = None,
                 *, download: bool = False, progress: Callable[[int, int | None], None] | None = None
-                ) -> data_mod.Dataset:
+                ) -> Dataset:
     """The images a run of `config` trains and tests on: loaded (DataError when missing), or the config's
     stratified subset of a dataset already in memory."""
     if dataset is None:
-        return data_mod.load(config.data, data_root, download=download, progress=progress, seed=config.seed)
-    return data_mod.stratified_subset(dataset, config.data.subset, config.data.test_subset, seed=config.seed)
+        return load(config.data, data_root, download=download, progress=progress, seed=config.seed)
+    return stratified_subset(dataset, config.data.subset, config.data.test_subset, seed=config.seed)
 
 
 @dataclass
@@ -179,7 +181,7 @@ class RunSetup:
 
     config: TrainConfig
     device: torch.device
-    dataset: data_mod.Dataset
+    dataset: Dataset
     model: nn.Module  # on `device`, in `memory_format`
     optimizer: torch.optim.Optimizer
     criterion: nn.Module  # cross-entropy with the config's label smoothing
@@ -204,7 +206,7 @@ class RunSetup:
         return self.memory_format == torch.channels_last
 
 
-def prepare(config: TrainConfig, dataset: data_mod.Dataset, device: torch.device, *,
+def prepare(config: TrainConfig, dataset: Dataset, device: torch.device, *,
             checkpoint: dict[str, Any] | None = None, fused: bool | None = None) -> RunSetup:
     """Model, optimizer, loss and data of a run of `config` on `device`. Seeds torch's global RNG with
     config.seed first: the starting weights and the dropout stream that continues from them are the run's.

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from core.explain.activations import pre_activations, summary
-from core.models.registry import build_model
+from core.models.catalog import build_model
 
 
 def test_values_are_exactly_the_inputs_of_the_relus():

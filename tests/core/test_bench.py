@@ -47,7 +47,7 @@ def ds():
 # --- building blocks -----------------------------------------------------------------------------------------
 
 def test_forward_macs_of_the_base_cnn_match_the_analytic_count():
-    from core.models.registry import build_model
+    from core.models.catalog import build_model
 
     model = build_model("cnn", 100)  # 32/32/32/64, pools after 2 and 4, FC 4096
     convs = 32 * 32 * 32 * 27 + 32 * 32 * 32 * 288 + 16 * 16 * 32 * 288 + 16 * 16 * 64 * 288

@@ -12,16 +12,9 @@ from core.config import ModelConfig, TrainConfig, apply_overrides, from_json, to
 from core.errors import ConfigError, LabError
 from core.lessons.presets import PRESETS
 from core.models.builder import LayerError, normalize_spec, spec_from_preset, summarize
+from core.models.catalog import build_for_config, build_model, get_entry
 from core.models.layers import ACTIVATIONS
-from core.models.registry import (
-    build_for_config,
-    build_model,
-    conv_layers,
-    count_params,
-    get_entry,
-    head_parameters,
-    last_conv,
-)
+from core.models.registry import conv_layers, count_params, head_parameters, last_conv
 
 # A spec that touches every layer kind and option: groups, no bias, strides, overlapping pools, BN without
 # affine, every activation, global max pool, several FC layers with dropout.

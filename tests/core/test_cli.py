@@ -29,7 +29,8 @@ def test_presets_lists_every_experiment_with_the_reports_number(capsys):
     assert set(rows) == set(PRESETS)
     assert rows["mlp"]["report_acc"] == 0.26 and rows["resnet18-pretrained-aug"]["report_acc"] == 0.83
     # the disk one run's checkpoint takes: the base CNN has no buffers, Adam keeps two moments per weight
-    from core.models.registry import build_for_config, count_params
+    from core.models.catalog import build_for_config
+    from core.models.registry import count_params
     cnn = build_for_config(PRESETS["cnn"].config, 100, load_pretrained=False)
     assert rows["cnn"]["checkpoint_bytes"] == 3 * 4 * count_params(cnn)
     assert main(["presets"]) == 0

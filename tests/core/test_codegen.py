@@ -19,8 +19,9 @@ from core.data import augment as aug
 from core.errors import ConfigError
 from core.lessons.presets import PRESETS
 from core.models.builder import spec_from_preset
+from core.models.catalog import build_for_config, build_model
 from core.models.codegen import KNOWN_STATS, generate
-from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, build_for_config, build_model, count_params
+from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, count_params
 from core.train.schedule import lr_at, steps_per_epoch
 
 

@@ -14,10 +14,19 @@ import pytest
 import torch
 from PIL import Image
 
-from core import data
 from core.config import DataConfig
 from core.data import cifar
 from core.data import folder as folder_data
+from core.data.cifar import CIFAR_CACHE_NAME, SPECS, download
+from core.data.dataset import (
+    Dataset,
+    channel_stats,
+    clear_memory_cache,
+    data_root,
+    save_cache,
+    stratified_subset,
+)
+from core.data.loading import dataset_status, load, load_dataset
 from core.errors import DataError
 from tests.fakes import write_fake_archive, write_fake_cifar, write_image_folder
 
@@ -32,9 +41,9 @@ def _isolated(monkeypatch, tmp_path):
     for var in ("CIFAR_LAB_CIFAR100_URL", "CIFAR_LAB_CIFAR100_MD5", "CIFAR_LAB_CIFAR10_URL", "CIFAR_LAB_CIFAR10_MD5"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("CIFAR_LAB_DATA", str(tmp_path / "default-root"))
-    data.clear_memory_cache()
+    clear_memory_cache()
     yield
-    data.clear_memory_cache()
+    clear_memory_cache()
 
 
 def ref_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +51,7 @@ def ref_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v.mean(axis=(0, 2, 3)), v.std(axis=(0, 2, 3))
 
 
-def assert_matches(ds: data.Dataset, fake) -> None:
+def assert_matches(ds: Dataset, fake) -> None:
     assert ds.train_x.dtype == torch.uint8 and ds.train_x.is_contiguous() and ds.train_y.dtype == torch.int64
     assert np.array_equal(ds.train_x.numpy(), fake.train_x) and np.array_equal(ds.train_y.numpy(), fake.train_y)
     assert np.array_equal(ds.test_x.numpy(), fake.test_x) and np.array_equal(ds.test_y.numpy(), fake.test_y)
@@ -55,7 +64,7 @@ def assert_matches(ds: data.Dataset, fake) -> None:
 
 def test_cifar100_loads_exact_pixels_labels_and_superclasses(tmp_path):
     fake = write_fake_cifar(tmp_path, "cifar100", n_train_per_class=2, n_test_per_class=1, seed=1)
-    ds = data.load_dataset("cifar100", tmp_path)
+    ds = load_dataset("cifar100", tmp_path)
     assert ds.train_x.shape == (200, 3, 32, 32) and ds.test_x.shape == (100, 3, 32, 32)
     assert_matches(ds, fake)
     assert ds.name == "cifar100" and ds.num_classes == 100 and len(ds.coarse_classes) == 20
@@ -66,7 +75,7 @@ def test_cifar100_loads_exact_pixels_labels_and_superclasses(tmp_path):
 
 def test_cifar10_joins_its_five_batches_in_order(tmp_path):
     fake = write_fake_cifar(tmp_path, "cifar10", n_train_per_class=3, n_test_per_class=2, seed=2)
-    ds = data.load_dataset("cifar10", tmp_path)
+    ds = load_dataset("cifar10", tmp_path)
     assert ds.train_x.shape == (30, 3, 32, 32) and ds.test_x.shape == (20, 3, 32, 32)
     assert_matches(ds, fake)
     assert ds.classes[0] == "airplane" and ds.coarse_classes is None and ds.train_coarse is None
@@ -74,37 +83,37 @@ def test_cifar10_joins_its_five_batches_in_order(tmp_path):
 
 def test_second_load_comes_from_memory_then_from_the_pt_cache_until_files_change(tmp_path, monkeypatch):
     fake = write_fake_cifar(tmp_path, "cifar10", 2, 1)
-    first = data.load_dataset("cifar10", tmp_path)
-    assert data.load_dataset("cifar10", tmp_path) is first  # same process: the same tensors, no work
-    cache = fake.folder / data.CIFAR_CACHE_NAME
+    first = load_dataset("cifar10", tmp_path)
+    assert load_dataset("cifar10", tmp_path) is first  # same process: the same tensors, no work
+    cache = fake.folder / CIFAR_CACHE_NAME
     assert cache.is_file()
 
-    data.clear_memory_cache()  # as a new process would: only the .pt file can answer now
+    clear_memory_cache()  # as a new process would: only the .pt file can answer now
     reads = []
     real_read = cifar._read_pickle
     monkeypatch.setattr(cifar, "_read_pickle", lambda path: reads.append(path) or real_read(path))
-    again = data.load_dataset("cifar10", tmp_path)
+    again = load_dataset("cifar10", tmp_path)
     assert not reads and torch.equal(again.train_x, first.train_x) and torch.equal(again.test_y, first.test_y)
     assert again.classes == first.classes and again.mean == first.mean
 
     batch = fake.folder / "data_batch_3"
     later = time.time() + 5
     os.utime(batch, (later, later))  # a source file newer than the cache: decoded again
-    assert_matches(data.load_dataset("cifar10", tmp_path), fake)
+    assert_matches(load_dataset("cifar10", tmp_path), fake)
     assert batch in reads
 
 
 def test_a_corrupt_cache_file_is_rebuilt(tmp_path):
     fake = write_fake_cifar(tmp_path, "cifar10", 1, 1)
-    cache = fake.folder / data.CIFAR_CACHE_NAME
+    cache = fake.folder / CIFAR_CACHE_NAME
     cache.write_bytes(b"not a torch file")
-    assert_matches(data.load_dataset("cifar10", tmp_path), fake)
+    assert_matches(load_dataset("cifar10", tmp_path), fake)
     assert cache.stat().st_size > 1000
 
 
 def test_missing_data_without_download_says_where_and_how(tmp_path):
     with pytest.raises(DataError) as e:
-        data.load_dataset("cifar100", tmp_path / "empty")
+        load_dataset("cifar100", tmp_path / "empty")
     msg = str(e.value)
     assert str(tmp_path / "empty") in msg and "python -m core download cifar100" in msg
     assert "cifar-100-python.tar.gz" in msg
@@ -114,12 +123,12 @@ def test_unreadable_pickles_raise_data_error(tmp_path):
     fake = write_fake_cifar(tmp_path, "cifar10", 1, 1)
     (fake.folder / "test_batch").write_bytes(b"garbage")
     with pytest.raises(DataError, match="unreadable"):
-        data.load_dataset("cifar10", tmp_path)
+        load_dataset("cifar10", tmp_path)
 
 
 def test_unknown_dataset_name():
     with pytest.raises(DataError, match="folder:PATH"):
-        data.load_dataset("imagenet")
+        load_dataset("imagenet")
 
 
 # --- download ------------------------------------------------------------------------------------------------
@@ -138,7 +147,7 @@ def test_download_checks_md5_extracts_and_reports_progress(tmp_path, served, mon
     monkeypatch.setattr(cifar, "DOWNLOAD_CHUNK", 64 << 10)  # several progress steps for a small file
     calls: list[tuple[int, int | None]] = []
     root = tmp_path / "root"
-    ds = data.load_dataset("cifar100", root, download=True, progress=lambda done, total: calls.append((done, total)))
+    ds = load_dataset("cifar100", root, download=True, progress=lambda done, total: calls.append((done, total)))
     assert_matches(ds, fake)
     size = archive.stat().st_size
     done = [d for d, _ in calls]
@@ -146,15 +155,15 @@ def test_download_checks_md5_extracts_and_reports_progress(tmp_path, served, mon
     assert all(total == size for _, total in calls)
     assert (root / "cifar-100-python.tar.gz").is_file()
     assert sorted(p.name for p in root.iterdir()) == ["cifar-100-python", "cifar-100-python.tar.gz"]  # no leftovers
-    assert data.dataset_status("cifar100", root).ready
-    assert data.download("cifar100", root) == root / "cifar-100-python"  # already there: nothing to do
+    assert dataset_status("cifar100", root).ready
+    assert download("cifar100", root) == root / "cifar-100-python"  # already there: nothing to do
 
 
 def test_wrong_md5_is_a_checksum_error_and_the_bad_download_is_deleted(tmp_path, served, monkeypatch):
     monkeypatch.setenv("CIFAR_LAB_CIFAR100_MD5", "0" * 32)
     root = tmp_path / "root"
     with pytest.raises(DataError, match="checksum") as e:
-        data.download("cifar100", root)
+        download("cifar100", root)
     assert "0" * 32 in str(e.value) and "corrupt or truncated" in str(e.value)
     assert not (root / "cifar-100-python.tar.gz").exists() and not (root / "cifar-100-python").exists()
 
@@ -167,7 +176,7 @@ def test_truncated_archive_is_a_data_error(tmp_path, served, monkeypatch):
     monkeypatch.setenv("CIFAR_LAB_CIFAR100_MD5", hashlib.md5(cut.read_bytes()).hexdigest())  # passes; unpacking fails
     root = tmp_path / "root"
     with pytest.raises(DataError, match="corrupt or truncated"):
-        data.load_dataset("cifar100", root, download=True)
+        load_dataset("cifar100", root, download=True)
     assert not (root / "cifar-100-python").exists()
     assert not any(p.name.startswith(".extract") for p in root.iterdir())
 
@@ -178,9 +187,9 @@ def test_an_archive_copied_into_the_root_is_used_without_network(tmp_path, serve
     root = tmp_path / "root"
     root.mkdir()
     (root / archive.name).write_bytes(archive.read_bytes())
-    status = data.dataset_status("cifar100", root)
+    status = dataset_status("cifar100", root)
     assert not status.ready and "no network" in status.message
-    assert_matches(data.load_dataset("cifar100", root), fake)  # download=False: the archive is enough
+    assert_matches(load_dataset("cifar100", root), fake)  # download=False: the archive is enough
 
 
 def test_a_copied_archive_with_a_bad_checksum_is_kept_and_reported(tmp_path, served):
@@ -188,7 +197,7 @@ def test_a_copied_archive_with_a_bad_checksum_is_kept_and_reported(tmp_path, ser
     root.mkdir()
     (root / "cifar-100-python.tar.gz").write_bytes(b"half a file")
     with pytest.raises(DataError, match="Delete it"):
-        data.load_dataset("cifar100", root)
+        load_dataset("cifar100", root)
     assert (root / "cifar-100-python.tar.gz").exists()
 
 
@@ -196,7 +205,7 @@ def test_unreachable_url_says_offline_and_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFAR_LAB_CIFAR10_URL", UNREACHABLE)
     root = tmp_path / "root"
     with pytest.raises(DataError) as e:
-        data.load_dataset("cifar10", root, download=True)
+        load_dataset("cifar10", root, download=True)
     msg = str(e.value)
     assert "No network" in msg and UNREACHABLE in msg and "cifar-10-python.tar.gz" in msg and str(root) in msg
     assert str(root / "cifar-10-batches-py" / "data_batch_1") in msg
@@ -204,22 +213,22 @@ def test_unreachable_url_says_offline_and_what_to_do(tmp_path, monkeypatch):
 
 
 def test_dataset_status_before_and_after(tmp_path):
-    status = data.dataset_status("cifar100", tmp_path)
+    status = dataset_status("cifar100", tmp_path)
     assert not status.ready and status.path == str(tmp_path) and status.archive == "cifar-100-python.tar.gz"
-    assert status.url == data.SPECS["cifar100"].url and status.size_mb == pytest.approx(169.0)
+    assert status.url == SPECS["cifar100"].url and status.size_mb == pytest.approx(169.0)
     write_fake_cifar(tmp_path, "cifar100", 1, 1)
-    status = data.dataset_status("cifar100", tmp_path)
+    status = dataset_status("cifar100", tmp_path)
     assert status.ready and status.path == str(tmp_path / "cifar-100-python")
-    assert data.dataset_status("synthetic").ready
+    assert dataset_status("synthetic").ready
 
 
 def test_data_root_order(tmp_path, monkeypatch):
-    assert data.data_root(tmp_path / "x") == tmp_path / "x"
+    assert data_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.setenv("CIFAR_LAB_DATA", str(tmp_path / "env"))
-    assert data.data_root() == tmp_path / "env"
+    assert data_root() == tmp_path / "env"
     monkeypatch.delenv("CIFAR_LAB_DATA")
     monkeypatch.chdir(tmp_path)
-    assert data.data_root() == tmp_path / "data"
+    assert data_root() == tmp_path / "data"
 
 
 # --- image folders ---------------------------------------------------------------------------------------------
@@ -252,7 +261,7 @@ def pil_reference(path) -> np.ndarray:
 def test_folder_loads_sorted_classes_exact_pixels_and_counts_broken_files(image_folder):
     root, written, _ = image_folder
     calls = []
-    ds = data.load_dataset(f"folder:{root}", progress=lambda d, t: calls.append((d, t)))
+    ds = load_dataset(f"folder:{root}", progress=lambda d, t: calls.append((d, t)))
     assert ds.name == f"folder:{root}" and ds.classes == ("cat", "dog", "zebra") and ds.skipped == 2
     assert ds.train_x.shape == (7, 3, 32, 32) and ds.test_x.shape == (4, 3, 32, 32)
     assert ds.train_y.tolist() == [0, 0, 1, 1, 1, 2, 2] and ds.test_y.tolist() == [0, 1, 1, 2]
@@ -274,45 +283,45 @@ def test_small_jpegs_decode_exactly_as_pil_does(tmp_path):
         d.mkdir(parents=True)
         for i in range(n):
             (d / f"{i}.jpeg").write_bytes(jpeg_bytes(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
-    ds = data.load_dataset(f"folder:{tmp_path / 'jpg'}")
+    ds = load_dataset(f"folder:{tmp_path / 'jpg'}")
     files = sorted((tmp_path / "jpg" / "train" / "only").iterdir())
     assert np.array_equal(ds.train_x.numpy(), np.stack([pil_reference(p) for p in files]))
 
 
 def test_folder_cache_is_used_then_invalidated_by_a_new_image(image_folder, monkeypatch):
     root, _, _ = image_folder
-    first = data.load_dataset(f"folder:{root}")
+    first = load_dataset(f"folder:{root}")
     assert (root / folder_data.CACHE_NAME).is_file()
-    data.clear_memory_cache()
+    clear_memory_cache()
     monkeypatch.setattr(folder_data, "_decode_all", lambda *a: pytest.fail("decoded again"))
-    again = data.load_dataset(f"folder:{root}")
+    again = load_dataset(f"folder:{root}")
     assert torch.equal(again.train_x, first.train_x) and again.skipped == 2 and again.classes == first.classes
     write_image_folder(root / "more", {"x": (1, 0)})
     os.replace(root / "more" / "train" / "x" / "0000.png", root / "train" / "cat" / "new.png")
     with pytest.raises(pytest.fail.Exception, match="decoded again"):
-        data.load_dataset(f"folder:{root}")
+        load_dataset(f"folder:{root}")
 
 
 def test_read_only_folder_caches_under_the_data_root(image_folder, monkeypatch, tmp_path):
     root, _, _ = image_folder
-    real_save = data.save_cache
+    real_save = save_cache
 
     def save(path, ds, signature):  # the image folder refuses writes (root ignores chmod, so simulate it)
         return False if path.parent == root else real_save(path, ds, signature)
 
     monkeypatch.setattr(folder_data, "save_cache", save)
-    data.load_dataset(f"folder:{root}", root=tmp_path / "droot")
+    load_dataset(f"folder:{root}", root=tmp_path / "droot")
     assert not (root / folder_data.CACHE_NAME).exists()
     assert len(list((tmp_path / "droot" / "folder-cache").glob("*.pt"))) == 1
-    data.clear_memory_cache()
+    clear_memory_cache()
     monkeypatch.setattr(folder_data, "_decode_all", lambda *a: pytest.fail("decoded again"))
-    assert data.load_dataset(f"folder:{root}", root=tmp_path / "droot").skipped == 2
+    assert load_dataset(f"folder:{root}", root=tmp_path / "droot").skipped == 2
 
 
 def test_every_class_needs_a_test_image(tmp_path):
     write_image_folder(tmp_path / "f", {"ant": (2, 1), "bee": (2, 0)})
     with pytest.raises(DataError, match="'bee'.*test"):
-        data.load_dataset(f"folder:{tmp_path / 'f'}")
+        load_dataset(f"folder:{tmp_path / 'f'}")
 
 
 def test_a_class_whose_only_test_image_is_broken_is_named(tmp_path):
@@ -320,7 +329,7 @@ def test_a_class_whose_only_test_image_is_broken_is_named(tmp_path):
     (tmp_path / "f" / "test" / "bee").mkdir(exist_ok=True)
     (tmp_path / "f" / "test" / "bee" / "x.png").write_bytes(b"broken")
     with pytest.raises(DataError, match="'bee' has no readable test images"):
-        data.load_dataset(f"folder:{tmp_path / 'f'}")
+        load_dataset(f"folder:{tmp_path / 'f'}")
 
 
 def test_test_classes_must_be_train_classes(tmp_path):
@@ -328,7 +337,7 @@ def test_test_classes_must_be_train_classes(tmp_path):
     write_image_folder(tmp_path / "g", {"wasp": (0, 1)})
     os.replace(tmp_path / "g" / "test" / "wasp", tmp_path / "f" / "test" / "wasp")
     with pytest.raises(DataError, match="'wasp'"):
-        data.load_dataset(f"folder:{tmp_path / 'f'}")
+        load_dataset(f"folder:{tmp_path / 'f'}")
 
 
 @pytest.mark.parametrize("layout", ["empty", "no-test", "no-classes", "missing"])
@@ -341,22 +350,22 @@ def test_bad_folder_layouts_explain_the_expected_one(tmp_path, layout):
     if layout == "no-classes":
         (root / "test").mkdir()
     with pytest.raises(DataError, match=r"train/<class>/\*\.jpg"):
-        data.load_dataset(f"folder:{root}")
-    status = data.dataset_status(f"folder:{root}")
+        load_dataset(f"folder:{root}")
+    status = dataset_status(f"folder:{root}")
     assert not status.ready and "train/<class>" in status.message
 
 
 def test_folder_status_when_ready(image_folder, tmp_path):
     root, _, _ = image_folder
-    status = data.dataset_status(f"folder:{root}", tmp_path / "droot")
+    status = dataset_status(f"folder:{root}", tmp_path / "droot")
     assert status.ready and "3 classes" in status.message and status.path == str(root)
 
 
 # --- synthetic ---------------------------------------------------------------------------------------------------
 
 def test_synthetic_is_deterministic_balanced_and_learnable_but_not_trivial():
-    ds = data.load_dataset("synthetic")
-    assert data.load_dataset("synthetic") is ds
+    ds = load_dataset("synthetic")
+    assert load_dataset("synthetic") is ds
     from core.data.synthetic import make_synthetic
 
     other = make_synthetic()
@@ -375,7 +384,7 @@ def test_synthetic_is_deterministic_balanced_and_learnable_but_not_trivial():
 
 # --- subsets --------------------------------------------------------------------------------------------------
 
-def indexed_dataset(counts: list[int], test_counts: list[int]) -> data.Dataset:
+def indexed_dataset(counts: list[int], test_counts: list[int]) -> Dataset:
     """Image i of each split holds its own index in channels 0-1, so a subset can be traced back."""
     def split(per_class):
         y = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in enumerate(per_class)])
@@ -386,7 +395,7 @@ def indexed_dataset(counts: list[int], test_counts: list[int]) -> data.Dataset:
         return x, y
     (x, y), (xt, yt) = split(counts), split(test_counts)
     classes = tuple(f"c{i}" for i in range(len(counts)))
-    return data.Dataset("t", x, y, xt, yt, classes, (0.5,) * 3, (0.25,) * 3, ("all",), y * 0, yt * 0)
+    return Dataset("t", x, y, xt, yt, classes, (0.5,) * 3, (0.25,) * 3, ("all",), y * 0, yt * 0)
 
 
 def origin(x: torch.Tensor) -> torch.Tensor:
@@ -396,44 +405,44 @@ def origin(x: torch.Tensor) -> torch.Tensor:
 def test_stratified_subset_counts_traceability_and_determinism():
     ds = indexed_dataset([300, 300, 300, 300], [50, 50, 50, 50])
     state = torch.get_rng_state()
-    sub = data.stratified_subset(ds, train=402, test=40, seed=3)
+    sub = stratified_subset(ds, train=402, test=40, seed=3)
     assert torch.equal(torch.get_rng_state(), state)  # the global RNG is untouched
     assert torch.bincount(sub.train_y).tolist() == [100] * 4 and torch.bincount(sub.test_y).tolist() == [10] * 4
     idx = origin(sub.train_x)
     assert len(idx.unique()) == 400 and torch.equal(ds.train_y[idx], sub.train_y)  # real, distinct images
     assert not torch.equal(sub.train_y, sub.train_y.sort().values)  # shuffled, not grouped by class
-    same = data.stratified_subset(ds, train=402, test=40, seed=3)
+    same = stratified_subset(ds, train=402, test=40, seed=3)
     assert torch.equal(same.train_x, sub.train_x) and torch.equal(same.test_y, sub.test_y)
-    assert not torch.equal(data.stratified_subset(ds, train=402, seed=4).train_x, sub.train_x)
+    assert not torch.equal(stratified_subset(ds, train=402, seed=4).train_x, sub.train_x)
     assert sub.mean == ds.mean and sub.classes == ds.classes and sub.train_coarse.shape == (400,)
 
 
 def test_stratified_subset_edges():
     ds = indexed_dataset([50, 5, 50], [4, 4, 4])
-    assert data.stratified_subset(ds, None, 100) is ds  # nothing to cut
-    small = data.stratified_subset(ds, train=60)  # 20 per class, but class 1 has only 5: all of them
+    assert stratified_subset(ds, None, 100) is ds  # nothing to cut
+    small = stratified_subset(ds, train=60)  # 20 per class, but class 1 has only 5: all of them
     assert torch.bincount(small.train_y).tolist() == [20, 5, 20] and small.test_x is ds.test_x
     with pytest.raises(DataError, match="at least 3"):
-        data.stratified_subset(ds, train=2)
+        stratified_subset(ds, train=2)
 
 
 def test_subset_keeps_cifar100_superclasses_aligned(tmp_path):
     write_fake_cifar(tmp_path, "cifar100", n_train_per_class=3, n_test_per_class=2)
-    ds = data.load_dataset("cifar100", tmp_path)
-    sub = data.stratified_subset(ds, train=200, test=100, seed=1)
+    ds = load_dataset("cifar100", tmp_path)
+    sub = stratified_subset(ds, train=200, test=100, seed=1)
     assert torch.bincount(sub.train_y, minlength=100).tolist() == [2] * 100
     assert torch.equal(sub.train_coarse, sub.train_y // 5) and torch.equal(sub.test_coarse, sub.test_y // 5)
 
 
 def test_load_applies_the_config_subsets_but_keeps_full_split_stats(tmp_path):
-    full = data.load_dataset("synthetic")
-    ds = data.load(DataConfig(dataset="synthetic", subset=100, test_subset=50), seed=1)
+    full = load_dataset("synthetic")
+    ds = load(DataConfig(dataset="synthetic", subset=100, test_subset=50), seed=1)
     assert len(ds.train_y) == 100 and len(ds.test_y) == 50 and ds.mean == full.mean and ds.std == full.std
 
 
 def test_channel_stats_is_exact():
     x = torch.randint(0, 256, (7, 3, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    mean, std = data.channel_stats(x)
+    mean, std = channel_stats(x)
     ref_mean, ref_std = ref_stats(x.numpy())
     assert np.allclose(mean, ref_mean, atol=1e-14) and np.allclose(std, ref_std, atol=1e-14)
 

@@ -22,7 +22,7 @@ from core.explain.ensemble import (
     members_accuracy,
     run_logits,
 )
-from core.models.registry import build_model
+from core.models.catalog import build_model
 from core.train.checkpoint import save_checkpoint
 
 

@@ -8,14 +8,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import explain as I
 from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.data.augment import normalize
 from core.data.dataset import Dataset
 from core.errors import ConfigError, LabError
 from core.explain.attribution import attribute, display_map, gaussian_blur, ig_baseline
-from core.explain.sanity import SanityStep, average_ranks, judge, randomization_units, rank_correlation, ssim
-from core.models.registry import build_model
+from core.explain.features import (
+    CoarseMap,
+    class_probs,
+    coarse_map,
+    feature_maps,
+    first_layer_filters,
+    fresh_model,
+    layer_filters,
+    load_run_model,
+    predict,
+    scale_per_filter,
+    top_superclasses,
+)
+from core.explain.sanity import (
+    SanityStep,
+    average_ranks,
+    judge,
+    randomization_units,
+    rank_correlation,
+    sanity_check,
+    ssim,
+)
+from core.models.catalog import build_model
 
 MEAN, STD = (0.5, 0.45, 0.4), (0.25, 0.24, 0.26)
 FAST = {"saliency": {}, "ig": {"n_steps": 4}, "smoothgrad": {"nt_samples": 3}, "gradcam": {},
@@ -68,8 +88,8 @@ def test_every_method_gives_a_finite_display_map_for_the_predicted_class(family)
 
 def test_mlp_has_no_feature_maps_or_filters_and_says_so():
     m = model("mlp")
-    for call in (lambda: I.feature_maps(m, image(), MEAN, STD), lambda: I.first_layer_filters(m),
-                 lambda: I.layer_filters(m, "fc1")):
+    for call in (lambda: feature_maps(m, image(), MEAN, STD), lambda: first_layer_filters(m),
+                 lambda: layer_filters(m, "fc1")):
         with pytest.raises(LabError, match="no convolution layers"):
             call()
 
@@ -211,8 +231,8 @@ def test_frozen_backbone_modes_come_back_exactly_and_eval_models_stay_in_eval():
     before = state(m)
     for method, options in FAST.items():
         attribute(m, image(), MEAN, STD, method, **options)
-    I.feature_maps(m, image(), MEAN, STD)
-    I.predict(m, image(), MEAN, STD, [str(i) for i in range(10)])
+    feature_maps(m, image(), MEAN, STD)
+    predict(m, image(), MEAN, STD, [str(i) for i in range(10)])
     assert [mod.training for mod in m.modules()] == modes and same_state(m, before)
     e = model("resnet9")
     attribute(e, image(), MEAN, STD, "gradcam")
@@ -257,7 +277,7 @@ def trained_tiny_cnn(tmp_path_factory):
     events = list(train(cfg, checkpoint_dir=folder))
     torch.set_num_threads(threads)
     assert events[-1].status == "completed" and events[-1].test_acc > 0.4
-    rm = I.load_run_model(folder / "last.pt")
+    rm = load_run_model(folder / "last.pt")
     ds = load(cfg.data, seed=cfg.seed)
     assert (rm.mean, rm.std) == input_stats(cfg, ds)
     return rm.model, ds.test_x[0], rm.mean, rm.std
@@ -268,7 +288,7 @@ def test_cascading_randomization_breaks_the_gradient_map_and_leaves_the_model_al
     before = state(m)
     units = randomization_units(m)
     assert [u for u, _ in units] == ["classifier.fc2", "classifier.fc1", "features.conv2", "features.conv1"]
-    r = I.sanity_check(m, img, mean, std, "saliency")
+    r = sanity_check(m, img, mean, std, "saliency")
     assert same_state(m, before)
     assert len(r) == 5 and r[0].rank_corr == pytest.approx(1.0, abs=1e-9) and r[0].layer == "" and r[0].randomized == ()
     assert [s.layer for s in r][1:] == [u for u, _ in units]
@@ -284,7 +304,7 @@ def test_resnet_units_are_stages_top_down_with_the_stem_last():
     assert dict(randomization_units(model("resnet18")))["conv1"] == ("conv1", "bn1")
     assert [u for u, _ in randomization_units(model("resnet9"))] == ["fc", "layer3", "layer2", "layer1", "prep"]
     with pytest.raises(LabError, match="no layer.*'nope'.*randomizes: fc, layer3"):
-        I.sanity_check(model("resnet9"), image(), MEAN, STD, "saliency", layers=["nope"])
+        sanity_check(model("resnet9"), image(), MEAN, STD, "saliency", layers=["nope"])
 
 
 def test_judge_flags_a_map_that_survives_randomization():
@@ -320,34 +340,34 @@ def test_rank_correlation_and_ssim():
 
 def test_filters_are_scaled_per_filter_and_keep_the_weights_order():
     m = model("cnn")
-    f = I.first_layer_filters(m)
+    f = first_layer_filters(m)
     w = m.features.conv1.weight.detach()
     assert f.shape == (4, 3, 3, 3)
     flat = f.reshape(4, -1)
     assert torch.allclose(flat.min(1).values, torch.zeros(4)) and torch.allclose(flat.max(1).values, torch.ones(4))
     assert torch.equal(flat.argmax(1), w.reshape(4, -1).argmax(1))
-    assert I.layer_filters(m, "features.conv2").shape == (8, 4, 3, 3)
+    assert layer_filters(m, "features.conv2").shape == (8, 4, 3, 3)
     with pytest.raises(LabError, match="not a conv layer.*features.conv1, features.conv2"):
-        I.layer_filters(m, "classifier.fc1")
+        layer_filters(m, "classifier.fc1")
 
 
 def test_scale_per_filter_stretches_each_filter_on_its_own():
     w = torch.tensor([[[[1.0, 3.0], [5.0, 9.0]]],       # filter 0: min 1, max 9
                       [[[-2.0, -2.0], [-2.0, -2.0]]],   # filter 1: constant -> 0.5
                       [[[0.0, -4.0], [4.0, 2.0]]]], dtype=torch.float64)
-    s = I.scale_per_filter(w)
+    s = scale_per_filter(w)
     assert s.dtype == torch.float32 and s.shape == w.shape
     expected = torch.tensor([[0.0, 0.25, 0.5, 1.0], [0.5] * 4, [0.5, 0.0, 1.0, 0.75]])
     assert torch.allclose(s.reshape(3, -1), expected, atol=1e-6)
     m = model("cnn")  # what the filters page draws as "what training added": a difference of weights
     change = m.features.conv1.weight.detach() * 3 - 1
-    assert torch.allclose(I.scale_per_filter(change), I.first_layer_filters(m), atol=1e-6)  # affine-invariant
+    assert torch.allclose(scale_per_filter(change), first_layer_filters(m), atol=1e-6)  # affine-invariant
 
 
 def test_feature_maps_are_the_most_active_channels_of_each_layer():
     m = model("cnn")
     img = image(6)
-    fms = I.feature_maps(m, img, MEAN, STD, top=3)
+    fms = feature_maps(m, img, MEAN, STD, top=3)
     assert [f.layer for f in fms] == ["features.relu1", "features.relu2"]
     acts = {}
     hooks = [getattr(m.features, n).register_forward_hook(lambda mod, a, o, n=n: acts.setdefault(n, o.detach()))
@@ -364,28 +384,28 @@ def test_feature_maps_are_the_most_active_channels_of_each_layer():
     assert list(f.means) == sorted(f.means, reverse=True)
     shown = relu2[expected]
     assert torch.allclose(f.maps, (shown - shown.min()) / (shown.max() - shown.min()), atol=1e-6)
-    assert [f.layer for f in I.feature_maps(model("resnet18"), img, MEAN, STD, top=2)] == \
+    assert [f.layer for f in feature_maps(model("resnet18"), img, MEAN, STD, top=2)] == \
         ["relu", "layer1", "layer2", "layer3", "layer4"]
     with pytest.raises(LabError, match="no layer.*'classifier.nope'"):
-        I.feature_maps(m, img, MEAN, STD, layers=["classifier.nope"])
+        feature_maps(m, img, MEAN, STD, layers=["classifier.nope"])
 
 
 def test_predict_top_k_with_superclasses():
     m = model("cnn")
     classes = [f"c{i}" for i in range(10)]
-    coarse = I.CoarseMap(("even", "odd"), tuple(i % 2 for i in range(10)))
+    coarse = CoarseMap(("even", "odd"), tuple(i % 2 for i in range(10)))
     img = image(7)
-    probs = I.class_probs(m, img, MEAN, STD)[0]
-    top = I.predict(m, img, MEAN, STD, classes, coarse, k=3)
+    probs = class_probs(m, img, MEAN, STD)[0]
+    top = predict(m, img, MEAN, STD, classes, coarse, k=3)
     expected = torch.argsort(probs, descending=True)[:3].tolist()
     assert [g.name for g in top] == [classes[i] for i in expected]
     assert [g.prob for g in top] == pytest.approx(probs[expected].tolist())
     assert [g.superclass for g in top] == [("even", "odd")[i % 2] for i in expected]
     name, prob, _ = top[0]
-    sup = I.top_superclasses(m, img, MEAN, STD, coarse, k=2)
+    sup = top_superclasses(m, img, MEAN, STD, coarse, k=2)
     assert sum(p for _, p in sup) == pytest.approx(1.0, abs=1e-5)
     assert dict(sup)["even"] == pytest.approx(float(probs[0::2].sum()), abs=1e-6)
-    batch = I.predict(m, torch.stack([img, image(8)]), MEAN, STD, classes, k=2)
+    batch = predict(m, torch.stack([img, image(8)]), MEAN, STD, classes, k=2)
     assert len(batch) == 2 and [g.name for g in batch[0]] == [g.name for g in top[:2]]
 
 
@@ -394,11 +414,11 @@ def test_coarse_map_is_read_off_the_dataset_pairs():
     y = torch.tensor([0, 1, 2, 0, 1, 2])
     ds = Dataset("toy", x, y, x[:2], y[:2], ("a", "b", "c"), (0.5,) * 3, (0.2,) * 3, ("first", "second"),
                  torch.tensor([1, 0, 1, 1, 0, 1]), torch.tensor([1, 0]))
-    assert I.coarse_map(ds) == I.CoarseMap(("first", "second"), (1, 0, 1))
+    assert coarse_map(ds) == CoarseMap(("first", "second"), (1, 0, 1))
     bad = Dataset("toy", x, y, x[:2], y[:2], ("a", "b", "c"), (0.5,) * 3, (0.2,) * 3, ("first", "second"),
                   torch.tensor([1, 0, 1, 0, 0, 1]), torch.tensor([1, 0]))
     with pytest.raises(LabError, match="'a' is listed under two superclasses"):
-        I.coarse_map(bad)
+        coarse_map(bad)
 
 
 def test_fresh_model_is_the_runs_starting_point_and_leaves_the_global_rng_alone():
@@ -406,7 +426,7 @@ def test_fresh_model_is_the_runs_starting_point_and_leaves_the_global_rng_alone(
     torch.manual_seed(123)
     expected_next = torch.rand(3)
     torch.manual_seed(123)
-    a = I.fresh_model(cfg, 10)
+    a = fresh_model(cfg, 10)
     assert torch.equal(torch.rand(3), expected_next)
     torch.manual_seed(3)  # what core.train.engine.train does before building the model
     b = build_model("cnn", 10, **FAMILIES["cnn"])

@@ -17,7 +17,7 @@ from core.cli import main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.data.loading import load_dataset
 from core.errors import ConfigError
-from core.models.registry import build_for_config
+from core.models.catalog import build_for_config
 from core.train.batches import AUG_SEED_OFFSET, PERM_SEED_STRIDE, TrainBatches
 from core.train.lr_finder import (
     NON_FINITE,

@@ -13,16 +13,14 @@ from torch import nn
 
 from core.errors import ConfigError, LabError
 from core.models import registry
+from core.models.catalog import build_model, get_entry, list_models
 from core.models.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    build_model,
     conv_layers,
     count_params,
-    get_entry,
     head_parameters,
     last_conv,
-    list_models,
     register_model,
 )
 from core.models.resnet import Resize

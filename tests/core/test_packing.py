@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.errors import LabError
-from core.models import registry
+from core.models import catalog, registry
 from core.runs import packing
 from core.runs.library import open_library
 from core.runs.packing import MAX_PER_DEVICE_ENV, Admission, admit, device_cap, parse_cap
@@ -109,9 +109,9 @@ def test_the_probe_counts_saved_activations_once_and_not_the_weights():
 def test_the_meta_probe_measures_what_real_tensors_save():
     config = tiny(model=ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32, "batch_norm": True}))
     torch.manual_seed(0)
-    real = registry.build_for_config(config, 10)
+    real = catalog.build_for_config(config, 10)
     with torch.device("meta"):
-        meta = registry.build_for_config(config, 10)
+        meta = catalog.build_for_config(config, 10)
         meta_batch = torch.empty(6, 3, 32, 32)
     assert probe_activation_bytes(meta, meta_batch) == probe_activation_bytes(real, torch.randn(6, 3, 32, 32))
 

@@ -5,9 +5,9 @@ a preview leaves torch's global RNG alone."""
 import pytest
 import torch
 
-from core import data as data_mod
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.data import augment as aug
+from core.data.dataset import stratified_subset
 from core.data.loading import load_dataset
 from core.train import engine, setup
 from core.train.batches import augmentation_generator, epoch_permutation, permutation_seed
@@ -48,7 +48,7 @@ def test_preview_is_the_batch_the_training_loop_feeds(synthetic, monkeypatch, cf
     fed = first_batch_the_engine_feeds(config, synthetic, monkeypatch)  # (24, 3, 32, 32) float32
 
     # the same 24 pictures, through the page's preview with the run's seed (one sample each)
-    sub = data_mod.stratified_subset(synthetic, 60, 20, seed=seed)
+    sub = stratified_subset(synthetic, 60, 20, seed=seed)
     first = epoch_permutation(len(sub.train_x), permutation_seed(seed, 1), torch.device("cpu"))[:batch]
     shown = preview(sub.train_x[first], cfg, seed=seed, samples=1, fill=sub.mean)
     assert fed.shape == shown.images.shape == (batch, 3, 32, 32)

@@ -11,8 +11,10 @@ import pyarrow as pa
 import pytest
 import torch
 
-from core import data as data_mod
-from core import explain as I
+from core.data.loading import load
+from core.explain.confusion import confusion_matrix, misclassified, predict_split
+from core.explain.features import class_probs, fresh_model, load_run_model, run_checkpoint
+from core.explain.sanity import sanity_check
 from core.runs.library import open_library
 from tests.pages.conftest import charts, problems, tiny_run
 
@@ -28,8 +30,8 @@ def trained(lab_dirs):
     data_dir, runs_dir = lab_dirs
     run_id = tiny_run(runs_dir, data_dir)
     assert open_library(runs_dir).get(run_id).status == "completed"
-    rm = I.load_run_model(I.run_checkpoint(run_id, runs_dir))
-    split = data_mod.load(rm.config.data, data_dir, seed=rm.config.seed)
+    rm = load_run_model(run_checkpoint(run_id, runs_dir))
+    split = load(rm.config.data, data_dir, seed=rm.config.seed)
     return run_id, rm, split
 
 
@@ -106,7 +108,7 @@ def test_filters_show_the_first_layer_and_how_far_training_moved_each_layer(open
     caps = captions(at)
     assert "trained: 8 filters of 3×3×3" in caps
     assert "the same filters before training (the run's seed)" in caps and "what training added: trained − before" in caps
-    before = I.fresh_model(rm.config, len(rm.classes))
+    before = fresh_model(rm.config, len(rm.classes))
     from core.models.registry import conv_layers
 
     expected = {n: float((a.weight - b.weight).detach().norm() / b.weight.detach().norm())
@@ -124,14 +126,14 @@ def test_saliency_explains_the_linked_picture_with_gradcam_and_runs_the_sanity_c
     assert at.number_input(key="inside_img").value == 7  # the link's picture
     true = rm.classes[int(split.test_y[7])]
     assert f"test picture #7 · true class: {true}" in captions(at)
-    probs = I.class_probs(rm.model, split.test_x[7], rm.mean, rm.std)[0]
+    probs = class_probs(rm.model, split.test_x[7], rm.mean, rm.std)[0]
     top = torch.topk(probs, 5)
     shown = chart_rows(chart_with(at, "prob"))
     assert [r["class"] for r in shown] == [rm.classes[i] for i in top.indices.tolist()]
     assert [r["prob"] for r in shown] == pytest.approx(top.values.tolist(), abs=1e-6)
 
     at.multiselect(key="sal_methods").set_value(["gradcam"]).run()
-    pred, _ = I.predict_split(rm.model, split.test_x, rm.mean, rm.std)
+    pred, _ = predict_split(rm.model, split.test_x, rm.mean, rm.std)
     [b for b in at.button if b.label == "🎲 A mistake"][0].click().run()
     mistake = at.number_input(key="inside_img").value
     assert pred[mistake] != split.test_y[mistake]
@@ -145,7 +147,7 @@ def test_saliency_explains_the_linked_picture_with_gradcam_and_runs_the_sanity_c
     at.selectbox(key="sal_sanity_method").set_value("gradcam").run()
     [b for b in at.button if b.label == "Run the sanity check"][0].click().run()
     assert problems(at) == []
-    expected = I.sanity_check(rm.model, split.test_x[7], rm.mean, rm.std, "gradcam")
+    expected = sanity_check(rm.model, split.test_x[7], rm.mean, rm.std, "gradcam")
     boxes = [b.value for b in list(at.error) + list(at.success) + list(at.warning)]
     assert any(expected.verdict in b for b in boxes), boxes
     steps = chart_rows(chart_with(at, "rank_corr"))
@@ -156,8 +158,8 @@ def test_mistakes_confusion_matrix_is_the_runs_own_and_explain_links_to_the_sali
     run_id, rm, split = trained
     at = open_page("mistakes", **TINY)
     assert problems(at) == []
-    pred, probs = I.predict_split(rm.model, split.test_x, rm.mean, rm.std)
-    cm = I.confusion_matrix(pred, split.test_y, len(rm.classes))
+    pred, probs = predict_split(rm.model, split.test_x, rm.mean, rm.std)
+    cm = confusion_matrix(pred, split.test_y, len(rm.classes))
     rows = chart_rows(chart_with(at, "pred"))
     assert sum(r["count"] for r in rows) == len(split.test_y) == 100
     index = {c: i for i, c in enumerate(rm.classes)}
@@ -166,7 +168,7 @@ def test_mistakes_confusion_matrix_is_the_runs_own_and_explain_links_to_the_sali
     assert {m.label: m.value for m in at.metric}["Mistakes"] == f"{wrong:,}"
     links = [link.proto for link in at.get("page_link") if link.proto.label == "Explain"]
     assert len(links) == min(24, wrong) > 0
-    first = int(I.misclassified(pred, split.test_y, probs)[0])  # the most confident mistake comes first
+    first = int(misclassified(pred, split.test_y, probs)[0])  # the most confident mistake comes first
     query = parse_qs(links[0].query_string)
     assert links[0].page == "pages/saliency.py" or links[0].page.endswith("saliency")
     assert query["run"] == [run_id] and query["img"] == [str(first)] and query["dataset_kind"] == ["synthetic"]

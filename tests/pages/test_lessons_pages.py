@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from core import data as data_mod
+from core.data.loading import load
 from core.explain.ensemble import ensemble_from_checkpoints
 from core.models.builder import normalize_spec, spec_from_preset, summarize
 from core.runs.library import open_library
@@ -193,7 +193,7 @@ def test_ensembles_page_shows_core_ensembles_accuracy(open_page, lab_dirs):
     assert [lib.get(i).status for i in ids] == ["completed", "completed"]
     first = lib.get(ids[0]).config
     expected = ensemble_from_checkpoints([lib.run_dir(i) / "last.pt" for i in ids],
-                                         data_mod.load(first.data, data_dir, seed=first.seed))
+                                         load(first.data, data_dir, seed=first.seed))
 
     at = open_page("ensembles", **TINY)
     assert problems(at) == []
