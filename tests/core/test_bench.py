@@ -16,7 +16,7 @@ import torch
 from bench import common as bench
 from bench import cpu as bench_cpu
 from bench import gpu as bench_gpu
-from core.cli import main as cli_main
+from core.cli.main import main as cli_main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.lessons.presets import preset_config
 from core.train import batches, engine

@@ -11,7 +11,7 @@ import pytest
 from core.classroom import access, bank, follow, questions
 from core.classroom import settings as class_settings
 from core.classroom.roles import TEACHER, PermissionDenied, QuotaExceeded, student
-from core.cli import main as cli_main
+from core.cli.main import main as cli_main
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.errors import ConfigError, DataError, LabError
 from core.runs import store as runs_store

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 from core.lessons.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]

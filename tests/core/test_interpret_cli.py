@@ -9,7 +9,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from core.cli import main
+from core.cli.main import main
 from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.train.engine import train
 

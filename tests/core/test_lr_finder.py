@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.cli import main
+from core.cli.main import main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.data.loading import load_dataset
 from core.errors import ConfigError

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main as cli_main
+from core.cli.main import main as cli_main
 from core.config import to_json
 from core.errors import LabError
 from core.runs import recorder as runs_recorder

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 from core.cli.sweep import parse_params, split_values
 from core.config import DataConfig, OptimConfig, get_value, to_dict
 from core.errors import ConfigError
