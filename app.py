@@ -12,7 +12,7 @@ import streamlit as st  # noqa: E402
 import torch  # noqa: E402
 
 from ui import presenter  # noqa: E402
-from ui.class_mode import banner  # noqa: E402
+from ui.class_mode import banner, publish  # noqa: E402
 from ui.sidebar import lab_settings  # noqa: E402
 
 # The server shares the machine's cores with trainer processes and every student's session: previews, attributions
@@ -65,4 +65,7 @@ if deep_link:
     st.switch_page(deep_link, query_params=st.query_params.to_dict())
 lab_settings()
 banner(page)  # class mode: where the teacher is (students), what the teacher presents (teacher)
-page.run()
+try:
+    page.run()
+finally:  # also when the page stopped early (st.stop, a question gate): what it shows is in the URL by now
+    publish(page)

@@ -13,6 +13,7 @@ from core.train.lr_suggest import FASTAI, SUGGESTIONS, Suggestion
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from core.train.setup import cpu_has_native_bf16, resolve_device
 from ui import charts, charts_lr, finders, runlib, urlstate
+from ui.class_mode import publish as publish_view
 from ui.data_panel import dataset_or_none
 from ui.layout import (
     chart_height,
@@ -97,6 +98,8 @@ def build() -> LRFinder:
 
 # The test is shared by every session with the same settings (ui/finders.py): this tab keeps only its cursor.
 # Nothing is built until the first step, so opening the page costs no model.
+# The cursor is in the URL (`lrf_at`), as every choice a page offers: a link, and a student following the
+# teacher, shows the same points of the same curve.
 key = build_key()
 held = st.session_state.get(STATE)
 if held is None or held["key"] != key:
@@ -110,7 +113,18 @@ def advance(n: int) -> Curve:
     with friendly_errors("Stepping the range test"), st.spinner(
             "Building the model and the batches…" if building else "Stepping…", show_time=True):
         held["cursor"] = len(pool.advance(key, build, held["cursor"] + n).points)
+    urlstate.put("lrf_at", held["cursor"] or None)
     return pool.curve(key, held["cursor"])
+
+
+try:
+    wanted = max(0, min(num_iter, int(urlstate.get("lrf_at") or 0)))
+except ValueError:  # a hand-edited URL
+    wanted = 0
+if wanted < held["cursor"]:
+    held["cursor"] = wanted
+elif wanted > held["cursor"]:  # a link or the teacher's page: the points nobody computed yet are computed once
+    advance(wanted - held["cursor"])
 
 
 def advice(curve: Curve) -> tuple[Recommendation, dict[str, Suggestion]]:
@@ -151,6 +165,7 @@ def stepped(n: int, stop_label: str | None) -> None:
         # steps are instant, and eleven redraws of the same chart per click were most of a busy server's work.
         if time.monotonic() - drawn >= REDRAW_S:
             show_chart(live, chart(curve), width="stretch")
+            publish_view()  # the class sees the curve grow, not only its end
             drawn = time.monotonic()
         if len(curve.points) == before and not curve.done:  # a failure ended nothing: do not spin
             break
@@ -166,6 +181,7 @@ controls, progress_slot, live = st.empty(), st.empty(), st.empty()
 clicked = {k: bool(st.session_state.get(k)) for k in ("lrf_one", "lrf_ten", "lrf_end", "lrf_reset", "lrf_stop")}
 if clicked["lrf_reset"]:
     held["cursor"] = 0  # back to the start of the shared curve: the points are kept, nothing is recomputed
+    urlstate.put("lrf_at", None)
 elif clicked["lrf_one"]:
     advance(1)
 elif clicked["lrf_ten"]:

@@ -1,8 +1,11 @@
 """Class mode on the page: the follow-the-teacher banner (app.py draws it above every page) and predict-then-reveal
 questions (`question_gate("mlp_vs_cnn")`, one call per comparison page, right after its header).
 
-Streamlit cannot push to other sessions, so students' pages poll (a fragment every POLL_S seconds): the banner
-follows the teacher's page and live run, and reruns the page when a question opens or is revealed on it. While a
+Streamlit cannot push to other sessions, so students' pages poll (a fragment every POLL_S seconds). A student
+who follows (the default) is taken, without a click, to the teacher's page and to what it shows: the teacher's
+query string, where every page keeps its choices (core/classroom/follow.py); "Explore on my own" stops that,
+"Follow the teacher" resumes it. The banner shows the teacher's live run, and reruns the page when a question
+opens or is revealed on it. While a
 question is open, everything below the gate is not drawn at all (and ui.layout.page_header hides the report), so
 nothing on the page gives the answer away; the reveal shows the tally beside the lab's actual result.
 """
@@ -14,7 +17,7 @@ import streamlit as st
 from core.classroom import bank, follow, questions
 from core.errors import LabError
 from core.runs.records import RunRecord
-from ui import charts_class, runlib
+from ui import charts_class, runlib, urlstate
 from ui.class_roles import voter_id
 from ui.layout import friendly_errors, pct, show_chart
 from ui.sidebar import LabSettings, current
@@ -22,6 +25,8 @@ from ui.sidebar import LabSettings, current
 POLL_S = 2.0  # a teacher's page change or a new question reaches students within about this (+ one rerun)
 _PAGE = "_class_page"  # (script path, title) of the page this run shows
 _SIG = "_class_question_sig"
+_FOLLOWING = "class_following"  # this student's page moves with the teacher's (default True)
+_SEEN = "_class_seen_at"  # the teacher's last change this student's page took (follow.Presenting.at)
 
 
 def page_path(page) -> str:
@@ -49,11 +54,38 @@ def banner(page) -> None:
     st.session_state[_SIG] = sig
     if settings.actor.is_teacher:
         if st.session_state.get("class_lead", True):
-            follow.present(lib, path, page.title, actor=settings.actor)
+            publish(page)
         elif follow.presenting(lib) is not None:  # "Students follow me" switched off: take the banner down
             follow.stop_presenting(lib, actor=settings.actor)
         return
     st.fragment(_banner_body, run_every=POLL_S)(path)
+
+
+def publish(page=None) -> None:
+    """The teacher, leading: record the page and what it shows now (its query string) for the followers. app.py
+    calls it after the page ran (its widgets have written their choices); a page may call it mid-run too, e.g.
+    while the LR finder steps, so the class sees the curve grow."""
+    settings = current()
+    if not settings.actor.is_teacher or not st.session_state.get("class_lead", True):
+        return
+    path, title = (page_path(page), page.title) if page is not None else st.session_state.get(_PAGE, (None, None))
+    if path is None:
+        return
+    follow.present(runlib.library(settings), path, title, urlstate.query(), actor=settings.actor)
+
+
+def following() -> bool:
+    """Whether this student's page moves with the teacher's (the default; "Explore on my own" ends it)."""
+    return bool(st.session_state.get(_FOLLOWING, True))
+
+
+def _take(move: follow.FollowMove) -> None:
+    """Show what the teacher shows: their page and query string (a rerun of the whole app, no click)."""
+    st.session_state[_SEEN] = move.at
+    urlstate.take(move.query)
+    if move.switch_page:
+        st.switch_page(move.page, query_params=move.query)
+    st.rerun(scope="app")
 
 
 def teachers_live_run(lib) -> RunRecord | None:
@@ -70,6 +102,10 @@ def _banner_body(path: str) -> None:
         st.session_state[_SIG] = sig
         st.rerun(scope="app")
     where = follow.presenting(lib)
+    if following():
+        move = follow.follow_move(where, page=path, query=urlstate.query(), seen_at=st.session_state.get(_SEEN))
+        if move is not None:
+            _take(move)
     run = teachers_live_run(lib)
     if where is None and run is None:
         return
@@ -84,11 +120,17 @@ def _banner_body(path: str) -> None:
     with st.container(border=True, key="class_banner"):
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         c1.markdown(text)
-        if where is not None and where.page != path:
-            if c2.button("Go to the teacher's page", key="follow_jump", type="primary", width="stretch"):
-                st.switch_page(where.page, query_params=st.query_params.to_dict())
-        elif where is not None:
-            c2.caption("You are on the teacher's page.")
+        if where is None:
+            return
+        if following():
+            c1.caption("Your screen follows the teacher's.")
+            if c2.button("Explore on my own", key="follow_leave", width="stretch"):
+                st.session_state[_FOLLOWING] = False
+                st.rerun(scope="fragment")
+        elif c2.button("Follow the teacher", key="follow_jump", type="primary", width="stretch"):
+            st.session_state[_FOLLOWING] = True
+            st.session_state.pop(_SEEN, None)  # take the teacher's page and what it shows now
+            st.rerun(scope="fragment")
 
 
 # ---- predict, then reveal ------------------------------------------------------------------------------------

@@ -87,6 +87,21 @@ def number_input(where, label: str, *, key: str, default: float | int, **kw: Any
     return value
 
 
+def query() -> dict[str, str]:
+    """The whole query string: what this page shows (followers take it, core/classroom/follow.py)."""
+    return st.query_params.to_dict()
+
+
+def take(query_string: dict[str, str]) -> None:
+    """Show what `query_string` says: every widget seeded from the URL is seeded again from it on the next run
+    (its session value is dropped), so the page draws the followed choices, not this session's last ones."""
+    seeded = st.session_state.setdefault(_SEEDED, set())
+    for key in seeded:
+        st.session_state.pop(key, None)
+    seeded.clear()
+    st.query_params.from_dict(query_string)
+
+
 def get(key: str, default: str | None = None) -> str | None:
     """A raw query parameter (e.g. the selected run id)."""
     return st.query_params.get(key, default)

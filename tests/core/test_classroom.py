@@ -315,3 +315,33 @@ def test_the_bank_reads_the_actual_answer_from_the_runs():
     assert all(p in PRESETS for qs in bank.BANK.values() for q in qs for p in q.presets)
     with pytest.raises(LabError, match="no question 'x'"):
         bank.spec("mlp_vs_cnn", "x")
+
+
+def test_the_teacher_publishes_what_the_page_shows_and_followers_take_it(lib):
+    assert follow.present(lib, "pages/lr_finder.py", "LR finder", {"lrf_at": "10", "nick": "T", "presenter": "1"},
+                          actor=TEACHER, clock=lambda: 20.0)
+    shown = follow.presenting(lib)
+    assert shown.state_dict() == {"lrf_at": "10"}  # a browser's own keys are never published
+    assert not follow.present(lib, "pages/lr_finder.py", "LR finder", {"lrf_at": "10"}, actor=TEACHER)
+    assert follow.present(lib, "pages/lr_finder.py", "LR finder", {"lrf_at": "20"}, actor=TEACHER,
+                          clock=lambda: 21.0)
+    shown = follow.presenting(lib)
+
+    # elsewhere: switch to the teacher's page with the teacher's choices, keeping her nickname
+    move = follow.follow_move(shown, page="pages/home.py", query={"nick": "ana"}, seen_at=None)
+    assert move == follow.FollowMove("pages/lr_finder.py", {"lrf_at": "20", "nick": "ana"}, True, 21.0)
+    # on the page with other choices: rerun it with the teacher's (no page switch)
+    move = follow.follow_move(shown, page="pages/lr_finder.py", query={"lrf_at": "10", "nick": "ana"}, seen_at=20.0)
+    assert move == follow.FollowMove("pages/lr_finder.py", {"lrf_at": "20", "nick": "ana"}, False, 21.0)
+    # already showing it, or this change already taken (she may try a value until the teacher's next change)
+    assert follow.follow_move(shown, page="pages/lr_finder.py", query={"lrf_at": "20"}, seen_at=None) is None
+    assert follow.follow_move(shown, page="pages/lr_finder.py", query={"lrf_at": "50"}, seen_at=21.0) is None
+    # a follower who wandered to another page is brought back even after taking the change
+    assert follow.follow_move(shown, page="pages/runs.py", query={}, seen_at=21.0).switch_page
+    assert follow.follow_move(None, page="pages/runs.py", query={}, seen_at=None) is None
+
+
+def test_a_damaged_presenting_record_reads_as_nobody_presenting(lib):
+    for raw in ("{", '{"page": "p"}', '{"page": "p", "title": "t", "at": 1, "state": [1]}'):
+        lib.set_setting(follow.SETTING_KEY, raw)
+        assert follow.presenting(lib) is None

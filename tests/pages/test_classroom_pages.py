@@ -75,11 +75,21 @@ def test_a_student_with_a_nickname_starts_a_run_beside_the_teachers(open_page, c
 def test_the_banner_shows_the_teachers_page_and_live_run(open_page, classroom):
     lib, _ = classroom
     follow.present(lib, "pages/transfer.py", "Transfer learning", actor=TEACHER)
-    at = open_page("home")  # AppTest draws app.py's part (the banner) only on the first page it opens
+    at = open_page("home", state={"class_following": False})  # exploring on her own: the banner, no move
     assert "The teacher is on **Transfer learning** · live run: **teacher's MLP**" in markdown(at)
     jump = at.button(key="follow_jump")
-    assert jump.label == "Go to the teacher's page" and not jump.disabled
-    # (AppTest re-runs only the page script after the first run, so the jump itself is checked in Chromium)
+    assert jump.label == "Follow the teacher" and not jump.disabled
+    # (AppTest re-runs only the page script after the first run, so the move itself is checked in Chromium)
+
+
+def test_a_following_student_is_taken_to_the_teachers_page_and_choices(open_page, classroom):
+    lib, _ = classroom
+    follow.present(lib, "pages/mlp_vs_cnn.py", "MLP vs CNN", {"nets_preset": "cnn", "nick": "Teacher"},
+                   actor=TEACHER)
+    at = open_page("home", nick="Ana")  # following by default: no click
+    assert at.query_params["nets_preset"] == "cnn"
+    assert at.query_params["nick"] == "Ana"  # her own name stays hers
+    assert at.selectbox(key="nets_preset").value == "cnn"
 
 
 def test_the_teacher_leads_by_opening_pages(open_page, lab_dirs):
