@@ -9,15 +9,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: see core/__init__.py
 
 import streamlit as st  # noqa: E402
-import torch  # noqa: E402
 
-from ui import presenter  # noqa: E402
-from ui.class_mode import banner, publish  # noqa: E402
-from ui.sidebar import lab_settings  # noqa: E402
-
-# The server shares the machine's cores with trainer processes and every student's session: previews, attributions
-# and the LR finder use at most half of them (on a busy 2-core box one thread was 10x faster than two).
-torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+from ui import presenter  # noqa: E402  (streamlit only: the menu below is drawn before torch loads)
 
 st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide",
                    initial_sidebar_state="auto")  # auto: collapsed on a phone, open on a laptop
@@ -59,7 +52,18 @@ PAGES = {
 
 # On a projector the menu goes to the top, one drop-down per section: the lab settings come first in the
 # sidebar and no page title is cut short.
+# The menu comes first, before torch and the lab load (seconds on a cold server): on a fresh server Streamlit's
+# first run lists the files in pages/ as a menu of its own, and this call replaces it in the same frame.
 page = st.navigation(PAGES, position="top" if presenter.requested() else "sidebar", expanded=True)
+
+import torch  # noqa: E402
+
+from ui.class_mode import banner, publish  # noqa: E402
+from ui.sidebar import lab_settings  # noqa: E402
+
+# The server shares the machine's cores with trainer processes and every student's session: previews, attributions
+# and the LR finder use at most half of them (on a busy 2-core box one thread was 10x faster than two).
+torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
 deep_link = st.session_state.pop("_deep_link", None)  # see ui/sidebar.py: a deep link on a fresh server
 if deep_link:
     st.switch_page(deep_link, query_params=st.query_params.to_dict())
