@@ -1,6 +1,7 @@
 """LR range test, stepped through in class: the loss against a rising learning rate, a few steps at a time or to
 the end, the suggested learning rates drawn on the curve, and one click to train a preset with one of them."""
 
+import hashlib
 import time
 
 import streamlit as st
@@ -113,14 +114,23 @@ def advance(n: int) -> Curve:
     with friendly_errors("Stepping the range test"), st.spinner(
             "Building the model and the batches…" if building else "Stepping…", show_time=True):
         held["cursor"] = len(pool.advance(key, build, held["cursor"] + n).points)
-    urlstate.put("lrf_at", held["cursor"] or None)
+    put_cursor(held["cursor"])
     return pool.curve(key, held["cursor"])
 
 
-try:
-    wanted = max(0, min(num_iter, int(urlstate.get("lrf_at") or 0)))
-except ValueError:  # a hand-edited URL
-    wanted = 0
+def put_cursor(n: int) -> None:
+    """The cursor in the URL, tied to the test's settings (`n-<fingerprint>`): changed settings start at 0."""
+    urlstate.put("lrf_at", f"{n}-{fingerprint}" if n else None)
+
+
+def url_cursor() -> int:
+    """The cursor the URL asks for on these settings (0 for other settings or a hand-edited URL)."""
+    n, _, mark = (urlstate.get("lrf_at") or "").partition("-")
+    return max(0, min(num_iter, int(n))) if n.isdigit() and mark == fingerprint else 0
+
+
+fingerprint = hashlib.sha1(repr(key).encode()).hexdigest()[:6]
+wanted = url_cursor()
 if wanted < held["cursor"]:
     held["cursor"] = wanted
 elif wanted > held["cursor"]:  # a link or the teacher's page: the points nobody computed yet are computed once
@@ -181,7 +191,7 @@ controls, progress_slot, live = st.empty(), st.empty(), st.empty()
 clicked = {k: bool(st.session_state.get(k)) for k in ("lrf_one", "lrf_ten", "lrf_end", "lrf_reset", "lrf_stop")}
 if clicked["lrf_reset"]:
     held["cursor"] = 0  # back to the start of the shared curve: the points are kept, nothing is recomputed
-    urlstate.put("lrf_at", None)
+    put_cursor(0)
 elif clicked["lrf_one"]:
     advance(1)
 elif clicked["lrf_ten"]:
