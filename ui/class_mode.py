@@ -17,7 +17,7 @@ import streamlit as st
 from core.classroom import bank, follow, questions
 from core.errors import LabError
 from core.runs.records import RunRecord
-from ui import charts_class, runlib, urlstate
+from ui import charts_class, class_room, runlib, urlstate
 from ui.class_roles import voter_id
 from ui.layout import friendly_errors, pct, show_chart
 from ui.sidebar import LabSettings, current
@@ -44,8 +44,9 @@ def _signature(lib, path: str) -> tuple | None:
 
 
 def banner(page) -> None:
-    """Above every page: the teacher records the page they show (when leading); a student sees where the teacher
-    is, with the teacher's live run and a one-click jump."""
+    """Above every page: the teacher records the page they show (when leading) and may show the join code; a
+    student sees where the teacher is, with the teacher's live run and a one-click jump, and sends a heartbeat
+    (the teacher's roster)."""
     settings = current()
     path = page_path(page)
     st.session_state[_PAGE] = (path, page.title)
@@ -57,7 +58,10 @@ def banner(page) -> None:
             publish(page)
         elif follow.presenting(lib) is not None:  # "Students follow me" switched off: take the banner down
             follow.stop_presenting(lib, actor=settings.actor)
+        if st.session_state.get(class_room.JOIN_TOGGLE):
+            class_room.join_panel()
         return
+    class_room.beat(lib, settings.actor, path)
     st.fragment(_banner_body, run_every=POLL_S)(path)
 
 
@@ -97,6 +101,7 @@ def teachers_live_run(lib) -> RunRecord | None:
 
 def _banner_body(path: str) -> None:
     lib = runlib.library()
+    class_room.beat(lib, current().actor, path)
     sig = _signature(lib, path)
     if sig != st.session_state.get(_SIG):  # a question opened, was revealed or closed here: redraw the page
         st.session_state[_SIG] = sig

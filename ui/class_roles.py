@@ -8,13 +8,13 @@ the run library); this module only reads the connection's address, the session a
 from __future__ import annotations
 
 import contextlib
-import os
+import math
 import sys
 import time
 
 import streamlit as st
 
-from core.classroom import access, roles
+from core.classroom import access, attempts, roles, roster
 from core.classroom import settings as class_settings
 from core.classroom.roles import Actor
 from core.errors import LabError
@@ -25,26 +25,39 @@ UNLOCKED = "_teacher"  # session flag: this tab entered the passcode (or brought
 REMEMBERED = "_teacher_remembered"  # session flag: unlocked by the browser's token, not by typing the passcode
 TOKEN_SEEN = "_teacher_token_seen"  # session flag: the browser's token was looked at (once: it is sent at connect)
 COOKIE = "_teacher_cookie"  # session: the cookie this tab's browser must hold ("" = none), written by the sidebar
+_CLEAR = "_teacher_code_clear"  # session: empty the passcode field on this run (the last entry was judged)
+_MESSAGE = "_teacher_code_message"  # session: what came of the last entry, shown once
 
 
-def server_passcode() -> access.Passcode:
-    """The teacher passcode: $CIFAR_LAB_PASSCODE, else teacher_passcode in secrets, else the runs folder's own."""
-    configured, source = os.environ.get(access.PASSCODE_ENV), "env"
-    if not configured:
-        with contextlib.suppress(Exception):  # no secrets.toml at all is the normal case
-            configured, source = st.secrets.get("teacher_passcode"), "secrets"
-    return _passcode_for(str(runs_root()), configured or None, source)
+def server_passcode() -> access.Passcode | None:
+    """The teacher passcode, decided by core.classroom.access.resolve_passcode (as `python -m core class show`
+    does) from $CIFAR_LAB_PASSCODE, Streamlit's secrets files, or the runs folder's own (made at the first
+    start). None when it cannot be read (passcode_state says why); a weak one comes back with its problem."""
+    return passcode_state()[0]
 
 
-@st.cache_resource(show_spinner=False)
-def _passcode_for(root: str, configured: str | None, source: str) -> access.Passcode:
-    """Made (and printed in the server's terminal, Jupyter-style) once per server and runs folder."""
-    passcode = access.ensure_passcode(root, configured=configured, source=source)
-    made = "made a new" if passcode.source == "new" else "the"
-    sys.stdout.write(f"\n  CIFAR Lab: {made} teacher passcode is {passcode.code}  (kept in {passcode.where}; "
-                     f"students enter it in the sidebar to become the teacher)\n\n")
+def passcode_state() -> tuple[access.Passcode | None, str]:
+    """(the passcode, "" ) or (the passcode or None, why it unlocks nothing). Announced once in the terminal."""
+    try:
+        passcode = access.resolve_passcode(runs_root(), secrets_files=st.get_option("secrets.files"))
+    except LabError as e:
+        _announce(None, str(e))
+        return None, str(e)
+    _announce(passcode.code if not passcode.problem else None, passcode.problem, passcode.where,
+              passcode.source == "new")
+    return passcode, passcode.problem
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _announce(code: str | None, problem: str, where: str = "", _made: bool = False) -> None:
+    """Printed in the server's terminal (Jupyter-style) once per passcode: the code, or why it is refused."""
+    if problem:
+        sys.stdout.write(f"\n  CIFAR Lab: REFUSED the teacher passcode{' from ' + where if where else ''}: "
+                         f"{problem}. Until then only a browser on this machine is the teacher.\n\n")
+    else:
+        sys.stdout.write(f"\n  CIFAR Lab: {'made a new' if _made else 'the'} teacher passcode is {code}  (kept in "
+                         f"{where}; students enter it in the sidebar to become the teacher)\n\n")
     sys.stdout.flush()
-    return passcode
 
 
 def on_server_machine() -> bool:
@@ -59,7 +72,8 @@ def is_teacher() -> bool:
     # run only (a reload, a new tab). After "Lock" it is not looked at again, so it cannot undo the lock.
     if not st.session_state.get(TOKEN_SEEN):
         st.session_state[TOKEN_SEEN] = True
-        if access.token_is_valid(teacher_cookie(), server_passcode(), time.time()):
+        passcode = server_passcode()
+        if passcode is not None and access.token_is_valid(teacher_cookie(), passcode, time.time()):
             st.session_state[UNLOCKED] = st.session_state[REMEMBERED] = True
     unlocked = bool(st.session_state.get(UNLOCKED))
     return access.is_teacher(loopback=on_server_machine(), unlocked=unlocked, local_rule=access.local_teacher_enabled())
@@ -101,12 +115,26 @@ def class_defaults() -> class_settings.ClassSettings | None:
         return None
 
 
+def client_address() -> str:
+    """This browser's address as the server sees it ("loopback" for the server's own machine)."""
+    ip = st.context.ip_address
+    return ip if isinstance(ip, str) and ip else "loopback"
+
+
+def session_id() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx else "local"
+
+
 def identity(sb) -> Actor:
-    """The sidebar's Class box: nickname (students) or passcode; the teacher's passcode and lock. Returns the actor
-    (a student without a nickname has name "")."""
-    server_passcode()
+    """The sidebar's Class box: nickname (students) or passcode; the teacher's follow toggle, join code, roster
+    and passcode (revealed on demand, never in presenter mode). Returns the actor (a student without a nickname
+    has name "")."""
+    passcode, problem = passcode_state()
     if is_teacher():
-        _teacher_box(sb)
+        _teacher_box(sb, passcode, problem)
         return roles.TEACHER
     nick = urlstate.text_input(sb, "Your nickname", key="nick", default="", max_chars=roles.MAX_NICKNAME,
                                placeholder="e.g. Ana",
@@ -117,31 +145,69 @@ def identity(sb) -> Actor:
             actor = roles.student(nick)
         except LabError as e:
             sb.error(str(e))
-    entered = sb.text_input("Teacher passcode", type="password", key="teacher_code",
-                            help="Only the teacher needs it: it unlocks every control in this browser for the day.")
-    if entered:
-        if access.passcode_matches(entered, server_passcode()):
-            st.session_state[UNLOCKED] = True
-            st.session_state[COOKIE] = access.teacher_token(server_passcode(), int(time.time()))
-            st.rerun()
-        sb.error("Wrong passcode.")
+    _passcode_entry(sb, passcode, problem)
     sb.caption(f"You are a student{' (' + actor.name + ')' if actor.name else ''}: you can start one run of "
                f"your own, answer questions and follow the teacher.")
     _write_cookie(sb)  # after "Lock": the browser forgets the token
     return actor
 
 
-def _teacher_box(sb) -> None:
+def _passcode_entry(sb, passcode: access.Passcode | None, problem: str) -> None:
+    """The passcode field. Each typed passcode is judged once (then the field is emptied), at the pace
+    core.classroom.attempts allows this browser and its address; a refused passcode unlocks nothing."""
+    if st.session_state.pop(_CLEAR, False):
+        st.session_state["teacher_code"] = ""
+    entered = sb.text_input("Teacher passcode", type="password", key="teacher_code", disabled=bool(problem),
+                            help="Only the teacher needs it: it unlocks every control in this browser for the day.")
+    message = st.session_state.pop(_MESSAGE, None)
+    if problem:  # no detail for students (a length would help a guess): the teacher's own sidebar says why
+        sb.caption("The teacher passcode is turned off on this server until the teacher sets a stronger one.")
+    elif entered and passcode is not None:
+        lib = open_library(runs_root(), recover=False)
+        tried = attempts.try_passcode(lib, session=session_id(), address=client_address(),
+                                      check=lambda: access.passcode_matches(entered, passcode))
+        st.session_state[_CLEAR] = True
+        if tried.ok:
+            st.session_state[UNLOCKED] = True
+            st.session_state[COOKIE] = access.teacher_token(passcode, int(time.time()))
+            roster.leave(lib, session_id())
+        elif not tried.allowed:
+            st.session_state[_MESSAGE] = (f"Too many wrong passcodes from this browser or network: wait "
+                                          f"{math.ceil(tried.wait_s)} s, then try again.")
+        else:
+            st.session_state[_MESSAGE] = "Wrong passcode." + (
+                f" Wait {math.ceil(tried.wait_s)} s before the next try." if tried.wait_s else "")
+        st.rerun()
+    if message:
+        sb.error(message)
+
+
+def _teacher_box(sb, passcode: access.Passcode | None, problem: str) -> None:
+    from ui import class_room
+    from ui import presenter as presenter_mode
+
     _write_cookie(sb)  # first: the browser keeps the token before anything else of the sidebar is drawn
     where = "this machine" if not st.session_state.get(UNLOCKED) else \
         "the passcode, remembered in this browser for the day" if st.session_state.get(REMEMBERED) else "the passcode"
     sb.caption(f"You are the teacher (by {where}).")
-    with sb.expander("Class: passcode and sharing"):
-        passcode = server_passcode()
-        st.markdown(f"Teacher passcode: `{passcode.code}`  \nKept in {passcode.where}. Students open the plain "
-                    f"address of this server; anyone who enters the passcode becomes a teacher.")
-        st.toggle("Students follow me", value=True, key="class_lead",
-                  help="Students' pages show a banner with the page you are on and your live run.")
+    sb.toggle("Students follow me", value=True, key="class_lead",
+              help="Students' pages show a banner with the page you are on and your live run.")
+    class_room.join_box(sb)
+    with sb:
+        class_room.roster_box(open_library(runs_root(), recover=False))
+    if problem:
+        sb.error(f"{problem}. Until then the passcode unlocks nothing: only this machine is the teacher.")
+    with sb.expander("Teacher passcode"):
+        if presenter_mode.requested():  # a projector shows the sidebar to the room: never draw it here
+            st.caption("Hidden in presenter mode. Leave presenter mode to see it, or run `python -m core class "
+                       "show` on the server.")
+        elif passcode is not None and st.toggle("Show passcode", value=False, key="passcode_reveal",
+                                                help="Not while the screen is shared with the class."):
+            st.markdown(f"Teacher passcode: `{passcode.code}`  \nFrom {passcode.where}. Anyone who enters it "
+                        f"becomes a teacher.")
+        else:
+            st.caption("Anyone who enters the passcode becomes a teacher: reveal it only when the room cannot "
+                       "see this screen.")
     if st.session_state.get(UNLOCKED) and sb.button("Lock teacher controls", key="teacher_lock",
                                                     help="This browser forgets the passcode: a student again"):
         st.session_state[UNLOCKED] = st.session_state[REMEMBERED] = False

@@ -1,18 +1,20 @@
 """`python -m core class show|set`: prepare a class from a terminal - the dataset, training/test subsets and device
-every browser session starts from, the students' run quota, and where the teacher passcode is.
+every browser session starts from, the students' run quota, the teacher passcode the server uses and where it
+comes from (core.classroom.access.resolve_passcode decides, for the server and here), and wrong passcode tries.
 
-`class set` checks a folder dataset before saving (class count and images per split, or the error; nothing is
+`class show` exits 1 when the passcode is refused as too weak (the reason is printed). `class forgive` lifts the
+waits of wrong passcode tries (a teacher locked out on a shared address). `class set` checks a folder dataset before saving (class count and images per split, or the error; nothing is
 saved then). Runs and settings from the CLI are the teacher's.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
-from core.classroom import access
+from core.classroom import access, attempts
 from core.classroom import settings as class_settings
+from core.classroom.roles import TEACHER
 from core.cli.common import print_json
 from core.runs.library import open_library
 
@@ -29,7 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default: keep, else auto)")
     s.add_argument("--quota", type=int, metavar="N", help="queued-or-running runs per student (default 1)")
     s.set_defaults(func=cmd_set)
-    for a in (show, s):
+    forgive = actions.add_parser("forgive", help="lift the waits after wrong passcode tries (every browser)")
+    forgive.set_defaults(func=cmd_forgive)
+    for a in (show, s, forgive):
         a.add_argument("--runs-dir", metavar="DIR", help="run library folder (default $CIFAR_LAB_RUNS or ./runs)")
         a.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show, runs_dir=None, json=False)
@@ -38,18 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _state(runs_dir: str | None) -> dict[str, Any]:
     lib = open_library(runs_dir, recover=False)
     saved = class_settings.load(lib)
-    configured = os.environ.get(access.PASSCODE_ENV)
-    path = access.passcode_path(lib.root)
-    if configured:
-        passcode: dict[str, Any] = {"where": f"${access.PASSCODE_ENV}", "code": configured}
-    elif path.is_file():
-        passcode = {"where": str(path), "code": path.read_text(encoding="utf-8").strip()}
-    else:  # secrets.toml is Streamlit's business: the app reports it; otherwise the app makes one at start
-        passcode = {"where": f"made at the app's first start in {path} (unless .streamlit/secrets.toml sets "
-                             f"teacher_passcode)", "code": None}
+    found = access.resolve_passcode(lib.root, create=False)  # the server's own decision, made in a shell
+    if found is not None:
+        passcode: dict[str, Any] = {"code": found.code, "source": found.source, "where": found.where,
+                                    "problem": found.problem}
+    else:
+        passcode = {"code": None, "source": "new", "problem": "",
+                    "where": f"none yet: the server makes one at its first start in {access.passcode_path(lib.root)}"}
+    tries = attempts.summary(lib)
     return {"runs_dir": str(lib.root), "class": saved.to_dict() if saved else None,
             "student_quota": class_settings.student_quota(lib), "passcode": passcode,
-            "local_teacher": access.local_teacher_enabled()}
+            "local_teacher": access.local_teacher_enabled(),
+            "wrong_passcodes": {"last_hour": tries.failures, "addresses": tries.addresses, "waiting": tries.waiting}}
 
 
 def _print(state: dict[str, Any]) -> None:
@@ -64,8 +68,15 @@ def _print(state: dict[str, Any]) -> None:
         print(f"subset       {n(c['subset'])} training, {n(c['test_subset'])} test images per run")
         print(f"device       {c['device']}")
     print(f"quota        {state['student_quota']} queued or running run(s) per student")
-    code = state["passcode"]["code"]
-    print(f"passcode     {code + '  (' + state['passcode']['where'] + ')' if code else state['passcode']['where']}")
+    p = state["passcode"]
+    print(f"passcode     {p['code'] + '  (from ' + p['where'] + ')' if p['code'] else p['where']}")
+    if p["problem"]:
+        print(f"             REFUSED: {p['problem']}")
+    w = state["wrong_passcodes"]
+    if w["last_hour"]:
+        print(f"             {w['last_hour']} wrong tries in the last hour from {w['addresses']} address(es)"
+              + (f", {w['waiting']} browser(s)/address(es) waiting (`python -m core class forgive` lifts it)"
+                 if w["waiting"] else ""))
     print("teacher      anyone who enters the passcode" + (", and every browser on this machine" if
           state["local_teacher"] else " only (CIFAR_LAB_LOCAL_TEACHER=0: browsers on this machine are students too)"))
 
@@ -73,7 +84,12 @@ def _print(state: dict[str, Any]) -> None:
 def cmd_show(args: argparse.Namespace) -> int:
     state = _state(args.runs_dir)
     print_json(state) if args.json else _print(state)
-    return 0
+    return 1 if state["passcode"]["problem"] else 0
+
+
+def cmd_forgive(args: argparse.Namespace) -> int:
+    attempts.forgive(open_library(args.runs_dir, recover=False), actor=TEACHER)
+    return cmd_show(args)
 
 
 def cmd_set(args: argparse.Namespace) -> int:

@@ -198,12 +198,12 @@ def test_class_cli_set_then_show(tmp_path, capsys, monkeypatch):
 # ---- passcode and loopback ---------------------------------------------------------------------------
 
 def test_a_teacher_token_holds_for_a_school_day_and_only_under_its_passcode():
-    owl = access.Passcode("owl", "env", None)
+    owl = access.Passcode("owl-7731-kite", "env", None)
     token = access.teacher_token(owl, issued_s=1_000_000)
     assert access.token_is_valid(token, owl, now_s=1_000_000)
-    assert access.token_is_valid(token, access.Passcode(" owl ", "env", None), now_s=1_000_000 + 3600)
+    assert access.token_is_valid(token, access.Passcode(" owl-7731-kite ", "env", None), now_s=1_000_000 + 3600)
     assert not access.token_is_valid(token, owl, now_s=1_000_000 + access.TOKEN_MAX_AGE_S)  # expired
-    assert not access.token_is_valid(token, access.Passcode("cat", "env", None), now_s=1_000_000)  # new passcode
+    assert not access.token_is_valid(token, access.Passcode("cat-4410-moth", "env", None), now_s=1_000_000)  # new one
     assert not access.token_is_valid(token, owl, now_s=1_000_000 - 3600)  # issued in the future
     forged = token.replace("v1.1000000.", "v1.1000100.")  # a later issue time needs a new signature
     for bad in (forged, None, "", "v1.x.y", "v2." + token[3:], token + "0", "v1.1000000"):
@@ -212,7 +212,7 @@ def test_a_teacher_token_holds_for_a_school_day_and_only_under_its_passcode():
 
 def test_the_passcode_is_made_once_kept_private_and_overridable(tmp_path):
     made = access.ensure_passcode(tmp_path / "runs")
-    assert made.source == "new" and len(made.code) == 8 and made.path == tmp_path / "runs" / "teacher-passcode"
+    assert made.source == "new" and len(made.code) == 10 and made.path == tmp_path / "runs" / "teacher-passcode"
     assert stat.S_IMODE(os.stat(made.path).st_mode) == 0o600
     again = access.ensure_passcode(tmp_path / "runs")
     assert (again.code, again.source) == (made.code, "file")

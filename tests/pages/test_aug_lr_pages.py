@@ -289,7 +289,7 @@ def test_without_a_dataset_uploads_still_work_and_the_lr_page_offers_the_downloa
 
 
 def test_the_passcode_reserves_queueing_from_both_pages(open_page, monkeypatch):
-    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl-7731-kite")
     monkeypatch.setenv("CIFAR_LAB_LOCAL_TEACHER", "0")  # AppTest is on loopback: the teacher, unless this
     at = open_page("augmentation", **TINY)
     assert at.button(key="aug_mine_start").disabled and at.button(key="aug:start").disabled

@@ -219,7 +219,7 @@ def test_ensembles_page_shows_core_ensembles_accuracy(open_page, lab_dirs):
 # --- teacher controls and presenter mode ---------------------------------------------------------------------
 
 def test_passcode_disables_every_start_and_queue_button(open_page, monkeypatch):
-    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl-7731-kite")
     monkeypatch.setenv("CIFAR_LAB_LOCAL_TEACHER", "0")  # AppTest is on loopback: the teacher, unless this
     for page in LESSONS:
         at = open_page(page, **TINY)

@@ -50,13 +50,13 @@ def test_a_bad_url_value_falls_back_to_the_default(open_page):
 
 
 def test_passcode_reserves_starting_runs(open_page, monkeypatch):
-    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl-7731-kite")
     monkeypatch.setenv("CIFAR_LAB_LOCAL_TEACHER", "0")  # AppTest is on loopback: the teacher, unless this
     at = open_page("home", dataset_kind="synthetic")
     assert all(b.disabled for b in at.button if b.label.startswith("▶"))
     at = open_page("home", state={"teacher_code": "wrong"}, dataset_kind="synthetic")
     assert any("Wrong passcode" in e.value for e in at.error)
-    at = open_page("mlp_vs_cnn", state={"teacher_code": "owl"}, dataset_kind="synthetic")
+    at = open_page("mlp_vs_cnn", state={"teacher_code": "owl-7731-kite"}, dataset_kind="synthetic")
     assert not [b for b in at.button if b.label == "▶ Start"][0].disabled
 
 
@@ -73,11 +73,11 @@ def test_the_passcode_is_remembered_by_the_browser_until_the_teacher_locks(open_
     from core.classroom import access
     from ui import class_roles
 
-    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl")
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "owl-7731-kite")
     monkeypatch.setenv("CIFAR_LAB_LOCAL_TEACHER", "0")
-    at = open_page("home", state={"teacher_code": "owl"}, dataset_kind="synthetic")
+    at = open_page("home", state={"teacher_code": "owl-7731-kite"}, dataset_kind="synthetic")
     token = at.session_state[class_roles.COOKIE]  # what the sidebar's script writes into the browser's cookie
-    assert access.token_is_valid(token, access.Passcode("owl", "env", None), time.time())
+    assert access.token_is_valid(token, access.Passcode("owl-7731-kite", "env", None), time.time())
     assert any(access.TOKEN_COOKIE in str(h.proto) and token in str(h.proto) for h in at.sidebar.get("html"))
 
     monkeypatch.setattr(class_roles, "teacher_cookie", lambda: token)  # a reload: a new session, the cookie sent
@@ -89,6 +89,6 @@ def test_the_passcode_is_remembered_by_the_browser_until_the_teacher_locks(open_
     # this tab looked at its token at its start, then pressed Lock: the token is not looked at again
     at = open_page("home", state={class_roles.TOKEN_SEEN: True}, dataset_kind="synthetic")
     assert any(c.value.startswith("You are a student") for c in at.sidebar.caption)
-    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "cat")  # a new passcode voids the token
+    monkeypatch.setenv("CIFAR_LAB_PASSCODE", "cat-4410-moth")  # a new passcode voids the token
     at = open_page("home", dataset_kind="synthetic")
     assert any(c.value.startswith("You are a student") for c in at.sidebar.caption)

@@ -1,0 +1,98 @@
+"""Who is in class now: each student session's heartbeat, and the teacher's roster made from them.
+
+A student's page records a heartbeat {session, nickname, page, seen} on each script run and poll (at most one
+write per session every BEAT_EVERY_S unless the nickname or page changed: `needs_beat`). The roster counts the
+sessions seen in the last ONLINE_S seconds: who is connected, who is on the page the teacher presents (follows),
+and who answered the open question. Table `class_presence` of the run library's database, made here on first use;
+the store is passed in (any object with connect()/transaction() yielding sqlite3 connections, as core.runs.RunStore).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.classroom.questions import SqlStore
+
+ONLINE_S = 30.0  # a session silent for longer has left (students' pages poll every 2 s)
+BEAT_EVERY_S = 10.0
+KEEP_S = 86400.0
+NO_NICK = "(no nickname yet)"
+
+SCHEMA = ("CREATE TABLE IF NOT EXISTS class_presence (session TEXT PRIMARY KEY, nick TEXT NOT NULL, "
+          "page TEXT NOT NULL, seen REAL NOT NULL)",)
+
+
+@dataclass(frozen=True)
+class Beat:
+    nick: str  # "" until the student picks one
+    page: str  # the page's script path, as core.classroom.follow records the teacher's
+    at: float
+
+
+@dataclass(frozen=True)
+class Roster:
+    online: tuple[str, ...]  # nicknames (NO_NICK for each session without one), sorted
+    following: tuple[str, ...]  # of those, on the page the teacher presents
+    answered: tuple[str, ...]  # of those, who answered the open question
+    question_open: bool
+
+    @property
+    def not_following(self) -> tuple[str, ...]:
+        rest = list(self.following)
+        out = []
+        for name in self.online:
+            if name in rest:
+                rest.remove(name)
+            else:
+                out.append(name)
+        return tuple(out)
+
+
+def needs_beat(last: Beat | None, nick: str, page: str, now: float) -> bool:
+    """Whether a session must write its heartbeat now (first time, a change, or BEAT_EVERY_S since the last)."""
+    return last is None or (last.nick, last.page) != (nick, page) or now - last.at >= BEAT_EVERY_S
+
+
+def _ensure(conn) -> None:
+    for sql in SCHEMA:
+        conn.execute(sql)
+
+
+def heartbeat(store: SqlStore, session: str, nick: str, page: str, *,
+              clock: Callable[[], float] = time.time) -> Beat:
+    """Record that student session `session` (nickname `nick`, "" for none) is on `page` now."""
+    now = clock()
+    with store.transaction() as conn:
+        _ensure(conn)
+        conn.execute("INSERT OR REPLACE INTO class_presence (session, nick, page, seen) VALUES (?, ?, ?, ?)",
+                     (session, nick, page, now))
+        conn.execute("DELETE FROM class_presence WHERE seen < ?", (now - KEEP_S,))
+    return Beat(nick, page, now)
+
+
+def leave(store: SqlStore, session: str) -> None:
+    """A session that became the teacher is no student any more."""
+    with store.transaction() as conn:
+        _ensure(conn)
+        conn.execute("DELETE FROM class_presence WHERE session = ?", (session,))
+
+
+def roster(store: SqlStore, *, presenting_page: str | None, question_id: int | None,
+           clock: Callable[[], float] = time.time) -> Roster:
+    """Who is online, who follows the teacher's page, who answered question `question_id` (None: none open).
+    Answers are matched by nickname (core.classroom.questions' voter), so a student answering from two tabs
+    counts once per tab that is online."""
+    now = clock()
+    with store.transaction() as conn:
+        _ensure(conn)
+        rows = conn.execute("SELECT nick, page FROM class_presence WHERE seen >= ? ORDER BY nick COLLATE NOCASE",
+                            (now - ONLINE_S,)).fetchall()
+        voters = set()
+        if question_id is not None:
+            voters = {r[0] for r in conn.execute("SELECT voter FROM answers WHERE question_id = ?", (question_id,))}
+    online = tuple(r[0] or NO_NICK for r in rows)
+    following = tuple(r[0] or NO_NICK for r in rows if presenting_page is not None and r[1] == presenting_page)
+    answered = tuple(r[0] for r in rows if r[0] and r[0] in voters)
+    return Roster(online, following, answered, question_id is not None)
