@@ -7,7 +7,7 @@ import pytest
 
 from core.classroom import access, attempts, join, questions, roster
 from core.classroom.roles import TEACHER, PermissionDenied, student
-from core.cli import main as cli_main
+from core.cli.main import main as cli_main
 from core.errors import LabError
 from core.runs.library import open_library
 

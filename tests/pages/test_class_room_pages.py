@@ -6,7 +6,7 @@ AppTest session then comes from the same address, "loopback")."""
 
 from core.classroom import attempts, follow, roster
 from core.classroom.roles import TEACHER
-from core.cli import main as cli_main
+from core.cli.main import main as cli_main
 from core.runs.library import open_library
 from tests.pages.conftest import problems
 
