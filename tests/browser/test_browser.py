@@ -113,6 +113,23 @@ def test_every_page_in_a_real_browser(app_url, browser):
     assert failures == []
 
 
+def test_no_page_scrolls_sideways_on_a_phone(app_url, browser):
+    """A student's phone (390×844): the document is never wider than the window, on any page. Charts and
+    tables scroll inside their own box, if at all."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    wide = []
+    for name in PAGES:
+        page.goto(f"{app_url}/{'' if name == 'home' else name}?{QUERY}&nick=ana", wait_until="domcontentloaded")
+        settle(page)
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        if widths[0] > widths[1]:
+            wide.append(f"{name}: {widths[0]} px wide in a {widths[1]} px window")
+            page.screenshot(path=str(SHOTS / f"phone-{name}.png"), full_page=True)
+    context.close()
+    assert wide == []
+
+
 def test_sidebar_settings_survive_an_interaction(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.goto(f"{app_url}/mlp_vs_cnn?{QUERY}", wait_until="domcontentloaded")
