@@ -117,7 +117,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN job_id TEXT;
     """,
     # v5: a Ray run whose following process died while its job trained on: queued again to re-attach to that
-    # job (not to submit a new one), and how many times that happened (core/runs/queue.py, recover).
+    # job (not to submit a new one), and how many times that happened (core/runs/supervisor.py, recover).
     """
     ALTER TABLE runs ADD COLUMN reattach_pending INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN reattaches INTEGER NOT NULL DEFAULT 0;
