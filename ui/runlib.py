@@ -1,7 +1,7 @@
 """The thin Streamlit adapter over the run library: open it where the sidebar says, start runs with the lab
 settings, and pick which run a panel shows. Training itself never happens in a script run.
 
-The library object is per runs folder and per process (core.runs.open_library caches it); it holds no user
+The library object is per runs folder and per process (core.runs.library.open_library caches it); it holds no user
 state, so every session may share it. What a user selected lives in st.session_state and the URL.
 """
 
@@ -14,8 +14,7 @@ import streamlit as st
 from core.config import TrainConfig, apply_overrides
 from core.errors import LabError
 from core.lessons.presets import get_preset
-from core.runs.library import open_library
-from core.runs.queue import RunLibrary
+from core.runs.library import RunLibrary, open_library
 from core.runs.records import RunRecord
 from ui.sidebar import LabSettings, current
 

@@ -4,7 +4,7 @@ Lifecycle: open (students answer, and may change their answer) -> revealed (answ
 actual result are shown) -> closed (gone from the page). One question per page at a time: opening a new one
 closes the page's previous one. Tables `questions` and `answers` of the run library's database (store.py's
 migration v3); the store is any object with connect()/transaction() context managers yielding sqlite3
-connections, such as core.runs.RunStore.
+connections, such as core.runs.store.RunStore or core.runs.library.RunLibrary.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from typing import Any
 
 from core.cli.common import pct, print_json
 from core.runs import cluster
-from core.runs.library import open_library
+from core.runs.library import RunLibrary, open_library
 from core.runs.packing import AUTO, parse_cap
-from core.runs.queue import RunLibrary
 from core.runs.records import RUN_STATUSES, RunRecord
+from core.runs.transfer import export_run, import_run
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -159,12 +159,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    files = _lib(args).export_run(args.run_id, args.out, with_checkpoint=args.with_checkpoint)
+    files = export_run(_lib(args), args.run_id, args.out, with_checkpoint=args.with_checkpoint)
     return _done(args, "wrote " + ", ".join(str(f) for f in files), id=args.run_id, files=[str(f) for f in files])
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    run_id = _lib(args).import_run(args.file)
+    run_id = import_run(_lib(args), args.file)
     return _done(args, f"imported as run {run_id}", id=run_id)
 
 

@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from core import runs
 from core.cli.common import add_config_args, config_from_args, pct, print_json
 from core.errors import ConfigError
 from core.lessons.presets import PRESETS
 from core.runs import cluster
+from core.runs.recorder import cli_recorder
 from core.space import size_text
 from core.train import events as ev
 
@@ -131,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _open_recorder(args: argparse.Namespace, config: Any) -> Any:
     """The run library's recorder for a CLI run."""
-    return runs.cli_recorder(config, runs_dir=args.runs_dir, name=args.name,
+    return cli_recorder(config, runs_dir=args.runs_dir, name=args.name,
                              preset=None if args.config else args.preset, ray=args.ray)
 
 

@@ -1,6 +1,6 @@
 """A packed device: how many runs may train on one device at once, and whether the next queued run fits now.
 
-Two limits, both checked by the queue (core/runs/queue.py) inside its claiming transaction:
+Two limits, both checked by the scheduler (core/runs/scheduler.py) inside its claiming transaction:
 - a cap on concurrent runs per device: $CIFAR_LAB_MAX_PER_DEVICE if set (a whole number, or "auto"), else
   the library's `max_per_device` setting ("auto" by default). "auto" is 1 on a CPU or an Apple GPU (their
   cores are shared by every run anyway: two runs at once only take turns) and AUTO_CUDA_CAP on CUDA, where
@@ -10,20 +10,19 @@ Two limits, both checked by the queue (core/runs/queue.py) inside its claiming t
 
 A run that could never fit alone is failed at admission with what to change; one that fits alone but not
 beside the running ones waits its turn (the queue stays first-in first-out: a large run is never starved by
-smaller ones jumping ahead). `admit` is the pure decision; `device_capacity` and the estimates are the
-measured inputs; `admission` reads a device's running runs inside the queue's transaction and asks `admit`.
+smaller ones jumping ahead). `admit` is the pure decision; `device_cap`, `device_capacity` and the estimates
+are its inputs. Nothing here reads the run library: the scheduler reads a device's running runs and settings
+inside its transaction and asks `admit`.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from core.config import from_json
 from core.errors import LabError
-from core.runs import cluster
 
 MAX_PER_DEVICE_ENV = "CIFAR_LAB_MAX_PER_DEVICE"
 AUTO = "auto"
@@ -107,40 +106,10 @@ def run_need(config_json: str, device: str) -> int:
     return estimate_run_memory(from_json(config_json), device.split(":", 1)[0]).total
 
 
-def _need(config_json: str, device: str) -> int | None:
-    """A run's estimated bytes on `device`, or None when no estimate can be made (see admission)."""
+def need_or_none(config_json: str, device: str) -> int | None:
+    """A run's estimated bytes on `device`, or None when no estimate can be made: a config its trainer will
+    reject with its own message checks nothing here."""
     try:
         return run_need(config_json, device)
     except Exception:  # noqa: BLE001 - a bad config fails in its trainer with a clear message; never block here
         return None
-
-
-def _cap_of(conn: sqlite3.Connection, device: str) -> tuple[int, bool]:
-    if device == cluster.DEVICE:  # Ray places the jobs on its GPUs itself: only how many it gets at once is ours
-        return cluster.slots(conn), False
-    setting = conn.execute("SELECT value FROM settings WHERE key = 'max_per_device'").fetchone()
-    return device_cap(device, setting[0] if setting else None)
-
-
-def admission(conn: sqlite3.Connection, device: str, config_json: str) -> Admission:
-    """May the queued run with this config (JSON) start on `device` now? Read inside the queue's transaction
-    `conn`: the cap and, where memory is checked, the estimates of the device's running runs. An estimate that
-    cannot be made (a config its trainer will reject with its own message) checks nothing."""
-    cap, by_memory = _cap_of(conn, device)
-    running = [r[0] for r in conn.execute("SELECT config FROM runs WHERE status = 'running' AND device = ?",
-                                          (device,))]
-    if not by_memory or len(running) >= cap:
-        return admit(None, [0] * len(running), cap=cap, capacity=None, device=device)
-    need = _need(config_json, device)
-    running_needs = [_need(c, device) or 0 for c in running]
-    return admit(need, running_needs, cap=cap, capacity=device_capacity(device), device=device)
-
-
-def warm_estimates(conn: sqlite3.Connection, devices: Sequence[str]) -> None:
-    """Make the estimates a claim will need before it takes the write lock (the first one imports torch and
-    builds models on the meta device: not something to do while every writer waits)."""
-    for dev in devices:
-        if _cap_of(conn, dev)[1]:
-            for (config_json,) in conn.execute("SELECT config FROM runs WHERE device = ? AND status IN "
-                                               "('running', 'queued')", (dev,)):
-                _need(config_json, dev)

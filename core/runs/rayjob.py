@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import LabError
-from core.runs import cluster
-from core.runs.queue import REPO_ROOT
+from core.runs import cluster, lifecycle
 from core.runs.recorder import Recorder
 from core.runs.stream import FileAssembler, parse_line, write_package
+from core.runs.supervisor import REPO_ROOT
 from core.train import events as ev
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -119,7 +119,7 @@ def attach(rec: Recorder, address: str, job_id: str) -> tuple[Any, str]:
         raise LabError(f"cannot re-attach to Ray job {job_id} at {address} ({type(e).__name__}: {e}): resume the run, "
                        f"it continues from the last checkpoint that came back") from None
     with rec.lib.connect() as conn:
-        conn.execute("UPDATE runs SET reattach_pending = 0 WHERE id = ?", (rec.run_id,))
+        lifecycle.reattached(conn, rec.run_id)
     return client, job_id
 
 

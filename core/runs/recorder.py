@@ -4,7 +4,8 @@ A Recorder owns one running run: it writes RunStarted/Step/EpochEnd/Note/Finishe
 progress at most ~2 times a second, the latest always flushed by the heartbeat, an epoch or the end), keeps a
 heartbeat going from a daemon thread every ~2 s, and answers the engine's `should_stop()` from the store's
 stop flag (read at most every 0.5 s). `cli_recorder` queues a terminal-owned run, waits for its device's
-slot and returns its Recorder.
+slot (core/runs/scheduler.py's claim_terminal) and returns its Recorder. Progress, notes and epoch rows are
+written here; every status change (claim, heartbeat, finish) is a call to core/runs/lifecycle.py.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any, TextIO
 
 from core.config import TrainConfig
 from core.errors import LabError
-from core.runs import cluster, packing
-from core.runs.library import open_library
-from core.runs.queue import HEARTBEAT_S, HOST, QUEUE_ORDER, RunLibrary
+from core.runs import cluster, lifecycle, scheduler
+from core.runs.library import RunLibrary, open_library
+from core.runs.supervisor import HEARTBEAT_S, HOST
 from core.train import events as ev
 
 STOP_POLL_S = 0.5  # how stale a should_stop() answer may be
@@ -72,13 +73,8 @@ class Recorder:
     def _beat(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, None
-        sets, args = ["heartbeat = ?"], [time.time()]
-        if pending:
-            sets += [f"{k} = ?" for k in pending]
-            args += list(pending.values())
         with self.lib.connect() as conn:
-            changed = conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ? AND status IN "
-                                   f"('queued', 'running')", (*args, self.run_id)).rowcount
+            changed = lifecycle.heartbeat(conn, self.run_id, now=time.time(), progress=pending)
         if not changed and not self._finished:
             self._lost = True
 
@@ -149,9 +145,7 @@ class Recorder:
             # REPLACE: an epoch re-done after a crash (its checkpoint was older than its row) counts once.
             conn.execute("INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, train_acc, test_loss, test_acc, "
                          "lr, seconds, images_per_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (self.run_id, *values))
-            conn.execute("UPDATE runs SET epochs_done = (SELECT MAX(epoch) FROM epochs WHERE run_id = :id), "
-                         "test_acc = :acc, best_test_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = :id) "
-                         "WHERE id = :id", dict(id=self.run_id, acc=row["test_acc"]))
+            lifecycle.record_epoch(conn, self.run_id, row["test_acc"])
             if pending:
                 conn.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in pending)} WHERE id = ?",
                              (*pending.values(), self.run_id))
@@ -160,23 +154,15 @@ class Recorder:
         self._flush_progress()
         pca = json.dumps([_num(x) for x in e.per_class_acc]) if e.per_class_acc else None
         with self.lib.transaction() as conn:
-            conn.execute(
-                "UPDATE runs SET status = :status, reason = :reason, test_acc = COALESCE(:test_acc, test_acc), "
-                "best_test_acc = COALESCE((SELECT MAX(test_acc) FROM epochs WHERE run_id = :id), :best, best_test_acc), "
-                "per_class_acc = COALESCE(:pca, per_class_acc), finished = :now, seconds = seconds + :seconds, "
-                "epochs_done = COALESCE((SELECT MAX(epoch) FROM epochs WHERE run_id = :id), epochs_done), "
-                "stop_requested = 0, resume_requested = 0 WHERE id = :id AND status = 'running'",
-                dict(status=e.status, reason=e.reason, test_acc=_num(e.test_acc), best=_num(e.best_test_acc), pca=pca,
-                     now=time.time(), seconds=e.seconds, id=self.run_id))
+            lifecycle.finish_with_result(conn, self.run_id, e.status, e.reason, now=time.time(),
+                                         test_acc=_num(e.test_acc), best_test_acc=_num(e.best_test_acc),
+                                         per_class_acc=pca, seconds=e.seconds)
         self._finished = True
 
     def finish(self, status: str, reason: str, *, from_statuses: tuple[str, ...] = ("running",)) -> None:
         """End the run without a Finished event (setup error, Ctrl-C, crash of the recording process)."""
         with self.lib.connect() as conn:
-            conn.execute(f"UPDATE runs SET status = ?, reason = ?, finished = ?, stop_requested = 0, "
-                         f"resume_requested = 0 WHERE id = ? AND status IN "
-                         f"({','.join('?' * len(from_statuses))})",
-                         (status, reason, time.time(), self.run_id, *from_statuses))
+            lifecycle.finish(conn, self.run_id, status, reason, now=time.time(), sources=from_statuses)
         self._finished = True
 
     def abort(self, exc: BaseException) -> None:
@@ -209,11 +195,10 @@ class Recorder:
 
 
 def attach_worker(lib: RunLibrary, run_id: str) -> Recorder | None:
-    """For core/trainer.py: take over a run kick() claimed for this process; None if it is not claimed
+    """For core/runs/trainer.py: take over a run kick() claimed for this process; None if it is not claimed
     (stopped or deleted meanwhile)."""
     with lib.transaction() as conn:
-        changed = conn.execute("UPDATE runs SET pid = ?, host = ?, heartbeat = ? WHERE id = ? AND status = 'running' "
-                               "AND owner = 'worker'", (os.getpid(), HOST, time.time(), run_id)).rowcount
+        changed = lifecycle.attach(conn, run_id, pid=os.getpid(), host=HOST, now=time.time())
     if not changed:
         return None
     rec = Recorder(lib, run_id)
@@ -246,7 +231,7 @@ def cli_recorder(config: TrainConfig, runs_dir: str | None = None, name: str | N
     try:
         shown = None
         while True:
-            state = _claim_terminal(lib, run_id)
+            state = scheduler.claim_terminal(lib.store, run_id)
             if state == "running":
                 break
             if state == "failed":
@@ -266,27 +251,3 @@ def cli_recorder(config: TrainConfig, runs_dir: str | None = None, name: str | N
         rec.close()
         raise
     return rec
-
-
-def _claim_terminal(lib: RunLibrary, run_id: str) -> str | None:
-    """'running' if this terminal's run got its slot now; its status if it is no longer queued; else None."""
-    with lib.transaction() as conn:
-        me = conn.execute("SELECT status, device, config FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if me is None:
-            return "deleted"
-        if me["status"] != "queued":
-            return me["status"]
-        head = conn.execute(f"SELECT id FROM runs WHERE status = 'queued' AND device = ? ORDER BY {QUEUE_ORDER} "
-                            "LIMIT 1", (me["device"],)).fetchone()
-        if head["id"] != run_id:
-            return None
-        verdict = packing.admission(conn, me["device"], me["config"])
-        now = time.time()
-        if verdict.verdict == "never":  # it can never fit this device: fail it with what to change
-            conn.execute("UPDATE runs SET status = 'failed', reason = ?, finished = ? WHERE id = ?",
-                         (verdict.reason, now, run_id))
-            return "failed"
-        if verdict.verdict != "start":
-            return None
-        conn.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ? WHERE id = ?", (now, now, run_id))
-    return "running"

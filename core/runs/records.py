@@ -2,6 +2,8 @@
 
 Frozen dataclasses of numbers and strings (the config as a TrainConfig), nothing Streamlit-specific, so a page
 can keep, compare and chart them freely. `record_from_row` turns an SQLite row of the `runs` table into one.
+The statuses (RUN_STATUSES, ACTIVE) are core/runs/lifecycle.py's, named here for the pages that list them;
+`resume_blocker` says in words why a run's status (or its missing checkpoint) rules out a resume.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from core.config import TrainConfig, from_json, to_dict
+from core.runs.lifecycle import ACTIVE, ENDINGS
+from core.runs.lifecycle import STATUSES as RUN_STATUSES
 
-RUN_STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed")
-ACTIVE = ("queued", "running")
+__all__ = ["ACTIVE", "EPOCH_FIELDS", "RUN_STATUSES", "EpochRow", "Progress", "RunRecord", "default_run",
+           "record_from_row", "resume_blocker"]
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
 
 
@@ -63,7 +67,7 @@ class RunRecord:
     dataset: str
     model: str
     device: str
-    status: str  # queued | running | completed | stopped | diverged | failed
+    status: str  # queued | running | completed | stopped | diverged | failed (core/runs/lifecycle.py)
     reason: str  # "" unless something went wrong or it was stopped
     created: float
     started: float | None
@@ -158,6 +162,8 @@ def resume_blocker(run: RunRecord, has_checkpoint: bool) -> str:
     if run.status == "diverged":
         return (f"run {run.id} diverged: resuming it would diverge again the same way; start a new run with a "
                 f"lower learning rate")
+    if not ENDINGS.get(run.status, False):
+        return f"run {run.id} {run.status}: it cannot be resumed; start a new run"
     trained = run.epochs_done > 0 or (run.progress is not None and run.progress.step > 0)
     if run.status == "failed" and not trained and not run.imported:
         return (f"run {run.id} failed before training started ({run.reason or 'see its log'}): there is nothing "

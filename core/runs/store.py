@@ -4,22 +4,22 @@ Tables: `runs` (one row per run: what it is, where it stands, its latest step-le
 `epochs` (one row per finished epoch, keyed by (run_id, epoch) so a re-done epoch replaces itself) and
 `settings` (key/value: max_per_device, stale_after_s, the class settings, shared by every process that opens the
 folder), and for class mode `questions` / `answers` (core/classroom/questions.py). Each run records who started
-it (by_role teacher | student, by_name); edits check it against the acting core.classroom.roles.Actor.
+it (by_role teacher | student, by_name); the library (core/runs/library.py) checks edits against the acting
+core.classroom.roles.Actor.
 The schema is versioned with PRAGMA user_version and grown by MIGRATIONS; a file written by a newer CIFAR Lab,
 or a file that is not SQLite at all, is a LabError that says what to do.
 
 Concurrency: the Streamlit server (many script threads), trainer processes and the CLI all write at once, so
 every operation opens its own short-lived connection (busy timeout 30 s) and read-modify-write operations run
 inside `BEGIN IMMEDIATE`. Nothing here imports torch: listing runs stays fast. Rows come back as the plain
-dataclasses of core/runs_records.py. Jobs (queue, trainers) live in
-core/runs/queue.py, event recording in core/runs/recorder.py, export/import in core/runs/transfer.py.
+dataclasses of core/runs/records.py. No rules live here: a run's status changes only in core/runs/lifecycle.py
+(the insert of a new run included), the queue is core/runs/scheduler.py, trainer processes are
+core/runs/supervisor.py, event recording core/runs/recorder.py, export/import core/runs/transfer.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
-import shutil
 import sqlite3
 import threading
 import time
@@ -28,28 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.classroom.roles import TEACHER, Actor, check_owner
-from core.config import TrainConfig, to_json
 from core.errors import LabError
 from core.runs.disk import DiskUsage, disk_usage
-from core.runs.records import (
-    ACTIVE,
-    EPOCH_FIELDS,
-    RUN_STATUSES,
-    EpochRow,
-    Progress,
-    RunRecord,
-    record_from_row,
-)
+from core.runs.records import EPOCH_FIELDS, RUN_STATUSES, EpochRow, RunRecord, record_from_row
 from core.space import free_bytes, free_text
-
-__all__ = ["ACTIVE", "EPOCH_FIELDS", "MIGRATIONS", "RUN_STATUSES", "SCHEMA_VERSION", "EpochRow", "Progress",
-           "RunRecord", "RunStore", "new_run_id"]
 
 DB_NAME = "lab.db"
 BUSY_TIMEOUT_S = 30.0
 LOW_FREE_FOR_DB = 64 * 2**20  # under this much free space, SQLite's "disk I/O error" means the disk is full
-STARTED_BY = ("app", "cli", "import")
 # max_per_device "auto": one run at a time on a CPU, as many as fit in memory on CUDA (core/runs/packing.py).
 # A library made before packing existed stored "1", which keeps meaning one at a time there.
 DEFAULT_SETTINGS = {"max_per_device": "auto", "stale_after_s": "20"}
@@ -131,17 +117,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN job_id TEXT;
     """,
     # v5: a Ray run whose following process died while its job trained on: queued again to re-attach to that
-    # job (not to submit a new one), and how many times that happened (core/runs/queue.py, recover).
+    # job (not to submit a new one), and how many times that happened (core/runs/supervisor.py, recover).
     """
     ALTER TABLE runs ADD COLUMN reattach_pending INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN reattaches INTEGER NOT NULL DEFAULT 0;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def new_run_id() -> str:
-    return secrets.token_hex(4)  # 8 hex digits: short enough to type, 4 billion of them
 
 
 class RunStore:
@@ -330,94 +312,6 @@ class RunStore:
                 best[run.preset] = run
         return best
 
-    # ---- editing --------------------------------------------------------------------------------------
-
-    def check_may(self, actor: Actor, run_id: str, what: str) -> RunRecord:
-        """The run, after checking that `actor` may `what` it (PermissionDenied otherwise)."""
-        run = self.get(run_id)
-        check_owner(actor, run.by_role, run.by_name, what, run_id)
-        return run
-
-    def rename(self, run_id: str, name: str, *, actor: Actor = TEACHER) -> None:
-        name = name.strip()
-        if not name:
-            raise LabError("a run's name cannot be empty")
-        self.check_may(actor, run_id, "rename")
-        self._update_existing(run_id, "UPDATE runs SET name = ? WHERE id = ?", (name, run_id))
-
-    def annotate(self, run_id: str, *, tags: str | None = None, notes: str | None = None,
-                 actor: Actor = TEACHER) -> None:
-        """Set a run's free-text tags and/or notes (None leaves a field as it is)."""
-        self.check_may(actor, run_id, "annotate")
-        if tags is not None:
-            self._update_existing(run_id, "UPDATE runs SET tags = ? WHERE id = ?", (tags, run_id))
-        if notes is not None:
-            self._update_existing(run_id, "UPDATE runs SET notes = ? WHERE id = ?", (notes, run_id))
-
-    def _update_existing(self, run_id: str, sql: str, args: tuple) -> None:
-        with self.connect() as conn:
-            changed = conn.execute(sql, args).rowcount
-        if not changed:
-            self.get(run_id)  # raises the "no run with id" error
-
-    def delete(self, run_id: str, *, actor: Actor = TEACHER) -> None:
-        """Remove the run's rows and its folder. A running run (or one a terminal is waiting to train) must be
-        stopped first; a student may delete only their own runs."""
-        with self.transaction() as conn:
-            row = conn.execute("SELECT status, owner, by_role, by_name FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise LabError(f"no run with id {run_id!r} in {self.root}: list them with `python -m core runs`")
-            check_owner(actor, row["by_role"], row["by_name"], "delete", run_id)
-            if row["status"] == "running" or (row["status"] == "queued" and row["owner"] == "terminal"):
-                raise LabError(f"run {run_id} is {row['status']}: stop it first (`python -m core runs stop {run_id}`)")
-            conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
-            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        folder = self.run_dir(run_id)
-        if folder.exists():
-            try:
-                shutil.rmtree(folder)
-            except OSError as e:
-                raise LabError(f"run {run_id} was removed from the library but its folder {folder} could not be "
-                               f"deleted ({e.strerror}); delete it by hand") from None
-
-    # ---- inserting ------------------------------------------------------------------------------------
-
-    def insert_run(self, config: TrainConfig, *, device: str, status: str, started_by: str, owner: str = "worker",
-                   name: str | None = None, preset: str | None = None, sweep_id: str | None = None,
-                   tags: str | None = None, data_dir: str | None = None, download: bool = False,
-                   pid: int | None = None, host: str | None = None, run_id: str | None = None,
-                   extra: dict[str, Any] | None = None, conn: sqlite3.Connection | None = None,
-                   actor: Actor = TEACHER) -> str:
-        """Insert a new run row (a fresh id unless given) and return its id. Queued runs join the end of the
-        queue. `extra` sets further columns (used by import); `conn` inserts inside the caller's transaction."""
-        if status not in RUN_STATUSES or started_by not in STARTED_BY:
-            raise ValueError(f"bad status/started_by: {status!r}/{started_by!r}")
-        now = time.time()
-        values: dict[str, Any] = dict(
-            id=run_id or new_run_id(), name=name or _default_name(config, preset), preset=preset,
-            config=to_json(config), dataset=config.data.dataset, model=config.model.name, device=device,
-            status=status, created=now, started_by=started_by, owner=owner, sweep_id=sweep_id, tags=tags,
-            data_dir=data_dir, download=int(download), pid=pid, host=host,
-            heartbeat=now if pid is not None else None, by_role=actor.role, by_name=actor.name)
-        values.update(extra or {})
-        columns = ", ".join(values)
-        placeholders = ", ".join("?" * len(values))
-        queue = ", (SELECT COALESCE(MAX(queue_order), 0) + 1 FROM runs)" if status == "queued" else ", NULL"
-        sql = f"INSERT INTO runs ({columns}, queue_order) VALUES ({placeholders}{queue})"
-        if conn is not None:
-            conn.execute(sql, tuple(values.values()))
-            return values["id"]
-        for _ in range(5):  # a random id clash is astronomically rare; try again rather than fail
-            try:
-                with self.connect() as own:
-                    own.execute(sql, tuple(values.values()))
-                return values["id"]
-            except sqlite3.IntegrityError:
-                if run_id is not None:
-                    raise
-                values["id"] = new_run_id()
-        raise RuntimeError("could not find a free run id")
-
 
 def _set_wal(conn: sqlite3.Connection) -> None:
     """WAL mode (persistent in the file): readers never block the writer. Switching needs a moment with no
@@ -445,8 +339,3 @@ def _statements(script: str) -> list[str]:
             buf = ""
     assert not buf.strip(), f"incomplete statement in a migration: {buf!r}"
     return out
-
-
-def _default_name(config: TrainConfig, preset: str | None) -> str:
-    label = preset or config.model.name
-    return f"{label} · {config.data.dataset} · {config.epochs} ep"

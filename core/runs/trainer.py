@@ -1,7 +1,7 @@
 """The trainer process: `python -m core.runs.trainer --runs-dir DIR --run-id ID` trains one claimed run, then the
 device's next queued runs.
 
-Started (detached) by core/runs/queue.py's kick(); stdout/stderr go to DIR/ID/train.log. It takes over the run
+Started (detached) by core/runs/supervisor.py for a run the scheduler claimed; stdout/stderr go to DIR/ID/train.log. It takes over the run
 kick claimed, starts its heartbeat before importing torch (so a slow import is never mistaken for a hang),
 trains with core.train.engine (resuming from DIR/ID/last.pt when the run was resumed) and records every event.
 A run on the pseudo-device "ray" is trained by a Ray job instead: this process submits it and records the
@@ -29,8 +29,8 @@ from pathlib import Path
 from core.errors import LabError
 from core.runs import cluster
 from core.runs.library import open_library
-from core.runs.queue import LOG_NAME
 from core.runs.recorder import Recorder, attach_worker
+from core.runs.supervisor import LOG_NAME
 
 MAX_RUNS_PER_PROCESS = 20  # then a fresh process: bounds whatever a long-lived process might accumulate
 REUSE_AFTER = ("completed", "stopped", "diverged")  # outcomes after which the process is known to be healthy

@@ -2,7 +2,8 @@
 
 The JSON file is self-describing ({"format": "cifar-lab-run", "version": 1, "run": {...}, "epochs": [...]})
 so a class can share runs between machines. An imported run gets a new id when its id is taken, is marked
-`started_by = "import"`, and does not need its checkpoint (only resuming or evaluating it does).
+`started_by = "import"`, and does not need its checkpoint (only resuming or evaluating it does). Every
+function takes the library (core/runs/library.py): `export_run(lib, run_id, path)`, `import_run(lib, path)`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 from core.config import from_dict, to_dict
 from core.errors import ConfigError, LabError
+from core.runs import lifecycle
+from core.runs.library import RunLibrary
 from core.runs.records import EPOCH_FIELDS, RUN_STATUSES, EpochRow
-from core.runs.store import RunStore, new_run_id
 
 FORMAT = "cifar-lab-run"
 VERSION = 1
@@ -40,14 +42,14 @@ def _json_safe(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
-def export_dict(store: RunStore, run_id: str) -> dict[str, Any]:
+def export_dict(lib: RunLibrary, run_id: str) -> dict[str, Any]:
     """The run as a JSON-ready dict (what `export_run` writes)."""
-    run = store.get(run_id)
+    run = lib.get(run_id)
     record = run.to_dict()
     body = {k: record[k] for k in EXPORTED}
     body["config"] = to_dict(run.config)
     return {"format": FORMAT, "version": VERSION, "exported": time.time(), "run": body,
-            "epochs": [{k: _json_safe(v) for k, v in e.to_dict().items()} for e in store.curves(run_id)]}
+            "epochs": [{k: _json_safe(v) for k, v in e.to_dict().items()} for e in lib.curves(run_id)]}
 
 
 def curves_csv(rows: list[EpochRow]) -> str:
@@ -60,15 +62,15 @@ def curves_csv(rows: list[EpochRow]) -> str:
     return buf.getvalue()
 
 
-def export_run(store: RunStore, run_id: str, path: str | Path | None = None, *,
+def export_run(lib: RunLibrary, run_id: str, path: str | Path | None = None, *,
                with_checkpoint: bool = False) -> list[Path]:
     """Write PATH (JSON, default ./run-ID.json), PATH's .csv of curves beside it and, with_checkpoint, the run's
     checkpoints as PATH-stem-last.pt / -best.pt. Returns the files written."""
-    data = export_dict(store, run_id)
+    data = export_dict(lib, run_id)
     path = Path(path) if path else Path(f"run-{run_id}.json")
     if path.suffix.lower() != ".json":
         path = path.with_name(path.name + ".json")
-    folder = store.run_dir(run_id)
+    folder = lib.run_dir(run_id)
     copies: list[tuple[Path, Path]] = []
     if with_checkpoint:
         found = [name for name in CHECKPOINTS if (folder / name).is_file()]
@@ -84,7 +86,7 @@ def export_run(store: RunStore, run_id: str, path: str | Path | None = None, *,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
         csv_path = path.with_suffix(".csv")
-        csv_path.write_text(curves_csv(store.curves(run_id)), encoding="utf-8")
+        csv_path.write_text(curves_csv(lib.curves(run_id)), encoding="utf-8")
         for src, target in copies:
             shutil.copyfile(src, target)
     except OSError as e:
@@ -134,7 +136,7 @@ def _check_run(data: Any, source: str) -> tuple[dict[str, Any], list[dict[str, A
     return dict(run), rows
 
 
-def import_dict(store: RunStore, data: Any, *, source: str = "the file",
+def import_dict(lib: RunLibrary, data: Any, *, source: str = "the file",
                 checkpoints: Mapping[str, Path] | None = None) -> str:
     """Add an exported run (a dict from export_dict) to the library; returns its id (new if the id is taken).
     `checkpoints` maps last.pt / best.pt to files to copy into the run's folder."""
@@ -155,25 +157,25 @@ def import_dict(store: RunStore, data: Any, *, source: str = "the file",
     extra.update(reason=reason, messages=run.get("messages") or "", notes=run.get("notes"),
                  seconds=float(run.get("seconds") or 0.0), per_class_acc=json.dumps(pca) if pca else None,
                  epochs_done=max((r["epoch"] for r in rows), default=0))
-    run_id = run["id"] if store.find(run["id"]) is None else None
-    with store.transaction() as conn:
+    run_id = run["id"] if lib.find(run["id"]) is None else None
+    with lib.transaction() as conn:
         if run_id is not None and conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
             run_id = None  # taken meanwhile
-        run_id = run_id or new_run_id()
-        store.insert_run(config, device=run.get("device") or "cpu", status=status, started_by="import",
-                         name=run["name"], preset=run.get("preset"), sweep_id=run.get("sweep_id"),
-                         tags=run.get("tags"), run_id=run_id, extra=extra, conn=conn)
+        run_id = run_id or lifecycle.new_run_id()
+        lifecycle.insert_run(conn, config, device=run.get("device") or "cpu", status=status, started_by="import",
+                             name=run["name"], preset=run.get("preset"), sweep_id=run.get("sweep_id"),
+                             tags=run.get("tags"), run_id=run_id, extra=extra)
         conn.executemany(f"INSERT INTO epochs (run_id, {', '.join(EPOCH_FIELDS)}) VALUES "
                          f"(?, {', '.join('?' * len(EPOCH_FIELDS))})",
                          [(run_id, *(r[k] for k in EPOCH_FIELDS)) for r in rows])
     for name, src in (checkpoints or {}).items():
         if name in CHECKPOINTS and Path(src).is_file():
-            store.run_dir(run_id).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, store.run_dir(run_id) / name)
+            lib.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, lib.run_dir(run_id) / name)
     return run_id
 
 
-def import_run(store: RunStore, path: str | Path) -> str:
+def import_run(lib: RunLibrary, path: str | Path) -> str:
     """Import a file written by export_run; checkpoints listed in it are copied when they are beside it."""
     path = Path(path)
     try:
@@ -189,4 +191,4 @@ def import_run(store: RunStore, path: str | Path) -> str:
     files = data.get("checkpoints") if isinstance(data, Mapping) else None
     checkpoints = {name: path.with_name(Path(str(file)).name) for name, file in files.items()} \
         if isinstance(files, Mapping) else None
-    return import_dict(store, data, source=str(path), checkpoints=checkpoints)
+    return import_dict(lib, data, source=str(path), checkpoints=checkpoints)

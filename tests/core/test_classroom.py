@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 import stat
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from core.classroom.roles import TEACHER, PermissionDenied, QuotaExceeded, stude
 from core.cli.main import main as cli_main
 from core.config import DataConfig, ModelConfig, TrainConfig
 from core.errors import ConfigError, DataError, LabError
+from core.runs import lifecycle
 from core.runs import store as runs_store
 from core.runs.library import open_library
 from tests.fakes import write_image_folder
@@ -32,7 +34,7 @@ def lib(tmp_path, monkeypatch):
     """A library whose kick() claims runs but starts no process."""
     library = open_library(tmp_path / "runs")
     library.spawned = []
-    monkeypatch.setattr(library, "_spawn", lambda run_id: library.spawned.append(run_id))
+    monkeypatch.setattr(library.supervisor, "spawn", lambda run_id: library.spawned.append(run_id))
     return library
 
 
@@ -121,7 +123,8 @@ def test_students_runs_queue_behind_the_teachers(lib):
     order = [t1, t2, a, b]
     assert [lib.queue_position(r) for r in order] == [0, 1, 2, 3]
     lib.request_stop(running)
-    lib._finish_failed(running, "test: freed the slot", only_if=("running",))
+    with lib.connect() as conn:
+        lifecycle.finish(conn, running, "failed", "test: freed the slot", now=time.time())
     assert lib.kick("cpu") == [t1]  # the teacher's next run, although Ana queued first
 
 

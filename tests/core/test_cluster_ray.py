@@ -20,7 +20,7 @@ from ray.job_submission import JobSubmissionClient  # noqa: E402
 
 from core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from core.runs.library import open_library  # noqa: E402
-from core.runs.queue import pid_alive  # noqa: E402
+from core.runs.supervisor import pid_alive  # noqa: E402
 from tests.core.ray_head import RayHead  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -18,10 +18,10 @@ from core.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.errors import LabError
 from core.models import catalog, registry
 from core.runs import packing
-from core.runs.library import open_library
+from core.runs.library import RunLibrary, open_library
 from core.runs.packing import MAX_PER_DEVICE_ENV, Admission, admit, device_cap, parse_cap
-from core.runs.queue import RunLibrary
-from core.runs.recorder import Recorder, _claim_terminal, cli_recorder
+from core.runs.recorder import Recorder, cli_recorder
+from core.runs.scheduler import claim_terminal
 from core.train import engine
 from core.train.memory import SAFETY_MARGIN, dataset_size, estimate_run_memory, probe_activation_bytes
 from tests.fakes import tiny_config as tiny
@@ -40,7 +40,7 @@ def lib(tmp_path, monkeypatch) -> RunLibrary:
     """A library whose kick() claims runs but starts no process (spawned ids are collected in lib.spawned)."""
     library = open_library(tmp_path / "runs")
     library.spawned = []
-    monkeypatch.setattr(library, "_spawn", lambda run_id: library.spawned.append(run_id))
+    monkeypatch.setattr(library.supervisor, "spawn", lambda run_id: library.spawned.append(run_id))
     return library
 
 
@@ -177,7 +177,7 @@ def test_a_terminal_run_is_admitted_by_the_same_rule(lib, monkeypatch):
     monkeypatch.setenv(MAX_PER_DEVICE_ENV, "2")
     a, b, c = (lib.insert_run(tiny(), device="cpu", status="queued", started_by="cli", owner="terminal")
                for _ in range(3))
-    assert [_claim_terminal(lib, i) for i in (a, b, c)] == ["running", "running", None]  # two at once
+    assert [claim_terminal(lib.store, i) for i in (a, b, c)] == ["running", "running", None]  # two at once
 
 
 def test_a_terminal_run_that_cannot_fit_fails_with_the_reason(lib, monkeypatch):

@@ -1,4 +1,4 @@
-"""Background training through real trainer processes (core/trainer.py) and the CLI, on tiny synthetic runs.
+"""Background training through real trainer processes (core/runs/trainer.py) and the CLI, on tiny synthetic runs.
 
 Each trainer process imports torch (seconds on a busy 2-core box), so this file spawns as few as it can:
 ten queued runs, one stop/kill/resume chain and one CLI run. Figures of the ten-run test are printed
@@ -133,7 +133,7 @@ def test_stop_kill_and_resume_give_one_continuous_curve(tmp_path):
 SERVER = r"""
 import os, signal, sys
 from core.config import DataConfig, ModelConfig, TrainConfig
-from core.runs import open_library
+from core.runs.library import open_library
 lib = open_library(sys.argv[1])
 model = ModelConfig("cnn", {"widths": (4, 4, 8, 8), "fc": 32})
 bad = TrainConfig(data=DataConfig(dataset="folder:/nonexistent/x"), model=model, device="cpu")
@@ -202,7 +202,7 @@ def test_a_cli_run_is_recorded_live_and_ends_completed(tmp_path):
 @pytest.fixture
 def claimed(tmp_path, monkeypatch):
     lib = open_library(tmp_path / "runs")
-    monkeypatch.setattr(lib, "_spawn", lambda run_id: None)
+    monkeypatch.setattr(lib.supervisor, "spawn", lambda run_id: None)
 
     def make(config):
         run_id = lib.submit(config)

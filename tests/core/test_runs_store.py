@@ -19,9 +19,12 @@ from core.config import to_json
 from core.errors import LabError
 from core.runs import recorder as runs_recorder
 from core.runs import store as runs_store
-from core.runs.library import open_library, runs_root
-from core.runs.queue import RunLibrary, pid_alive
-from core.runs.recorder import Recorder, _claim_terminal, cli_recorder
+from core.runs.library import RunLibrary, open_library, runs_root
+from core.runs.recorder import Recorder, cli_recorder
+from core.runs.records import EpochRow
+from core.runs.scheduler import claim_terminal
+from core.runs.supervisor import pid_alive
+from core.runs.transfer import export_run, import_run
 from core.train import events as ev
 from tests.fakes import tiny_config as tiny
 
@@ -33,7 +36,7 @@ def lib(tmp_path, monkeypatch) -> RunLibrary:
     """A library whose kick() claims runs but starts no process (spawned ids are collected in lib.spawned)."""
     library = open_library(tmp_path / "runs")
     library.spawned = []
-    monkeypatch.setattr(library, "_spawn", lambda run_id: library.spawned.append(run_id))
+    monkeypatch.setattr(library.supervisor, "spawn", lambda run_id: library.spawned.append(run_id))
     return library
 
 
@@ -90,7 +93,7 @@ def test_round_trip_of_a_recorded_run(lib):
     assert run.started is not None and run.finished >= run.started >= run.created
     assert run.progress.step == 12 and run.progress.total_steps == 12 and run.progress.epoch == 3
     assert [c.epoch for c in lib.curves(run_id)] == [1, 2, 3]
-    assert lib.curves(run_id)[1] == runs_store.EpochRow(2, 1.0, 0.25, 1.25, 0.5, 0.02, 1.5, 1002.0)
+    assert lib.curves(run_id)[1] == EpochRow(2, 1.0, 0.25, 1.25, 0.5, 0.02, 1.5, 1002.0)
     json.dumps(run.to_dict(), allow_nan=False)  # plain JSON for the pages
 
 
@@ -132,7 +135,7 @@ def test_rename_annotate_and_delete_with_its_files(lib):
 def test_unknown_run_ids_are_clear_lab_errors(lib):
     for call in (lambda: lib.get("nope"), lambda: lib.curves("nope"), lambda: lib.rename("nope", "x"),
                  lambda: lib.delete("nope"), lambda: lib.request_stop("nope"), lambda: lib.resume("nope"),
-                 lambda: lib.export_run("nope"), lambda: lib.queue_position("nope")):
+                 lambda: export_run(lib, "nope"), lambda: lib.queue_position("nope")):
         with pytest.raises(LabError, match="no run with id 'nope'"):
             call()
 
@@ -289,10 +292,10 @@ def test_workers_never_claim_a_terminal_run_and_the_terminal_waits_its_turn(lib)
     first = claimed_run(lib)
     cli = lib.insert_run(tiny(), device="cpu", status="queued", started_by="cli", owner="terminal", pid=os.getpid())
     app = lib.insert_run(tiny(), device="cpu", status="queued", started_by="app")
-    assert _claim_terminal(lib, cli) is None  # the slot is taken
+    assert claim_terminal(lib.store, cli) is None  # the slot is taken
     Recorder(lib, first).finish("completed", "")
     assert lib.kick() == []  # the terminal run is at the head: workers leave it alone
-    assert _claim_terminal(lib, cli) == "running" and lib.get(cli).status == "running"
+    assert claim_terminal(lib.store, cli) == "running" and lib.get(cli).status == "running"
     assert lib.get(app).status == "queued" and lib.queue_position(app) == 0
     assert Recorder(lib, app).should_stop() is True  # not running: a stray trainer would stop at once
 
@@ -489,20 +492,20 @@ def test_export_import_round_trip(lib, tmp_path):
     run_id = claimed_run(lib, tiny(epochs=3), name="to share", preset="cnn", sweep_id="sw", tags="t")
     record_whole_run(lib, run_id, [0.2, 0.5, 0.4])
     lib.annotate(run_id, notes="look at epoch 2")
-    files = lib.export_run(run_id, tmp_path / "out" / "shared.json")
+    files = export_run(lib, run_id, tmp_path / "out" / "shared.json")
     assert [f.name for f in files] == ["shared.json", "shared.csv"]
     csv_lines = files[1].read_text().splitlines()
     assert csv_lines[0] == "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_s"
     assert len(csv_lines) == 4 and csv_lines[2].split(",")[4] == "0.5"
 
     other = open_library(tmp_path / "other")
-    new_id = other.import_run(files[0])
+    new_id = import_run(other, files[0])
     assert new_id == run_id  # free id: kept
     imported = other.get(new_id)
     assert imported.started_by == "import" and imported.imported
     assert _comparable(imported) == _comparable(lib.get(run_id))
     assert other.curves(new_id) == lib.curves(run_id)
-    again = lib.import_run(files[0])  # clashes with the original: a new id
+    again = import_run(lib, files[0])  # clashes with the original: a new id
     assert again != run_id and lib.curves(again) == lib.curves(run_id)
 
 
@@ -510,16 +513,16 @@ def test_export_with_checkpoint_copies_it_and_import_brings_it_back(lib, tmp_pat
     run_id = claimed_run(lib)
     record_whole_run(lib, run_id, [0.2, 0.3])
     with pytest.raises(LabError, match=r"with its checkpoint: its folder .* was deleted"):
-        lib.export_run(run_id, tmp_path / "a.json", with_checkpoint=True)
+        export_run(lib, run_id, tmp_path / "a.json", with_checkpoint=True)
     lib.run_dir(run_id).mkdir(parents=True)
     (lib.run_dir(run_id) / "last.pt").write_bytes(b"weights")
-    files = lib.export_run(run_id, tmp_path / "a.json", with_checkpoint=True)
+    files = export_run(lib, run_id, tmp_path / "a.json", with_checkpoint=True)
     assert [f.name for f in files] == ["a.json", "a.csv", "a-last.pt"]
     other = open_library(tmp_path / "other")
-    new_id = other.import_run(files[0])
+    new_id = import_run(other, files[0])
     assert (other.run_dir(new_id) / "last.pt").read_bytes() == b"weights"
     files[2].unlink()  # a checkpoint is not required to import
-    assert lib.import_run(files[0]) != run_id
+    assert import_run(lib, files[0]) != run_id
 
 
 @pytest.mark.parametrize("content, message", [
@@ -541,11 +544,11 @@ def test_corrupt_export_files_are_clear_lab_errors(lib, tmp_path, content, messa
     path = tmp_path / "bad.json"
     path.write_text(content)
     with pytest.raises(LabError, match=message) as info:
-        lib.import_run(path)
+        import_run(lib, path)
     assert "is not a CIFAR Lab run export" in str(info.value)
     assert lib.list_runs() == []
     with pytest.raises(LabError, match="cannot read"):
-        lib.import_run(tmp_path / "missing.json")
+        import_run(lib, tmp_path / "missing.json")
 
 
 # ---- the runs CLI -------------------------------------------------------------------------------------

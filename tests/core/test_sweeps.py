@@ -112,7 +112,7 @@ def test_submit_sweep_queues_every_combination_under_one_id():
 def lib(tmp_path, monkeypatch):
     """A run library whose queue claims runs but starts no trainer process."""
     library = open_library(tmp_path / "runs")
-    monkeypatch.setattr(library, "_spawn", lambda run_id: None)
+    monkeypatch.setattr(library.supervisor, "spawn", lambda run_id: None)
     return library
 
 

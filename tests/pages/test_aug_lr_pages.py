@@ -21,7 +21,7 @@ from core.config import AugmentConfig
 from core.data.loading import load_dataset
 from core.lessons.presets import FLIP_CROP, get_preset, preset_config
 from core.runs.library import open_library
-from core.runs.queue import HOST
+from core.runs.supervisor import HOST
 from core.train.lr_finder import LRFinder
 from core.train.lr_recommend import all_suggestions, recommend
 from tests.pages.conftest import charts, problems

@@ -12,7 +12,7 @@ from core.classroom import settings as class_settings
 from core.classroom.roles import TEACHER, student
 from core.lessons.presets import preset_config
 from core.runs.library import open_library
-from core.runs.queue import HOST
+from core.runs.supervisor import HOST
 from tests.pages.conftest import problems
 
 
@@ -57,7 +57,7 @@ def test_a_student_on_the_plain_url_sees_the_class_dataset_and_the_teachers_run(
 def test_a_student_with_a_nickname_starts_a_run_beside_the_teachers(open_page, classroom, monkeypatch):
     lib, run_id = classroom
     started = []
-    monkeypatch.setattr(type(lib), "_spawn", lambda self, rid: started.append(rid))
+    monkeypatch.setattr(type(lib.supervisor), "spawn", lambda self, rid: started.append(rid))
     at = open_page("mlp_vs_cnn", nick="Ana")
     at.button(key="nets:start").click().run()
     assert problems(at) == []
