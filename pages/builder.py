@@ -192,7 +192,7 @@ def highlight(row: pd.Series) -> list[str]:
     return [""] * len(row)
 
 
-settings = current()
+PAGE = "builder"  # this page's key: its script's name, for the header and the class question
 page_header(
     "CNN builder",
     "Put a network together block by block - **conv** (channels, kernel, stride, padding), **batch norm** "
@@ -201,7 +201,8 @@ page_header(
     "runs: a layer that cannot work (its input has shrunk below its kernel, a pool with nothing left to pool) is "
     "flagged on that very row, and Start waits until it is fixed.",
     report="section VIII varies exactly these knobs - kernel size, stride, padding, batch-norm momentum and affine, "
-           "dropout, the number of neurons, and the type and number of layers.")
+           "dropout, the number of neurons, and the type and number of layers.", page=PAGE)
+settings = current()
 
 presets = buildable_presets()
 c1, c2 = st.columns([3, 1])

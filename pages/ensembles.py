@@ -40,14 +40,15 @@ def checkpoint(run) -> str | None:
     return str(path) if path.is_file() else None
 
 
-settings = current()
+PAGE = "ensembles"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Ensembles",
     "Train the same network a few times - different seeds, or different settings - and let the copies **vote**: "
     "for each test image, average the probabilities every model gives each class and take the most probable. "
     "Each model makes its own mistakes; averaged, many of them cancel out. The catch: every prediction now "
     "costs as many forward passes as there are members.",
-    report="section X: combining several trained networks into an ensemble beats each of them alone.")
+    report="section X: combining several trained networks into an ensemble beats each of them alone.", page=PAGE)
+settings = current()
 
 lib = runlib.library()
 same = True if settings.presenter else st.toggle(f"Only runs on {settings.dataset_label}", True, key="ens_same",

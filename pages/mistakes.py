@@ -23,13 +23,14 @@ from ui.pictures import to_hwc_uint8
 GALLERY = 24  # mistakes shown at once
 COLUMNS = 8
 
+PAGE = "mistakes"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Where it errs",
     "Accuracy is one number; the **confusion matrix** shows what hides behind it. Each row is a true class, "
     "each column what the model answered: the diagonal holds the right answers, everything else a mistake. "
     "Mistakes are rarely random - a network that mixes up cats and dogs, or maples and oaks, has learned "
     "something real about what they share.",
-    report="the best from-scratch CNN: 60% on CIFAR-100; most of its mistakes stay inside a superclass.")
+    report="the best from-scratch CNN: 60% on CIFAR-100; most of its mistakes stay inside a superclass.", page=PAGE)
 
 
 def show(source: pickers.Source, split: pickers.TestSplit) -> None:

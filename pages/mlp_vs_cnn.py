@@ -12,14 +12,15 @@ from ui.run_panel import compare_presets, num_classes, run_panel
 from ui.runs_takeaway import runs_takeaway
 from ui.sidebar import current
 
+PAGE = "mlp_vs_cnn"  # this page's key: its script's name, for the header and the class question
 page_header(
     "MLP vs CNN",
     "A plain neural network (**MLP**) flattens the 32×32×3 image into 3,072 numbers: it has no idea that "
     "neighbouring pixels belong together, and every one of its first-layer weights looks at one pixel position "
     "only. A **convolutional** network slides small 3×3 filters over the image, so the same edge detector works "
     "everywhere - far fewer weights per feature, and a built-in sense of *where*.",
-    report="MLP (2 hidden layers) 26%, CNN 32/32/32/64 + FC 4096 30% - same batch 256, 20 epochs, Adam 1e-4.")
-question_gate("mlp_vs_cnn")  # class mode: predict, then reveal (hides the results while open)
+    report="MLP (2 hidden layers) 26%, CNN 32/32/32/64 + FC 4096 30% - same batch 256, 20 epochs, Adam 1e-4.", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
 
 mlp, cnn = get_preset("mlp"), get_preset("cnn")
 c1, c2 = st.columns(2)

@@ -91,15 +91,16 @@ def results(sweep_id: str, full: int | None) -> None:
     st.session_state[f"_md_active:{sweep_id}"] = active
 
 
-settings = current()
+PAGE = "more_data"  # this page's key: its script's name, for the header and the class question
 page_header(
     "More data is better",
     "Train the very same network on a tenth, a quarter, half and all of the training images. With few images "
     "the network can simply memorize them: its training accuracy runs ahead while its test accuracy stays low. "
     "Every extra image is a new example of what a class looks like - so test accuracy climbs and, once the runs "
     "are long enough to fit their data, the gap between train and test narrows.",
-    report="section X concludes: the more data, the better - more than any single architecture change.")
-question_gate("more_data")  # class mode: predict, then reveal (hides the results while open)
+    report="section X concludes: the more data, the better - more than any single architecture change.", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
+settings = current()
 
 full = train_size(settings)
 c1, c2 = st.columns([3, 1])

@@ -103,15 +103,16 @@ def sweep_label(sweep_id: str, runs: list) -> str:
     return f"{prefix} · {len(runs)} runs ({done} done) · {when} · {sweep_id}"
 
 
-settings = current()
+PAGE = "sweeps"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Sweeps & learning-rate scenarios",
     "A **sweep** trains the same network several times, changing one or two settings - the learning rate, the "
     "batch size, the epochs... - and nothing else, so any difference in the results comes from that setting. "
     "Choose a grid, see how many runs it makes, queue them, and watch accuracy against the setting fill in.",
     report="section IX trains one network at a too-low, a good and a too-high learning rate (Fig. 3: slow, good, "
-           "diverging); section X compares batch sizes and numbers of epochs.")
-question_gate("sweeps")  # class mode: predict, then reveal (hides the results while open)
+           "diverging); section X compares batch sizes and numbers of epochs.", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
+settings = current()
 
 st.subheader("1 · Design a sweep")
 names = list(PRESETS)
