@@ -139,8 +139,7 @@ else:
                         describe=lambda s, runs: f"{runs[0].name.split(' · ')[0]} · "
                                                  f"{get_preset(runs[0].preset).title if runs[0].preset else ''}"
                                                  f" · {runs[0].epochs} epochs · {s}")
-    with friendly_errors("Showing the runs"):
-        st.fragment(results, run_every=1.0 if any(r.active for r in sweeps[picked]) else None)(picked, full)
+    st.fragment(results, run_every=1.0 if any(r.active for r in sweeps[picked]) else None)(picked, full)
 
 st.markdown("**The general lesson:** more data is the most reliable way to a better network: test accuracy climbs "
             "with every doubling, and the gap to training accuracy - memorization - shrinks. Augmentation (the "

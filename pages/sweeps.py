@@ -256,8 +256,7 @@ else:
             st.rerun(scope="app")  # stop polling once everything has finished
         st.session_state[f"_sweep_active:{sweep_id}"] = any(r.active for r in runs)
 
-    with friendly_errors("Showing the sweep"):
-        st.fragment(results, run_every=1.0 if active else None)(picked)
+    st.fragment(results, run_every=1.0 if active else None)(picked)
 
 st.markdown("**The general lesson:** change one thing at a time. A learning rate that is too low is slow but "
             "safe; one that is too high wastes the whole run. Bigger batches make each epoch faster but take fewer "

@@ -6,12 +6,16 @@ Pages call these instead of styling text themselves, so all pages read alike on 
 from __future__ import annotations
 
 import contextlib
+import logging
+import uuid
 from collections.abc import Iterator, Sequence
 
 import streamlit as st
 
 from core.errors import LabError
 from ui.text import error, plain  # noqa: F401 - pages take them from here with the other page pieces
+
+log = logging.getLogger(__name__)
 
 
 def page_header(title: str, intro: str, *, page: str, report: str | None = None) -> None:
@@ -82,13 +86,19 @@ def chart_height(normal: int = 280) -> int:
 
 @contextlib.contextmanager
 def friendly_errors(what: str = "This step") -> Iterator[None]:
-    """Show a LabError as its message and any other failure as a short error - never a raw traceback."""
+    """Wrap the calls that can raise a problem the user can fix (core.errors.LabError): it shows as its one-line
+    message. Anything else is a bug: the page says so in plain words with a short reference, and the full
+    traceback goes to the server log (logging, with the same reference), so the evidence is kept. Wrap the
+    calls that can fail, not a whole page body. Streamlit's st.rerun / st.stop pass through (BaseException)."""
     try:
         yield
     except LabError as e:
         error(str(e))
-    except Exception as e:  # noqa: BLE001 - the page must survive; the message says what failed
-        error(f"{what} failed: {type(e).__name__}: {e}")
+    except Exception:  # noqa: BLE001 - the page must survive; the log keeps the traceback
+        ref = uuid.uuid4().hex[:8]
+        log.exception("%s failed (reference %s)", what, ref)
+        error(f"{what} failed: something went wrong inside the lab. The full traceback is in the server's log "
+              f"(reference {ref}).")
 
 
 def pct(x: float | None, digits: int = 1) -> str:
