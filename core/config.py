@@ -43,7 +43,7 @@ def _freeze(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Random, per-image augmentations applied to each training batch (see core/augment.py)."""
+    """Random, per-image augmentations applied to each training batch (see core/data/augment.py)."""
 
     flip_p: float = 0.0  # probability of a horizontal flip
     crop_padding: int = 0  # pixels padded on each side before a random crop back to full size; 0 = no crop
@@ -109,7 +109,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A registered model (core/models.py) and its options, e.g. cnn with widths=(128, 128, 128, 256)."""
+    """A registered model (core/models/zoo.py) and its options, e.g. cnn with widths=(128, 128, 128, 256)."""
 
     name: str = "cnn"
     options: Mapping[str, Any] = field(default_factory=dict)

@@ -28,7 +28,7 @@ spe = 100
 curves = {name: schedule_curve(OptimConfig(lr=peak, schedule=name, warmup_epochs=float(warmup), step_epochs=max(1, epochs // 3)),
                                spe, epochs) for name in ("constant", "step", "cosine", "onecycle")}
 show_chart(st, charts.lr_schedule_chart(curves, spe, height=chart_height(240), title=""), width="stretch")
-st.caption("Drawn from the same function the trainer calls before every step (core/schedule.py).")
+st.caption("Drawn from the same function the trainer calls before every step (core/train/schedule.py).")
 
 st.subheader("Run them")
 run_panel(["cnn-sgd", "best-scratch", "cnn-bn", "cnn-flip-crop"], key="opt", show_schedule=True)

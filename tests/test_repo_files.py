@@ -1,5 +1,5 @@
 """Facts about the repository as a whole: every third-party module the project imports is declared in a
-requirements file (so a fresh `make test` installs it)."""
+requirements file (so a fresh `make test` installs it), and every file path that code and docs mention exists."""
 
 from __future__ import annotations
 
@@ -66,3 +66,40 @@ def test_every_third_party_import_is_declared_in_a_requirements_file():
         if not dists & declared:
             missing.append(f"{module} (distribution {', '.join(sorted(dists))}; imported by {files[0]})")
     assert missing == []
+
+
+PATH_REF = re.compile(r"(?<![\w/.])((?:core|ui|pages|tests|scripts|bench|docs)/[\w/]+\.(?:py|md))")
+# Mentioned on purpose though no such file exists. Each entry: (file, path it mentions).
+NOT_FILES = {
+    ("docs/HELPERS.md", "tests/core/test_x.py"),  # a placeholder in a command line: "your test file"
+}
+# Old flat-layout paths in core/runs/, which another branch is rewriting right now; the lead empties this set
+# when that branch lands (core/runs/trainer.py, core/runs/records.py are the files meant).
+WAITING_FOR_THE_RUNS_REWRITE = {
+    ("core/runs/queue.py", "core/trainer.py"),
+    ("core/runs/recorder.py", "core/trainer.py"),
+    ("core/runs/store.py", "core/runs_records.py"),
+}
+
+
+def mentioned_paths() -> set[tuple[str, str]]:
+    """(file, path) for each repository path written in a .py or .md file (outside hidden folders and .venv)."""
+    found = set()
+    for path in sorted([*ROOT.rglob("*.py"), *ROOT.rglob("*.md")]):
+        rel = path.relative_to(ROOT)
+        if any(part.startswith(".") for part in rel.parts) or path == Path(__file__).resolve():
+            continue  # this file names the missing paths it allows
+        for match in PATH_REF.finditer(path.read_text(encoding="utf-8")):
+            found.add((rel.as_posix(), match.group(1)))
+    return found
+
+
+def test_the_path_pattern_finds_paths_and_leaves_urls_and_dotted_names():
+    text = "see core/train/engine.py, docs/CLUSTER.md; not https://x.org/docs/a.md, core.train.engine, a/core/b.py"
+    assert [m.group(1) for m in PATH_REF.finditer(text)] == ["core/train/engine.py", "docs/CLUSTER.md"]
+
+
+def test_every_path_mentioned_in_code_and_docs_exists():
+    missing = {(f, p) for f, p in mentioned_paths() if not (ROOT / p).exists()}
+    assert sorted(missing - NOT_FILES - WAITING_FOR_THE_RUNS_REWRITE) == []
+    assert sorted((NOT_FILES | WAITING_FOR_THE_RUNS_REWRITE) - missing) == []  # an entry fixed: drop it here

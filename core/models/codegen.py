@@ -1,9 +1,9 @@
 """The code view: a run's config as plain PyTorch a student can paste into a notebook.
 
 `generate(config, num_classes, mean, std)` returns one self-contained script: imports, settings, the model as
-an explicit `Net` class with a shape comment per layer (core/codegen_models.py; same parameter names as the
+an explicit `Net` class with a shape comment per layer (core/models/codegen_models.py; same parameter names as the
 lab's model, so a lab checkpoint's weights load into it), torchvision.transforms.v2 augmentation and
-normalization, the optimizer, the learning-rate schedule as a `LambdaLR` that reproduces core/schedule.py
+normalization, the optimizer, the learning-rate schedule as a `LambdaLR` that reproduces core/train/schedule.py
 step for step, the loss, and a minimal training loop that runs under `if __name__ == "__main__":` (so
 executing the module in a test builds every object but downloads and trains nothing).
 """
@@ -61,7 +61,7 @@ def _transforms(aug: AugmentConfig, folder: bool) -> list[str]:
                      f"value=0),  # a {aug.erase_size}×{aug.erase_size} square; 0 = the mean after Normalize")
     lines = []
     if aug.enabled:
-        lines += ["# Augmentation: torchvision equivalents of the lab's batched on-device ops (core/augment.py), so",
+        lines += ["# Augmentation: torchvision equivalents of the lab's batched on-device ops (core/data/augment.py), so",
                   "# approximations - random numbers are drawn differently, ColorJitter applies its three factors",
                   "# in random order (the lab: brightness, contrast, saturation), and RandomErasing keeps the square",
                   "# inside the image (the lab's Cutout square may hang over the edge)."]

@@ -1,5 +1,6 @@
-"""core/data.py, core/data/folder.py, core/synthetic_data.py: exact pixels and labels from official-format files,
-caches, downloads over file:// URLs (never the network), image folders, synthetic data and stratified subsets."""
+"""core/data/cifar.py, dataset.py, loading.py, folder.py and synthetic.py: exact pixels and labels from
+official-format files, caches, downloads over file:// URLs (never the network), image folders, synthetic data
+and stratified subsets."""
 
 from __future__ import annotations
 

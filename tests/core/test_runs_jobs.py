@@ -1,4 +1,4 @@
-"""Background training through real trainer processes (core/trainer.py) and the CLI, on tiny synthetic runs.
+"""Background training through real trainer processes (core/runs/trainer.py) and the CLI, on tiny synthetic runs.
 
 Each trainer process imports torch (seconds on a busy 2-core box), so this file spawns as few as it can:
 ten queued runs, one stop/kill/resume chain and one CLI run. Figures of the ten-run test are printed

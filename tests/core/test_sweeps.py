@@ -1,4 +1,4 @@
-"""core/sweeps.py and `python -m core sweep`: grid expansion, validation, queueing, lessons and chart rows."""
+"""core/runs/sweeps.py and `python -m core sweep`: grid expansion, validation, queueing, lessons and chart rows."""
 
 from __future__ import annotations
 
