@@ -13,6 +13,7 @@ from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import ensemble_verdict
 from core.runs.sweeps import new_sweep_id, submit_sweep
+from core.train.checkpoint import checkpoint_for
 from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON
@@ -36,8 +37,8 @@ def evaluate(paths: tuple[str, ...], mtimes: tuple[float, ...], names: tuple[str
 
 def checkpoint(run) -> str | None:
     """The run's final weights (last.pt): the model its recorded final test accuracy belongs to."""
-    path = runlib.library().run_dir(run.id) / "last.pt"
-    return str(path) if path.is_file() else None
+    path = checkpoint_for(runlib.library().run_dir(run.id), "last")
+    return None if path is None else str(path)
 
 
 PAGE = "ensembles"  # this page's key: its script's name, for the header and the class question

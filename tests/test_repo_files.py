@@ -103,3 +103,17 @@ def test_every_path_mentioned_in_code_and_docs_exists():
     missing = {(f, p) for f, p in mentioned_paths() if not (ROOT / p).exists()}
     assert sorted(missing - NOT_FILES - WAITING_FOR_THE_RUNS_REWRITE) == []
     assert sorted((NOT_FILES | WAITING_FOR_THE_RUNS_REWRITE) - missing) == []  # an entry fixed: drop it here
+
+
+CHECKPOINT_NAME = re.compile(r"""["'](?:best|last)\.pt["']""")
+# core/runs/ is being rewritten on another branch: its literals go when it lands (the lead empties this set).
+CHECKPOINT_NAMES_WAITING = {"core/runs/stream.py", "core/runs/queue.py", "core/runs/disk.py", "core/runs/transfer.py"}
+
+
+def test_checkpoint_file_names_are_written_once():
+    """core.train.checkpoint's LAST / BEST and checkpoint_for are the one home of a run folder's checkpoint names
+    (tests keep literals: they check the names on disk)."""
+    sources = [p for d in ("core", "ui", "pages", "scripts", "bench") for p in (ROOT / d).rglob("*.py")]
+    found = {p.relative_to(ROOT).as_posix() for p in sources + [ROOT / "app.py"]
+             if CHECKPOINT_NAME.search(p.read_text(encoding="utf-8"))}
+    assert sorted(found - CHECKPOINT_NAMES_WAITING) == ["core/train/checkpoint.py"]
