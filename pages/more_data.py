@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.cifar import SPECS
 from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import data_size_verdict
@@ -20,6 +19,7 @@ from core.runs.sweeps import (
 )
 from ui import charts_lessons, runlib, urlstate
 from ui.class_mode import question_gate
+from ui.data_panel import dataset_facts
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.sidebar import current
@@ -32,12 +32,8 @@ def train_size(settings) -> int | None:
     """The training images a run may use: the sidebar's limit, else the whole training split."""
     if settings.subset:
         return settings.subset
-    if settings.dataset in SPECS:  # CIFAR: known without decoding it
-        return SPECS[settings.dataset].train_images
-    from ui.data_panel import load_full
-
     try:
-        return len(load_full(settings.dataset, settings.data_dir).train_y)
+        return dataset_facts(settings.dataset).train_images  # known without decoding an image
     except LabError as e:
         error(str(e))
         return None

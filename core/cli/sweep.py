@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a ready-made grid: lr (too low / good / too high), data-size (10-100%% of the images), "
                         "batch-epochs")
     p.add_argument("--train-size", type=int, metavar="N",
-                   help="training images of the dataset, for --lesson data-size (default: --subset, else 50000)")
+                   help="training images of the dataset, for --lesson data-size (default: --subset, else the dataset's training split)")
     p.add_argument("--name", metavar="PREFIX", help="run names start with this (default: the preset)")
     p.add_argument("--dry-run", action="store_true", help="print the expanded grid; queue nothing")
     p.add_argument("--json", action="store_true", help="one JSON object {sweep_id, runs: [{run_id, overrides}]}")
@@ -84,12 +84,11 @@ def parse_params(items: list[str]) -> dict[str, list[Any]]:
 
 def _lesson_grid(args: argparse.Namespace, config: TrainConfig) -> dict[str, list[Any]]:
     if args.lesson == "data-size":
-        from core.data.cifar import SPECS  # deferred: torch takes seconds to import; `--help` stays fast
+        from core.data.loading import (
+            dataset_facts,  # deferred: torch takes seconds to import; `--help` stays fast
+        )
 
-        size = args.train_size or config.data.subset or (SPECS[config.data.dataset].train_images if config.data.dataset in SPECS
-                                                           else None)
-        if size is None:
-            raise ConfigError("--lesson data-size needs the number of training images: add --train-size N")
+        size = args.train_size or config.data.subset or dataset_facts(config.data.dataset).train_images
         return sweeps.data_size_lesson(config, size).grid
     return sweeps.LESSONS[args.lesson](config).grid
 

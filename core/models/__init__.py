@@ -82,7 +82,5 @@ from core.models.codegen_models import (  # noqa: F401
     model_source,
 )
 from core.models.codegen import (  # noqa: F401
-    KNOWN_STATS,
-    TRAIN_SIZES,
     generate,
 )

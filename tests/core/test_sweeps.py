@@ -11,6 +11,7 @@ import pytest
 from core.cli import main
 from core.cli.sweep import parse_params, split_values
 from core.config import DataConfig, OptimConfig, get_value, to_dict
+from core.data.synthetic import make_synthetic
 from core.errors import ConfigError
 from core.lessons.presets import preset_config
 from core.runs.library import open_library
@@ -240,13 +241,16 @@ def test_cli_dry_run_prints_the_grid_without_a_library(tmp_path, capsys):
     assert main(["sweep", "--lesson", "data-size", "--subset", "1000", "--param", "seed=0,1", "--dry-run",
                  "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["runs"]) == 8
+    # without --subset or --train-size the dataset's own training split (synthetic: 10 classes x 500) is 100%
+    assert main(["sweep", "--lesson", "data-size", "--dataset", "synthetic", "--dry-run", "--json"]) == 0
+    subsets = [r["overrides"]["subset"] for r in json.loads(capsys.readouterr().out)["runs"]]
+    assert max(subsets) == 5000 == len(make_synthetic().train_y)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--param", "lr"], "--param expects KEY=VALUE1,VALUE2"),
     ([], "nothing to sweep"),
     (["--param", "lr=1e-3,-1"], r"sweep run 2 of 2 \(lr=-1\): lr must be a positive number"),
-    (["--lesson", "data-size", "--dataset", "synthetic"], "needs the number of training images"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(capsys, argv, message):
     assert main(["sweep", "--dry-run", *argv]) == 2
