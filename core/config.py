@@ -301,6 +301,20 @@ def _set(obj: Any, parts: list[str], value: Any, full: str) -> Any:
     return replace(obj, **{head: _freeze(value)})
 
 
+def parse_value(text: str) -> Any:
+    """An override's value written as text: '3' -> 3, '1e-3' -> 0.001, 'true' -> True, '[1,2]' -> [1, 2],
+    'none' -> None, else the string (apply_overrides then says what a setting accepts)."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:
     """A new config with each override applied, e.g. {"lr": 1e-3, "epochs": 5, "model.widths": (64,)*4}."""
     for key, value in overrides.items():

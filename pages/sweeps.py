@@ -8,7 +8,6 @@ import time
 
 import streamlit as st
 
-from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import compare
 from core.lessons.verdicts import (
@@ -27,6 +26,7 @@ from core.runs.sweeps import (
     format_value,
     lr_scenario_values,
     new_sweep_id,
+    parse_values,
     record_from_run,
     submit_sweep,
     swept_keys,
@@ -39,44 +39,20 @@ from ui.runs_takeaway import facts_of
 from ui.sidebar import current
 from ui.sweep_picker import pick_sweep, sweeps_on
 
-# Settings a student may sweep: (label, parse one value, example values).
+# Settings a student may sweep: (label, example values). The values are read by core.runs.sweeps.parse_values
+# (the CLI's --param parser too).
 SWEEPABLE = {
-    "lr": ("learning rate", float, "1e-4, 1e-3, 1e-2"),
-    "batch_size": ("batch size", int, "64, 256, 1024"),
-    "epochs": ("epochs", int, "2, 5, 10"),
-    "subset": ("training images", int, "500, 1000, 2000"),
-    "seed": ("seed", int, "0, 1, 2"),
-    "weight_decay": ("weight decay", float, "0, 5e-4"),
-    "label_smoothing": ("label smoothing", float, "0, 0.1"),
-    "flip_p": ("flip probability", float, "0, 0.5"),
-    "crop_padding": ("crop padding", int, "0, 4"),
-    "optimizer": ("optimizer", str, "adam, sgd"),
+    "lr": ("learning rate", "1e-4, 1e-3, 1e-2"),
+    "batch_size": ("batch size", "64, 256, 1024"),
+    "epochs": ("epochs", "2, 5, 10"),
+    "subset": ("training images", "500, 1000, 2000"),
+    "seed": ("seed", "0, 1, 2"),
+    "weight_decay": ("weight decay", "0, 5e-4"),
+    "label_smoothing": ("label smoothing", "0, 0.1"),
+    "flip_p": ("flip probability", "0, 0.5"),
+    "crop_padding": ("crop padding", "0, 4"),
+    "optimizer": ("optimizer", "adam, sgd"),
 }
-
-
-def parse_values(key: str, text: str) -> list:
-    """'1e-4, 1e-3' → [0.0001, 0.001] for `key`; LabError naming the value that does not read."""
-    label, parse, example = SWEEPABLE[key]
-    values = []
-    for raw in (t.strip() for t in text.split(",")):
-        if not raw:
-            continue
-        if key == "subset" and raw.lower() in ("all", "none"):
-            values.append(None)
-            continue
-        try:
-            if parse is int:
-                number = float(raw)
-                if not number.is_integer():
-                    raise ValueError(raw)
-                values.append(int(number))
-            else:
-                values.append(parse(raw))
-        except ValueError:
-            raise LabError(f"{raw!r} is not a valid {label}: write values separated by commas, e.g. {example}") from None
-    if not values:
-        raise LabError(f"enter at least one {label}, e.g. {example}")
-    return values
 
 
 def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
@@ -129,13 +105,13 @@ with friendly_errors("Preparing the network"):
 keys = list(SWEEPABLE)
 g1, g2, g3, g4 = st.columns([1, 2, 1, 2])
 key1 = g1.selectbox("Vary", keys, key="sweep_key1", format_func=lambda k: SWEEPABLE[k][0])
-text1 = g2.text_input("Values (comma-separated)", SWEEPABLE[key1][2], key=f"sweep_values1:{key1}")
+text1 = g2.text_input("Values (comma-separated)", SWEEPABLE[key1][1], key=f"sweep_values1:{key1}")
 key2 = None
 if not settings.presenter:
     key2 = g3.selectbox("and", ["(nothing)"] + [k for k in keys if k != key1], key="sweep_key2",
                         format_func=lambda k: SWEEPABLE[k][0] if k in SWEEPABLE else k)
     key2 = None if key2 == "(nothing)" else key2
-text2 = g4.text_input("Values", SWEEPABLE[key2][2], key=f"sweep_values2:{key2}") if key2 else ""
+text2 = g4.text_input("Values", SWEEPABLE[key2][1], key=f"sweep_values2:{key2}") if key2 else ""
 
 pairs, grid = [], {}
 if base is not None:
