@@ -12,7 +12,7 @@ from core.config import from_json, to_json
 from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import ensemble_verdict
-from core.runs.sweeps import new_sweep_id, submit_sweep
+from core.runs.sweeps import new_sweep_id
 from core.train.checkpoint import checkpoint_for
 from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
@@ -117,8 +117,8 @@ with st.expander("Train members for an ensemble", expanded=not candidates):
                  help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
         with friendly_errors("Queueing the runs"):
             config = runlib.config_for(preset, {"epochs": epochs})
-            submit_sweep(config, {"seed": list(range(copies))}, lambda cfg, **kw: runlib.start(cfg, **kw),
-                         preset=preset, sweep_id=new_sweep_id(["ensemble"]), name_prefix="Ensemble member")
+            runlib.start_sweep(config, {"seed": list(range(copies))}, preset=preset,
+                               sweep_id=new_sweep_id(["ensemble"]), name_prefix="Ensemble member")
             st.toast(f"Queued {copies} runs: they appear in the list above when they finish.")
 
 claim_box(verdict.text if verdict else None,

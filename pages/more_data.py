@@ -15,7 +15,6 @@ from core.runs.sweeps import (
     data_size_lesson,
     new_sweep_id,
     record_from_run,
-    submit_sweep,
 )
 from ui import charts_lessons, runlib, urlstate
 from ui.class_mode import question_gate
@@ -42,10 +41,6 @@ def train_size(settings) -> int | None:
 def signed(gap: float) -> str:
     """+7.6% / -1.4% / +0.0% (never "-0.0%")."""
     return f"{round(gap, 3) + 0.0:+.1%}"
-
-
-def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
-    return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
 
 
 def results(sweep_id: str, full: int | None) -> None:
@@ -122,8 +117,8 @@ if lesson is not None:
     if st.button("▶ Queue the four runs", key="md_queue", type="primary", disabled=not settings.can_start,
                  help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
         with friendly_errors("Queueing the runs"):
-            sweep_id, _ = submit_sweep(lesson.config, lesson.grid, submit, preset=preset,
-                                       sweep_id=new_sweep_id([PREFIX]), name_prefix="More data")
+            sweep_id, _ = runlib.start_sweep(lesson.config, lesson.grid, preset=preset,
+                                             sweep_id=new_sweep_id([PREFIX]), name_prefix="More data")
             urlstate.put("md_sweep", sweep_id)
 
 st.subheader("Accuracy against training-set size")

@@ -28,7 +28,6 @@ from core.runs.sweeps import (
     new_sweep_id,
     parse_values,
     record_from_run,
-    submit_sweep,
     swept_keys,
 )
 from ui import charts_lessons, runlib, urlstate
@@ -55,17 +54,12 @@ SWEEPABLE = {
 }
 
 
-def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
-    """core.runs.sweeps' submit callable: queue one run through the app (respects the passcode)."""
-    return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
-
-
 def queue(config, grid, preset: str, kind: str | None = None) -> None:
     """Queue a grid as one sweep and show it below."""
     with friendly_errors("Queueing the sweep"):
         sweep_id = new_sweep_id([kind]) if kind else None
-        sweep_id, ids = submit_sweep(config, grid, submit, preset=preset, sweep_id=sweep_id,
-                                     name_prefix=LESSON_PREFIX.get(kind or "", preset))
+        sweep_id, ids = runlib.start_sweep(config, grid, preset=preset, sweep_id=sweep_id,
+                                           name_prefix=LESSON_PREFIX.get(kind or "", preset))
         urlstate.put("sweep", sweep_id)
         st.toast(f"Queued {len(ids)} runs as sweep {sweep_id}.")
 
