@@ -70,12 +70,14 @@ if not candidates:
 elif len(members) < 2:
     st.info("Choose at least two runs: the ensemble appears here.")
 else:
-    with friendly_errors("Building the ensemble"):
+    result = None
+    with friendly_errors("Building the ensemble"):  # reads every checkpoint and the test split: LabError there
         paths = tuple(checkpoint(r) for r in members)
         mtimes = tuple(Path(p).stat().st_mtime for p in paths)
         names = tuple(f"{r.name} ({r.id[:6]})" for r in members)
+        result = evaluate(paths, mtimes, names, to_json(members[0].config), settings.data_dir)
+    if result is not None:  # drawing it: a bug here is Streamlit's to show, traceback and all
         first = members[0]
-        result = evaluate(paths, mtimes, names, to_json(first.config), settings.data_dir)
         accs, ens = result["members"], result["accuracy"]
         best = max(accs)
         m1, m2, m3 = st.columns(3)
