@@ -23,10 +23,14 @@ page_header(
 question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
 
 mlp, cnn = get_preset("mlp"), get_preset("cnn")
+n_classes = None
+with friendly_errors("Counting the parameters"):  # an image folder that is not a dataset says so here
+    n_classes = num_classes(current().dataset)
 c1, c2 = st.columns(2)
 for col, p in ((c1, mlp), (c2, cnn)):
-    params, _ = model_size(runlib.config_for(p.name), num_classes(current().dataset))  # as the run panel counts
-    col.metric(p.title, f"{params / 1e6:.1f}M parameters")
+    if n_classes is not None:
+        params, _ = model_size(runlib.config_for(p.name), n_classes)  # as the run panel counts
+        col.metric(p.title, f"{params / 1e6:.1f}M parameters")
     col.caption(f"report: {p.report_label} on CIFAR-100")
 st.caption("Most of the CNN's parameters sit in its fully connected layer (4,096 × 4,096): the convolutions "
            "themselves hold under 40,000.")
