@@ -43,7 +43,7 @@ def _freeze(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Random, per-image augmentations applied to each training batch (see core/augment.py)."""
+    """Random, per-image augmentations applied to each training batch (see core/data/augment.py)."""
 
     flip_p: float = 0.0  # probability of a horizontal flip
     crop_padding: int = 0  # pixels padded on each side before a random crop back to full size; 0 = no crop
@@ -109,7 +109,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A registered model (core/models.py) and its options, e.g. cnn with widths=(128, 128, 128, 256)."""
+    """A registered model (core/models/zoo.py) and its options, e.g. cnn with widths=(128, 128, 128, 256)."""
 
     name: str = "cnn"
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -299,6 +299,20 @@ def _set(obj: Any, parts: list[str], value: Any, full: str) -> Any:
     if isinstance(value, Mapping) and dataclasses.is_dataclass(getattr(obj, head)):
         value = _from_mapping(type(getattr(obj, head)), value, full)
     return replace(obj, **{head: _freeze(value)})
+
+
+def parse_value(text: str) -> Any:
+    """An override's value written as text: '3' -> 3, '1e-3' -> 0.001, 'true' -> True, '[1,2]' -> [1, 2],
+    'none' -> None, else the string (apply_overrides then says what a setting accepts)."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any]) -> TrainConfig:

@@ -35,14 +35,15 @@ MAX_PICTURES = 8
 # Enlarged pictures keep square pixels (the browser would otherwise blur them while scaling the row to the page).
 PIXELATED = "<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>"
 
+PAGE = "augmentation"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Augmentation lab",
     "A network that sees the same 50,000 pictures twenty times starts to memorize them. **Augmentation** shows it "
     "a slightly different version every time - mirrored, shifted, with a patch cut out, a little brighter - so "
     "it has to learn what stays the same: the class. Every training batch gets its own random draw, on the "
     "device, with the batch.",
-    report="CNN 128/128/128/256 31% → + random flip 36% → + random crop 39% (CIFAR-100, 20 epochs).")
-question_gate("augmentation")  # class mode: predict, then reveal (hides the results while open)
+    report="CNN 128/128/128/256 31% → + random flip 36% → + random crop 39% (CIFAR-100, 20 epochs).", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
 settings = current()
 for field in FIELDS:  # widget state, seeded once per session with the report's best pipeline
     st.session_state.setdefault(f"aug_{field}", getattr(FLIP_CROP, field))

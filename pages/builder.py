@@ -32,7 +32,7 @@ from ui.layout import (
     takeaway,
     try_this,
 )
-from ui.run_panel import STATUS_ICON, describe, live_run
+from ui.run_panel import STATUS_ICON, describe, live_run, num_classes
 from ui.sidebar import current
 
 SPEC_KEY = "builder_spec"
@@ -134,19 +134,6 @@ def fc_from(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def num_classes(settings) -> int:
-    if settings.dataset == "cifar100":
-        return 100
-    if settings.dataset.startswith("folder:"):
-        from ui.data_panel import load_full
-
-        try:
-            return load_full(settings.dataset, settings.data_dir).num_classes
-        except LabError:
-            return 10
-    return 10
-
-
 def problems_of(summary) -> dict[int, str]:
     """Spec position → its problems (one line each)."""
     out: dict[int, list[str]] = {}
@@ -192,7 +179,7 @@ def highlight(row: pd.Series) -> list[str]:
     return [""] * len(row)
 
 
-settings = current()
+PAGE = "builder"  # this page's key: its script's name, for the header and the class question
 page_header(
     "CNN builder",
     "Put a network together block by block - **conv** (channels, kernel, stride, padding), **batch norm** "
@@ -201,7 +188,8 @@ page_header(
     "runs: a layer that cannot work (its input has shrunk below its kernel, a pool with nothing left to pool) is "
     "flagged on that very row, and Start waits until it is fixed.",
     report="section VIII varies exactly these knobs - kernel size, stride, padding, batch-norm momentum and affine, "
-           "dropout, the number of neurons, and the type and number of layers.")
+           "dropout, the number of neurons, and the type and number of layers.", page=PAGE)
+settings = current()
 
 presets = buildable_presets()
 c1, c2 = st.columns([3, 1])
@@ -254,9 +242,9 @@ fc_edited = st.data_editor(
 spec = {"layers": layers_from(edited), "fc": fc_from(fc_edited)}
 st.session_state["builder_current"] = spec  # what the editors hold now (the Start button trains this)
 
-n_classes = num_classes(settings)
-summary = None
-with friendly_errors("Summarizing the network"):
+summary = n_classes = None
+with friendly_errors("Summarizing the network"):  # an image folder that is not a dataset, a spec that cannot be
+    n_classes = num_classes(settings.dataset)
     summary = summarize(spec, num_classes=n_classes)
 ok = summary is not None and summary.ok
 
@@ -349,8 +337,11 @@ with tab_mine:
 with tab_preset:
     other = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index(preset), key="builder_code_preset",
                          format_func=lambda n: get_preset(n).title)
-    with friendly_errors("Writing the code"):
-        st.code(generate(runlib.config_for(other), n_classes), language="python")
+    if n_classes is None:
+        st.info("The code appears once the dataset in the sidebar is one.")
+    else:
+        with friendly_errors("Writing the code"):
+            st.code(generate(runlib.config_for(other), n_classes), language="python")
 
 takeaway("Shapes are arithmetic, not magic: each pool or stride-2 conv halves the image, and the first FC layer "
          "pays for every pixel left at flatten - that is where most of a plain CNN's parameters live.")

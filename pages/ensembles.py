@@ -12,7 +12,8 @@ from core.data.loading import load
 from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import ensemble_verdict
-from core.runs.sweeps import new_sweep_id, submit_sweep
+from core.runs.sweeps import new_sweep_id
+from core.train.checkpoint import checkpoint_for
 from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON
@@ -36,18 +37,19 @@ def evaluate(paths: tuple[str, ...], mtimes: tuple[float, ...], names: tuple[str
 
 def checkpoint(run) -> str | None:
     """The run's final weights (last.pt): the model its recorded final test accuracy belongs to."""
-    path = runlib.library().run_dir(run.id) / "last.pt"
-    return str(path) if path.is_file() else None
+    path = checkpoint_for(runlib.library().run_dir(run.id), "last")
+    return None if path is None else str(path)
 
 
-settings = current()
+PAGE = "ensembles"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Ensembles",
     "Train the same network a few times - different seeds, or different settings - and let the copies **vote**: "
     "for each test image, average the probabilities every model gives each class and take the most probable. "
     "Each model makes its own mistakes; averaged, many of them cancel out. The catch: every prediction now "
     "costs as many forward passes as there are members.",
-    report="section X: combining several trained networks into an ensemble beats each of them alone.")
+    report="section X: combining several trained networks into an ensemble beats each of them alone.", page=PAGE)
+settings = current()
 
 lib = runlib.library()
 same = True if settings.presenter else st.toggle(f"Only runs on {settings.dataset_label}", True, key="ens_same",
@@ -68,12 +70,14 @@ if not candidates:
 elif len(members) < 2:
     st.info("Choose at least two runs: the ensemble appears here.")
 else:
-    with friendly_errors("Building the ensemble"):
+    result = None
+    with friendly_errors("Building the ensemble"):  # reads every checkpoint and the test split: LabError there
         paths = tuple(checkpoint(r) for r in members)
         mtimes = tuple(Path(p).stat().st_mtime for p in paths)
         names = tuple(f"{r.name} ({r.id[:6]})" for r in members)
+        result = evaluate(paths, mtimes, names, to_json(members[0].config), settings.data_dir)
+    if result is not None:  # drawing it: a bug here is Streamlit's to show, traceback and all
         first = members[0]
-        result = evaluate(paths, mtimes, names, to_json(first.config), settings.data_dir)
         accs, ens = result["members"], result["accuracy"]
         best = max(accs)
         m1, m2, m3 = st.columns(3)
@@ -115,8 +119,8 @@ with st.expander("Train members for an ensemble", expanded=not candidates):
                  help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
         with friendly_errors("Queueing the runs"):
             config = runlib.config_for(preset, {"epochs": epochs})
-            submit_sweep(config, {"seed": list(range(copies))}, lambda cfg, **kw: runlib.start(cfg, **kw),
-                         preset=preset, sweep_id=new_sweep_id(["ensemble"]), name_prefix="Ensemble member")
+            runlib.start_sweep(config, {"seed": list(range(copies))}, preset=preset,
+                               sweep_id=new_sweep_id(["ensemble"]), name_prefix="Ensemble member")
             st.toast(f"Queued {copies} runs: they appear in the list above when they finish.")
 
 claim_box(verdict.text if verdict else None,

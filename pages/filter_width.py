@@ -12,13 +12,14 @@ from ui.runs_takeaway import runs_takeaway
 from ui.sidebar import current
 
 FAMILY = ["cnn", "cnn-128", "cnn-256", "cnn-512"]
+PAGE = "filter_width"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Filter width",
     "Each conv layer learns a number of filters - its *width*. More filters can detect more patterns, but the "
     "cost grows with the square of the width, and the fully connected layer after the last conv grows with it.",
     report="32/32/32/64 → 30%, 128/…/256 → 31%, 256/…/512 → 34%, 512/…/1024 → 36%; the widest took 30–40 minutes "
-           "per run on Colab.")
-question_gate("filter_width")  # class mode: predict, then reveal (hides the results while open)
+           "per run on Colab.", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
 
 rows = []
 for name in FAMILY:

@@ -11,12 +11,13 @@ from ui import pickers
 from ui.charts_inside import weight_change_chart
 from ui.layout import friendly_errors, page_header, presenter, show_chart, takeaway, try_this
 
+PAGE = "filters"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Filters & feature maps",
     "A convolution layer is a stack of small **filters**: little k×k patches of weights slid over the picture. "
     "Where the picture looks like a filter, the filter's output - its **feature map** - lights up. Training "
     "shapes the filters; before training they are random noise. Here are the filters of any trained run, next "
-    "to the very weights the same run started from, and what every layer sees in a picture you choose.")
+    "to the very weights the same run started from, and what every layer sees in a picture you choose.", page=PAGE)
 
 source = pickers.choose_model()
 

@@ -11,9 +11,9 @@ from ui.data_panel import dataset_panel
 from ui.layout import friendly_errors, show_chart, try_this
 from ui.report_card import report_card_table
 from ui.runs_takeaway import facts_of
-from ui.sidebar import current, detected_devices
+from ui.sidebar import detected_devices, enter
 
-settings = current()
+settings = enter("home")  # this page's key: a deep link that bypassed app.py goes round through it
 st.title("CIFAR Lab")
 st.markdown(
     "A homework report trained a dozen networks on **CIFAR-100** (60,000 tiny 32×32 photos, 100 classes) and wrote "

@@ -40,13 +40,14 @@ SCHEDULE_TITLES = {"onecycle": "one-cycle peaking at {lr:g}", "cosine": "cosine 
                    "constant": "constant at {lr:g}"}
 
 
+PAGE = "lr_finder"  # this page's key: its script's name, for the header and the class question
 page_header(
     "LR range test",
     "Which learning rate? Instead of guessing, train for a few dozen steps while the learning rate grows from "
     "tiny to huge, and watch the loss (Leslie Smith's *range test*). At first nothing happens - the steps are too "
     "small; then the loss falls, faster and faster; then the steps overshoot and it shoots up. A good learning "
     "rate sits on the steep part, well before the bottom.",
-    report="every network was trained with Adam at a learning rate of 1e-4, for 20 epochs - never tuned.")
+    report="every network was trained with Adam at a learning rate of 1e-4, for 20 epochs - never tuned.", page=PAGE)
 settings = current()
 ds = dataset_or_none(settings)
 if ds is None:

@@ -23,18 +23,18 @@ from ui.pictures import to_hwc_uint8
 GALLERY = 24  # mistakes shown at once
 COLUMNS = 8
 
+PAGE = "mistakes"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Where it errs",
     "Accuracy is one number; the **confusion matrix** shows what hides behind it. Each row is a true class, "
     "each column what the model answered: the diagonal holds the right answers, everything else a mistake. "
     "Mistakes are rarely random - a network that mixes up cats and dogs, or maples and oaks, has learned "
     "something real about what they share.",
-    report="the best from-scratch CNN: 60% on CIFAR-100; most of its mistakes stay inside a superclass.")
+    report="the best from-scratch CNN: 60% on CIFAR-100; most of its mistakes stay inside a superclass.", page=PAGE)
 
 
-def show(source: pickers.Source, split: pickers.TestSplit) -> None:
+def show(source: pickers.Source, split: pickers.TestSplit, pred, probs) -> None:
     classes = source.classes
-    pred, probs = pickers.test_predictions(source, split)
     C = len(classes)
     coarse = split.coarse
     supers = [coarse.names[coarse.fine_to_coarse[i]] for i in range(C)] if coarse else None
@@ -127,9 +127,12 @@ def show(source: pickers.Source, split: pickers.TestSplit) -> None:
 
 source = pickers.choose_model()
 split = pickers.test_split(source) if source is not None else None
+predictions = None
 if source is not None and split is not None:
-    with friendly_errors("Looking at the test pictures"):
-        show(source, split)
+    with friendly_errors("Looking at the test pictures"):  # the model on the test split: a device can fail it
+        predictions = pickers.test_predictions(source, split)
+if predictions is not None:
+    show(source, split, *predictions)  # a bug below is Streamlit's to show, traceback and all
 
 takeaway("A network's mistakes have structure: it confuses the classes that look alike, and on CIFAR-100 most "
          "wrong answers are still the right *kind* of thing. The confusion matrix tells you where more data, "

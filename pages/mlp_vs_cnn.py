@@ -12,20 +12,25 @@ from ui.run_panel import compare_presets, num_classes, run_panel
 from ui.runs_takeaway import runs_takeaway
 from ui.sidebar import current
 
+PAGE = "mlp_vs_cnn"  # this page's key: its script's name, for the header and the class question
 page_header(
     "MLP vs CNN",
     "A plain neural network (**MLP**) flattens the 32×32×3 image into 3,072 numbers: it has no idea that "
     "neighbouring pixels belong together, and every one of its first-layer weights looks at one pixel position "
     "only. A **convolutional** network slides small 3×3 filters over the image, so the same edge detector works "
     "everywhere - far fewer weights per feature, and a built-in sense of *where*.",
-    report="MLP (2 hidden layers) 26%, CNN 32/32/32/64 + FC 4096 30% - same batch 256, 20 epochs, Adam 1e-4.")
-question_gate("mlp_vs_cnn")  # class mode: predict, then reveal (hides the results while open)
+    report="MLP (2 hidden layers) 26%, CNN 32/32/32/64 + FC 4096 30% - same batch 256, 20 epochs, Adam 1e-4.", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
 
 mlp, cnn = get_preset("mlp"), get_preset("cnn")
+n_classes = None
+with friendly_errors("Counting the parameters"):  # an image folder that is not a dataset says so here
+    n_classes = num_classes(current().dataset)
 c1, c2 = st.columns(2)
 for col, p in ((c1, mlp), (c2, cnn)):
-    params, _ = model_size(runlib.config_for(p.name), num_classes(current().dataset))  # as the run panel counts
-    col.metric(p.title, f"{params / 1e6:.1f}M parameters")
+    if n_classes is not None:
+        params, _ = model_size(runlib.config_for(p.name), n_classes)  # as the run panel counts
+        col.metric(p.title, f"{params / 1e6:.1f}M parameters")
     col.caption(f"report: {p.report_label} on CIFAR-100")
 st.caption("Most of the CNN's parameters sit in its fully connected layer (4,096 × 4,096): the convolutions "
            "themselves hold under 40,000.")

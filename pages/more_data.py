@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data.cifar import SPECS
 from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import data_size_verdict
@@ -16,10 +15,10 @@ from core.runs.sweeps import (
     data_size_lesson,
     new_sweep_id,
     record_from_run,
-    submit_sweep,
 )
 from ui import charts_lessons, runlib, urlstate
 from ui.class_mode import question_gate
+from ui.data_panel import dataset_facts
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
 from ui.sidebar import current
@@ -32,12 +31,8 @@ def train_size(settings) -> int | None:
     """The training images a run may use: the sidebar's limit, else the whole training split."""
     if settings.subset:
         return settings.subset
-    if settings.dataset in SPECS:  # CIFAR: known without decoding it
-        return SPECS[settings.dataset].train_images
-    from ui.data_panel import load_full
-
     try:
-        return len(load_full(settings.dataset, settings.data_dir).train_y)
+        return dataset_facts(settings.dataset).train_images  # known without decoding an image
     except LabError as e:
         error(str(e))
         return None
@@ -46,10 +41,6 @@ def train_size(settings) -> int | None:
 def signed(gap: float) -> str:
     """+7.6% / -1.4% / +0.0% (never "-0.0%")."""
     return f"{round(gap, 3) + 0.0:+.1%}"
-
-
-def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
-    return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
 
 
 def results(sweep_id: str, full: int | None) -> None:
@@ -91,15 +82,16 @@ def results(sweep_id: str, full: int | None) -> None:
     st.session_state[f"_md_active:{sweep_id}"] = active
 
 
-settings = current()
+PAGE = "more_data"  # this page's key: its script's name, for the header and the class question
 page_header(
     "More data is better",
     "Train the very same network on a tenth, a quarter, half and all of the training images. With few images "
     "the network can simply memorize them: its training accuracy runs ahead while its test accuracy stays low. "
     "Every extra image is a new example of what a class looks like - so test accuracy climbs and, once the runs "
     "are long enough to fit their data, the gap between train and test narrows.",
-    report="section X concludes: the more data, the better - more than any single architecture change.")
-question_gate("more_data")  # class mode: predict, then reveal (hides the results while open)
+    report="section X concludes: the more data, the better - more than any single architecture change.", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
+settings = current()
 
 full = train_size(settings)
 c1, c2 = st.columns([3, 1])
@@ -125,8 +117,8 @@ if lesson is not None:
     if st.button("▶ Queue the four runs", key="md_queue", type="primary", disabled=not settings.can_start,
                  help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
         with friendly_errors("Queueing the runs"):
-            sweep_id, _ = submit_sweep(lesson.config, lesson.grid, submit, preset=preset,
-                                       sweep_id=new_sweep_id([PREFIX]), name_prefix="More data")
+            sweep_id, _ = runlib.start_sweep(lesson.config, lesson.grid, preset=preset,
+                                             sweep_id=new_sweep_id([PREFIX]), name_prefix="More data")
             urlstate.put("md_sweep", sweep_id)
 
 st.subheader("Accuracy against training-set size")
@@ -138,8 +130,7 @@ else:
                         describe=lambda s, runs: f"{runs[0].name.split(' · ')[0]} · "
                                                  f"{get_preset(runs[0].preset).title if runs[0].preset else ''}"
                                                  f" · {runs[0].epochs} epochs · {s}")
-    with friendly_errors("Showing the runs"):
-        st.fragment(results, run_every=1.0 if any(r.active for r in sweeps[picked]) else None)(picked, full)
+    st.fragment(results, run_every=1.0 if any(r.active for r in sweeps[picked]) else None)(picked, full)
 
 st.markdown("**The general lesson:** more data is the most reliable way to a better network: test accuracy climbs "
             "with every doubling, and the gap to training accuracy - memorization - shrinks. Augmentation (the "

@@ -9,13 +9,14 @@ from ui.layout import chart_height, page_header, show_chart, try_this
 from ui.run_panel import compare_presets, run_panel
 from ui.runs_takeaway import runs_takeaway
 
+PAGE = "optimizers"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Optimizers and the best CNN from scratch",
     "**Adam** adapts a step size for every weight and works out of the box at 1e-4 - the report's default. "
     "**SGD with momentum** takes one global step size but, with a learning rate that starts high and decays, "
     "often ends at a better solution. The schedule - how the learning rate changes over the run - matters as much "
     "as the optimizer.",
-    report="best CNN from scratch: SGD, more epochs, tuned layers → 60%. The lab's own recipe aims at 70%+.")
+    report="best CNN from scratch: SGD, more epochs, tuned layers → 60%. The lab's own recipe aims at 70%+.", page=PAGE)
 
 st.subheader("Learning-rate schedules")
 c1, c2, c3 = st.columns(3)
@@ -27,7 +28,7 @@ spe = 100
 curves = {name: schedule_curve(OptimConfig(lr=peak, schedule=name, warmup_epochs=float(warmup), step_epochs=max(1, epochs // 3)),
                                spe, epochs) for name in ("constant", "step", "cosine", "onecycle")}
 show_chart(st, charts.lr_schedule_chart(curves, spe, height=chart_height(240), title=""), width="stretch")
-st.caption("Drawn from the same function the trainer calls before every step (core/schedule.py).")
+st.caption("Drawn from the same function the trainer calls before every step (core/train/schedule.py).")
 
 st.subheader("Run them")
 run_panel(["cnn-sgd", "best-scratch", "cnn-bn", "cnn-flip-crop"], key="opt", show_schedule=True)

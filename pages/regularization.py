@@ -17,14 +17,15 @@ from ui.sidebar import current
 from ui.trained import trained_model
 
 FAMILY = ["cnn-128", "cnn-bn", "cnn-bn-fc8192", "cnn-bn-dropout"]
+PAGE = "regularization"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Batch norm, a wider FC, dropout",
     "**Batch norm** rescales what every conv layer hands to the next, batch by batch, so each layer sees inputs "
     "of a steady size and the optimizer can take bigger steps. A **wider FC** layer adds capacity. **Dropout** "
     "switches off half of the FC units at random while training, so no unit can rely on another - a brake on "
     "memorizing the training set.",
-    report="+ batch norm 42%, + FC 8192 43%, + dropout 0.5 ~43% (from 31% for the same width without them).")
-question_gate("regularization")  # class mode: predict, then reveal (hides the results while open)
+    report="+ batch norm 42%, + FC 8192 43%, + dropout 0.5 ~43% (from 31% for the same width without them).", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
 
 run_panel(FAMILY, key="reg")
 st.subheader("The runs compared")

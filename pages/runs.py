@@ -18,8 +18,9 @@ from ui.layout import chart_height, friendly_errors, page_header, pct, show_char
 from ui.run_panel import STATUS_ICON, fmt_seconds, result_vs_report, status_line
 from ui.sidebar import current
 
+PAGE = "runs"  # this page's key: its script's name, for the header and the class question
 page_header("Run library", "Every run of this lab - started from the app, the terminal, or imported - in one "
-            "place. Select rows to overlay their curves; the first selected opens below.")
+            "place. Select rows to overlay their curves; the first selected opens below.", page=PAGE)
 settings = current()
 lib = runlib.library()
 

@@ -18,6 +18,7 @@ from ui.pictures import to_hwc_uint8
 DISPLAY = 192  # pixels: the side every map is shown at (32×32 maps: 6× nearest-neighbour)
 CACHE = 40  # attributions kept per browser tab, so moving a slider does not recompute every map
 
+PAGE = "saliency"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Saliency maps",
     "A **saliency map** colours each pixel by how much it mattered for one answer of the network. There is no "
@@ -25,7 +26,7 @@ page_header(
     "would change the score fastest), **Integrated Gradients** (the gradient summed on the way from a blank "
     "picture to this one), **SmoothGrad** (the gradient averaged over noisy copies), **Grad-CAM** (which regions "
     "of the last feature maps the class relies on) and **occlusion** (hide a patch, watch the score drop). "
-    "Bright = important. They often disagree - and some of them can fool you, as the sanity check below shows.")
+    "Bright = important. They often disagree - and some of them can fool you, as the sanity check below shows.", page=PAGE)
 
 source = pickers.choose_model()
 

@@ -8,7 +8,6 @@ import time
 
 import streamlit as st
 
-from core.errors import LabError
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import compare
 from core.lessons.verdicts import (
@@ -27,8 +26,8 @@ from core.runs.sweeps import (
     format_value,
     lr_scenario_values,
     new_sweep_id,
+    parse_values,
     record_from_run,
-    submit_sweep,
     swept_keys,
 )
 from ui import charts_lessons, runlib, urlstate
@@ -39,57 +38,28 @@ from ui.runs_takeaway import facts_of
 from ui.sidebar import current
 from ui.sweep_picker import pick_sweep, sweeps_on
 
-# Settings a student may sweep: (label, parse one value, example values).
+# Settings a student may sweep: (label, example values). The values are read by core.runs.sweeps.parse_values
+# (the CLI's --param parser too).
 SWEEPABLE = {
-    "lr": ("learning rate", float, "1e-4, 1e-3, 1e-2"),
-    "batch_size": ("batch size", int, "64, 256, 1024"),
-    "epochs": ("epochs", int, "2, 5, 10"),
-    "subset": ("training images", int, "500, 1000, 2000"),
-    "seed": ("seed", int, "0, 1, 2"),
-    "weight_decay": ("weight decay", float, "0, 5e-4"),
-    "label_smoothing": ("label smoothing", float, "0, 0.1"),
-    "flip_p": ("flip probability", float, "0, 0.5"),
-    "crop_padding": ("crop padding", int, "0, 4"),
-    "optimizer": ("optimizer", str, "adam, sgd"),
+    "lr": ("learning rate", "1e-4, 1e-3, 1e-2"),
+    "batch_size": ("batch size", "64, 256, 1024"),
+    "epochs": ("epochs", "2, 5, 10"),
+    "subset": ("training images", "500, 1000, 2000"),
+    "seed": ("seed", "0, 1, 2"),
+    "weight_decay": ("weight decay", "0, 5e-4"),
+    "label_smoothing": ("label smoothing", "0, 0.1"),
+    "flip_p": ("flip probability", "0, 0.5"),
+    "crop_padding": ("crop padding", "0, 4"),
+    "optimizer": ("optimizer", "adam, sgd"),
 }
-
-
-def parse_values(key: str, text: str) -> list:
-    """'1e-4, 1e-3' → [0.0001, 0.001] for `key`; LabError naming the value that does not read."""
-    label, parse, example = SWEEPABLE[key]
-    values = []
-    for raw in (t.strip() for t in text.split(",")):
-        if not raw:
-            continue
-        if key == "subset" and raw.lower() in ("all", "none"):
-            values.append(None)
-            continue
-        try:
-            if parse is int:
-                number = float(raw)
-                if not number.is_integer():
-                    raise ValueError(raw)
-                values.append(int(number))
-            else:
-                values.append(parse(raw))
-        except ValueError:
-            raise LabError(f"{raw!r} is not a valid {label}: write values separated by commas, e.g. {example}") from None
-    if not values:
-        raise LabError(f"enter at least one {label}, e.g. {example}")
-    return values
-
-
-def submit(cfg, name=None, preset=None, sweep_id=None) -> str:
-    """core.runs.sweeps' submit callable: queue one run through the app (respects the passcode)."""
-    return runlib.start(cfg, preset=preset, name=name, sweep_id=sweep_id)
 
 
 def queue(config, grid, preset: str, kind: str | None = None) -> None:
     """Queue a grid as one sweep and show it below."""
     with friendly_errors("Queueing the sweep"):
         sweep_id = new_sweep_id([kind]) if kind else None
-        sweep_id, ids = submit_sweep(config, grid, submit, preset=preset, sweep_id=sweep_id,
-                                     name_prefix=LESSON_PREFIX.get(kind or "", preset))
+        sweep_id, ids = runlib.start_sweep(config, grid, preset=preset, sweep_id=sweep_id,
+                                           name_prefix=LESSON_PREFIX.get(kind or "", preset))
         urlstate.put("sweep", sweep_id)
         st.toast(f"Queued {len(ids)} runs as sweep {sweep_id}.")
 
@@ -103,15 +73,16 @@ def sweep_label(sweep_id: str, runs: list) -> str:
     return f"{prefix} · {len(runs)} runs ({done} done) · {when} · {sweep_id}"
 
 
-settings = current()
+PAGE = "sweeps"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Sweeps & learning-rate scenarios",
     "A **sweep** trains the same network several times, changing one or two settings - the learning rate, the "
     "batch size, the epochs... - and nothing else, so any difference in the results comes from that setting. "
     "Choose a grid, see how many runs it makes, queue them, and watch accuracy against the setting fill in.",
     report="section IX trains one network at a too-low, a good and a too-high learning rate (Fig. 3: slow, good, "
-           "diverging); section X compares batch sizes and numbers of epochs.")
-question_gate("sweeps")  # class mode: predict, then reveal (hides the results while open)
+           "diverging); section X compares batch sizes and numbers of epochs.", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
+settings = current()
 
 st.subheader("1 · Design a sweep")
 names = list(PRESETS)
@@ -128,13 +99,13 @@ with friendly_errors("Preparing the network"):
 keys = list(SWEEPABLE)
 g1, g2, g3, g4 = st.columns([1, 2, 1, 2])
 key1 = g1.selectbox("Vary", keys, key="sweep_key1", format_func=lambda k: SWEEPABLE[k][0])
-text1 = g2.text_input("Values (comma-separated)", SWEEPABLE[key1][2], key=f"sweep_values1:{key1}")
+text1 = g2.text_input("Values (comma-separated)", SWEEPABLE[key1][1], key=f"sweep_values1:{key1}")
 key2 = None
 if not settings.presenter:
     key2 = g3.selectbox("and", ["(nothing)"] + [k for k in keys if k != key1], key="sweep_key2",
                         format_func=lambda k: SWEEPABLE[k][0] if k in SWEEPABLE else k)
     key2 = None if key2 == "(nothing)" else key2
-text2 = g4.text_input("Values", SWEEPABLE[key2][2], key=f"sweep_values2:{key2}") if key2 else ""
+text2 = g4.text_input("Values", SWEEPABLE[key2][1], key=f"sweep_values2:{key2}") if key2 else ""
 
 pairs, grid = [], {}
 if base is not None:
@@ -255,8 +226,7 @@ else:
             st.rerun(scope="app")  # stop polling once everything has finished
         st.session_state[f"_sweep_active:{sweep_id}"] = any(r.active for r in runs)
 
-    with friendly_errors("Showing the sweep"):
-        st.fragment(results, run_every=1.0 if active else None)(picked)
+    st.fragment(results, run_every=1.0 if active else None)(picked)
 
 st.markdown("**The general lesson:** change one thing at a time. A learning rate that is too low is slow but "
             "safe; one that is too high wastes the whole run. Bigger batches make each epoch faster but take fewer "

@@ -11,14 +11,15 @@ from ui.runs_takeaway import runs_takeaway
 from ui.sidebar import current, detected_devices
 
 FAMILY = ["resnet18-pretrained", "resnet18-pretrained-aug", "mobilenet-pretrained", "resnet18-scratch"]
+PAGE = "transfer"  # this page's key: its script's name, for the header and the class question
 page_header(
     "Transfer learning",
     "A network trained on ImageNet's 1.2 million photos has already learned edges, textures and object parts. "
     "**Fine-tuning** keeps those features and trains a new last layer (and, gently, the rest) for our classes. "
     "The CIFAR images are enlarged to 224×224 on the device, the size the network was trained at.",
     report="ImageNet ResNet18 fine-tuned at 224×224, batch 128, 10 epochs, Adam 1e-4: 76%, 83% with augmentation - "
-           "\"very very slow\".")
-question_gate("transfer")  # class mode: predict, then reveal (hides the results while open)
+           "\"very very slow\".", page=PAGE)
+question_gate(PAGE)  # class mode: predict, then reveal (hides the results while open)
 
 settings = current()
 gpu = any(v.startswith("cuda") for v, _ in detected_devices())

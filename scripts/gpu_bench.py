@@ -6,7 +6,7 @@ finder, best-scratch, torch.compile), table on stdout, JSON in $OUT/gpu_bench.js
     python3 scripts/gpu_bench.py --best-scratch --budget 150     # can best-scratch do all its epochs in 2 min?
     python3 scripts/gpu_bench.py --tiny --device cpu             # seconds: does every item still work?
 
-Imports only core modules that need nothing beyond torch/torchvision (see core/bench_gpu.py for what is timed).
+Imports only core modules that need nothing beyond torch/torchvision (see bench/gpu.py for what is timed).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ import streamlit as st
 
 from core.data.cifar import download
 from core.data.dataset import Dataset, DatasetStatus
-from core.data.loading import dataset_status, load_dataset
+from core.data.loading import DatasetFacts, dataset_status, load_dataset
+from core.data.loading import dataset_facts as facts_of_dataset
 from core.errors import LabError
 from ui.sidebar import LabSettings, current
 from ui.text import error
@@ -70,6 +71,13 @@ class Downloads:
 @st.cache_resource(show_spinner=False)
 def downloads() -> Downloads:
     return Downloads()
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=32)
+def dataset_facts(dataset: str) -> DatasetFacts:
+    """core.data.loading.dataset_facts (classes, split sizes), read again at most every 30 s: an image folder's
+    listing takes about a second and can change. DataError (not cached) when the folder is not a dataset."""
+    return facts_of_dataset(dataset)
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)

@@ -6,34 +6,39 @@ Pages call these instead of styling text themselves, so all pages read alike on 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import logging
+import uuid
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import streamlit as st
 
 from core.errors import LabError
 from ui.text import error, plain  # noqa: F401 - pages take them from here with the other page pieces
 
+log = logging.getLogger(__name__)
 
-def page_header(title: str, intro: str, *, report: str | None = None) -> None:
-    """Title, a short explanation in the lab's own words, and what the report found (if it has a number)."""
+
+def page_header(title: str, intro: str, *, page: str, report: str | None = None) -> None:
+    """Title, a short explanation in the lab's own words, and what the report found (if it has a number).
+
+    `page` is the page's key, its script's name (the one the page gives ui.class_mode.question_gate): a deep link
+    that bypassed app.py goes round through it (ui.sidebar.enter), and while a class question is open on the page
+    the report's numbers are hidden with its results."""
+    from ui.sidebar import enter
+
+    enter(page)
     st.title(title)
     st.markdown(intro)
-    if report and not _question_open_on(inspect.currentframe()):
+    if report and not _question_open(page):
         st.caption(f"📄 The report: {report}")
 
 
-def _question_open_on(frame) -> bool:
-    """Whether a class question is open on the page that called page_header (its script's name is the page's
-    key): ui.class_mode.question_gate hides the page's results then, and the report's numbers go with them."""
-    caller = frame.f_back if frame is not None else None
-    if caller is None or Path(caller.f_code.co_filename).parent.name != "pages":
-        return False
+def _question_open(page: str) -> bool:
+    """Whether a class question is open on the page: ui.class_mode.question_gate hides the page's results then."""
     from core.classroom.questions import current_question
     from ui.runlib import library
 
-    q = current_question(library(), Path(caller.f_code.co_filename).stem)
+    q = current_question(library(), page)
     return q is not None and q.is_open
 
 
@@ -81,13 +86,19 @@ def chart_height(normal: int = 280) -> int:
 
 @contextlib.contextmanager
 def friendly_errors(what: str = "This step") -> Iterator[None]:
-    """Show a LabError as its message and any other failure as a short error - never a raw traceback."""
+    """Wrap the calls that can raise a problem the user can fix (core.errors.LabError): it shows as its one-line
+    message. Anything else is a bug: the page says so in plain words with a short reference, and the full
+    traceback goes to the server log (logging, with the same reference), so the evidence is kept. Wrap the
+    calls that can fail, not a whole page body. Streamlit's st.rerun / st.stop pass through (BaseException)."""
     try:
         yield
     except LabError as e:
         error(str(e))
-    except Exception as e:  # noqa: BLE001 - the page must survive; the message says what failed
-        error(f"{what} failed: {type(e).__name__}: {e}")
+    except Exception:  # noqa: BLE001 - the page must survive; the log keeps the traceback
+        ref = uuid.uuid4().hex[:8]
+        log.exception("%s failed (reference %s)", what, ref)
+        error(f"{what} failed: something went wrong inside the lab. The full traceback is in the server's log "
+              f"(reference {ref}).")
 
 
 def pct(x: float | None, digits: int = 1) -> str:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 import torch
@@ -248,39 +247,33 @@ def test_split(source: Source, where=st) -> TestSplit | None:
     return split
 
 
-class _Store:
-    """A small LRU of test-split predictions shared by the whole server (read-only values)."""
+@dataclass(eq=False)
+class PredictionSlot:
+    """The test-split predictions of one (weights, split), filled once for the whole server (read-only values)."""
 
-    def __init__(self, size: int = 8) -> None:
-        self.items: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        self.size, self.lock = size, threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor] | None:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-            return self.items.get(key)
-
-    def put(self, key: tuple[str, str], value: tuple[torch.Tensor, torch.Tensor]) -> None:
-        with self.lock:
-            self.items[key] = value
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # two sessions asking at once compute once
+    value: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-@st.cache_resource(show_spinner=False)
-def _predictions_store() -> _Store:
-    return _Store()
+@st.cache_resource(show_spinner=False, max_entries=8)
+def prediction_slot(source_key: str, split_key: str) -> PredictionSlot:
+    """The server's slot for these weights (checkpoint path + modification time) and test split: Streamlit's
+    cache keeps the 8 most recently used. It is filled outside this function, so the progress bar is drawn in
+    the session that computes and never replayed in another."""
+    return PredictionSlot()
 
 
 def test_predictions(source: Source, split: TestSplit) -> tuple[torch.Tensor, torch.Tensor]:
     """(predictions (N,), probabilities (N, C)) of the model on the whole split, computed once per checkpoint
     (path + modification time) and split, with a progress bar the first time."""
-    store = _predictions_store()
-    key = (source.key, split.key)
-    hit = store.get(key)
-    if hit is not None:
-        return hit
+    slot = prediction_slot(source.key, split.key)
+    with slot.lock:
+        if slot.value is None:
+            slot.value = _predict_split(source, split)
+        return slot.value
+
+
+def _predict_split(source: Source, split: TestSplit) -> tuple[torch.Tensor, torch.Tensor]:
     n = len(split.y)
     chunk = 512 if source.side <= 64 else 32  # pretrained models run at 224: small chunks, a moving bar
     bar = st.progress(0.0, text=f"The model looks at the {n:,} test pictures…")
@@ -293,10 +286,8 @@ def test_predictions(source: Source, split: TestSplit) -> tuple[torch.Tensor, to
         done = min(n, start + chunk)
         bar.progress(done / n, text=f"The model looks at the test pictures… {done:,} of {n:,}")
     bar.empty()
-    result = (torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long),
-              torch.cat(probs) if probs else torch.zeros(0, len(source.classes)))
-    store.put(key, result)
-    return result
+    return (torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long),
+            torch.cat(probs) if probs else torch.zeros(0, len(source.classes)))
 
 
 # --- the picture ----------------------------------------------------------------------------------------------

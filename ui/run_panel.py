@@ -15,14 +15,13 @@ import streamlit as st
 
 from core.classroom.roles import TEACHER, owns
 from core.config import TrainConfig
-from core.data.cifar import SPECS
 from core.errors import LabError
 from core.lessons.presets import get_preset
 from core.models.catalog import model_size
 from core.runs.records import RunRecord
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from ui import charts, runlib, runs_takeaway, urlstate
-from ui.data_panel import dataset_if_here
+from ui.data_panel import dataset_facts, dataset_if_here
 from ui.layout import chart_height, error, friendly_errors, pct, plain, show_chart
 from ui.sidebar import current
 
@@ -38,8 +37,9 @@ def fmt_seconds(s: float | None) -> str:
 
 
 def num_classes(dataset: str) -> int:
-    """Classes of a dataset by name without loading it (folders: 10 until loaded - only used for counts)."""
-    return {"cifar100": 100, "cifar10": 10, "synthetic": 10}.get(dataset, 10)
+    """Classes of a dataset by name without loading it (core.data.loading.dataset_facts); DataError for an image
+    folder that is not a dataset."""
+    return dataset_facts(dataset).num_classes
 
 
 def _tweaks(preset: str, key: str) -> dict[str, Any]:
@@ -81,8 +81,8 @@ def describe(config: TrainConfig) -> str:
     try:
         params, trainable = model_size(config, num_classes(config.data.dataset))
         size = f"{params / 1e6:.1f}M parameters" + (f" ({trainable / 1e6:.2f}M trained)" if trainable < params else "")
-    except LabError as e:
-        size = f"invalid model: {e}"
+    except LabError as e:  # a model that cannot be built, or an image folder that is not a dataset
+        size = f"size unknown: {e}"
     d = config.data
     images = "all" if d.subset is None else f"{d.subset:,}"
     return (f"**{config.model.name}** · {size} · {config.optim.name} {config.optim.lr:g} ({config.optim.schedule}) · "
@@ -254,7 +254,7 @@ def result_vs_report(run: RunRecord) -> None:
         if run.dataset != "cifar100":
             st.caption(f"This run used {run.dataset} ({run.train_size or 0:,} training images) — the report's "
                        f"number is for CIFAR-100 with 50,000, so compare the trend, not the digits.")
-        elif run.train_size and run.train_size < SPECS["cifar100"].train_images:
+        elif run.train_size and run.train_size < dataset_facts("cifar100").train_images:
             st.caption(f"This run trained on {run.train_size:,} of CIFAR-100's 50,000 images; fewer images "
                        f"usually means lower test accuracy than the report's.")
 

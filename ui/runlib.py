@@ -16,6 +16,7 @@ from core.errors import LabError
 from core.lessons.presets import get_preset
 from core.runs.library import RunLibrary, open_library
 from core.runs.records import RunRecord
+from core.runs.sweeps import submit_sweep
 from ui.sidebar import LabSettings, current
 
 
@@ -42,6 +43,19 @@ def start(config: TrainConfig, *, preset: str | None, name: str | None = None, s
         raise LabError("Pick a nickname in the sidebar first: your run carries it, so you can find and stop it.")
     return library(settings).submit(config, name=name, preset=preset, started_by="app", sweep_id=sweep_id,
                                     data_dir=settings.data_dir, download=True, actor=actor)
+
+
+def start_sweep(config: TrainConfig, grid: dict[str, list[Any]], *, preset: str | None, sweep_id: str | None = None,
+                name_prefix: str | None = None, settings: LabSettings | None = None) -> tuple[str, list[str]]:
+    """Queue a grid as one sweep (core.runs.sweeps.submit_sweep: the whole grid checked first), each run through
+    `start` as this browser's actor: (sweep id, run ids). The Sweeps, More data and Ensembles pages use it."""
+    settings = settings or current()
+
+    def submit(cfg: TrainConfig, name: str | None = None, preset: str | None = None,
+               sweep_id: str | None = None) -> str:
+        return start(cfg, preset=preset, name=name, sweep_id=sweep_id, settings=settings)
+
+    return submit_sweep(config, grid, submit, preset=preset, sweep_id=sweep_id, name_prefix=name_prefix)
 
 
 def start_many(jobs: list[tuple[TrainConfig, str | None, str | None]], *, what: str,

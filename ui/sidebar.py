@@ -21,6 +21,7 @@ from ui.cluster_panel import cluster_panel
 DATASETS = {"cifar100": "CIFAR-100", "cifar10": "CIFAR-10", "folder": "Image folder", "synthetic": "Synthetic"}
 SUBSETS = [500, 1000, 2000, 5000, 10000, 25000, 0]  # 0 = all training images
 TEST_SUBSETS = [500, 1000, 2000, 5000, 0]
+PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
 
 
 @dataclass(frozen=True)
@@ -160,21 +161,17 @@ def current() -> LabSettings:
     """The settings drawn by app.py in this script run (pages call this)."""
     settings = st.session_state.get("_lab_settings")
     if settings is None:
-        _reenter_through_app()  # a deep link that bypassed app.py: go round through it (does not return)
         settings = lab_settings()  # a page script run on its own, outside the app: draw the sidebar here
     return settings
 
 
-def _reenter_through_app() -> None:
-    """On a freshly started server, until some session has run app.py, Streamlit serves a deep link such as
-    /transfer by running pages/transfer.py alone (its old pages/-folder mode): no page config, no menu. Send
-    the session through app.py, which registers the menu for every session and then opens the asked-for page
-    with the same query string (app.py reads `_deep_link`)."""
-    import inspect
-
-    pages_dir = Path(__file__).resolve().parents[1] / "pages"
-    for frame in inspect.stack():
-        path = Path(frame.filename).resolve()
-        if path.parent == pages_dir:
-            st.session_state["_deep_link"] = f"pages/{path.name}"
-            st.switch_page("app.py", query_params=st.query_params.to_dict())
+def enter(page: str) -> LabSettings:
+    """A page's first call, with its key (its script's name: `enter("transfer")` in pages/transfer.py; page_header
+    makes it). On a freshly started server, until some session has run app.py, Streamlit serves a deep link such
+    as /transfer by running pages/transfer.py alone (its old pages/-folder mode): no page config, no menu. Such a
+    session is sent through app.py, which registers the menu for every session and then opens pages/<page>.py
+    with the same query string (app.py reads `_deep_link`); st.switch_page does not return."""
+    if st.session_state.get("_lab_settings") is None and (PAGES_DIR / f"{page}.py").is_file():
+        st.session_state["_deep_link"] = f"pages/{page}.py"
+        st.switch_page("app.py", query_params=st.query_params.to_dict())
+    return current()

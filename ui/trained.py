@@ -13,16 +13,13 @@ import torch
 
 from core.config import TrainConfig
 from core.runs.records import RunRecord
-from core.train.checkpoint import load_model
+from core.train.checkpoint import checkpoint_for, load_model
 from ui import runlib
 
 
-def checkpoint_of(run: RunRecord, prefer: str = "best.pt") -> Path | None:
-    folder = runlib.library().run_dir(run.id)
-    for name in (prefer, "last.pt"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+def checkpoint_of(run: RunRecord) -> Path | None:
+    """The checkpoint the pages load for a run (core.train.checkpoint.checkpoint_for: best, else last), or None."""
+    return checkpoint_for(runlib.library().run_dir(run.id))
 
 
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=8)

@@ -7,22 +7,9 @@ import json
 import sys
 from typing import Any
 
-from core.config import TrainConfig, apply_overrides, from_json
+from core.config import TrainConfig, apply_overrides, from_json, parse_value
 from core.errors import ConfigError
 from core.lessons.presets import PRESETS, get_preset
-
-
-def parse_value(text: str) -> Any:
-    """'3' -> 3, '1e-3' -> 0.001, 'true' -> True, '[1,2]' -> [1, 2], 'none' -> None, else the string."""
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def add_config_args(p: argparse.ArgumentParser, *, default_preset: str | None = "cnn") -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from core.errors import ConfigError, LabError
@@ -42,6 +43,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit code. A reader that stops early (`python -m core runs | head -1`) ends every
+    command quietly with 141, the shell's code for a closed pipe (128 + SIGPIPE), not a BrokenPipeError traceback."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a pipe closed after the last write shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return CLOSED_PIPE
+
+
+CLOSED_PIPE = 141
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout's file descriptor at /dev/null, so the interpreter's last flush at exit has somewhere to go
+    (the recipe of Python's signal documentation, "Note on SIGPIPE")."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stdout in tests has no descriptor
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -3,9 +3,9 @@
     python -m core sweep --preset cnn --param lr=1e-4,1e-3,1e-2 --param batch_size=128,256 --epochs 5
     python -m core sweep --preset cnn --lesson lr --dry-run --json
 
-Values are parsed like --set values (core/cli/common.parse_value); a comma inside brackets or quotes does not
-split (`--param model.widths=[32,32,32,64],[64,64,64,128]`). The runs go to the run library's queue (started
-by "cli"); follow them with `python -m core runs --sweep ID`, or add --wait to return only when every run has
+Values are read by core.runs.sweeps.parse_grid, the Sweeps page's parser too: each like a --set value, and a
+comma inside brackets or quotes does not split (`--param model.widths=[32,32,32,64],[64,64,64,128]`). The runs
+go to the run library's queue (started by "cli"); follow them with `python -m core runs --sweep ID`, or add --wait to return only when every run has
 ended (progress on a terminal; exit 1 if any failed or was stopped).
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.cli.common import add_config_args, config_from_args, parse_value, print_json
+from core.cli.common import add_config_args, config_from_args, print_json
 from core.config import TrainConfig
 from core.errors import ConfigError
 from core.runs import sweeps
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a ready-made grid: lr (too low / good / too high), data-size (10-100%% of the images), "
                         "batch-epochs")
     p.add_argument("--train-size", type=int, metavar="N",
-                   help="training images of the dataset, for --lesson data-size (default: --subset, else 50000)")
+                   help="training images of the dataset, for --lesson data-size (default: --subset, else the dataset's training split)")
     p.add_argument("--name", metavar="PREFIX", help="run names start with this (default: the preset)")
     p.add_argument("--dry-run", action="store_true", help="print the expanded grid; queue nothing")
     p.add_argument("--json", action="store_true", help="one JSON object {sweep_id, runs: [{run_id, overrides}]}")
@@ -44,52 +44,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
-def split_values(text: str) -> list[str]:
-    """'1e-4,1e-3' -> ['1e-4', '1e-3']; commas inside [], (), {} or quotes do not split."""
-    parts, depth, quote, current = [], 0, "", []
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[({":
-            depth += 1
-        elif ch in "])}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    parts.append("".join(current))
-    return parts
-
-
 def parse_params(items: list[str]) -> dict[str, list[Any]]:
-    """['lr=1e-4,1e-3', 'seed=0,1'] -> {'lr': [0.0001, 0.001], 'seed': [0, 1]}; ConfigError on bad syntax."""
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        key = key.strip()
-        if not sep or not key or not values.strip():
-            raise ConfigError(f"--param expects KEY=VALUE1,VALUE2,..., e.g. lr=1e-4,1e-3; got {item!r}")
-        if key in grid:
-            raise ConfigError(f"--param {key} is given twice; list all its values in one --param")
-        raw = split_values(values)
-        if any(not v.strip() for v in raw):
-            raise ConfigError(f"--param {item!r} has an empty value (two commas in a row, or a trailing comma?)")
-        grid[key] = [parse_value(v.strip()) for v in raw]
-    return grid
+    """The --param flags as a grid (core.runs.sweeps.parse_grid, the Sweeps page's parser too); its ConfigError
+    names the flag."""
+    try:
+        return sweeps.parse_grid(items)
+    except ConfigError as e:
+        raise ConfigError(f"--param: {e}") from None
 
 
 def _lesson_grid(args: argparse.Namespace, config: TrainConfig) -> dict[str, list[Any]]:
     if args.lesson == "data-size":
-        from core.data.cifar import SPECS  # deferred: torch takes seconds to import; `--help` stays fast
+        from core.data.loading import (
+            dataset_facts,  # deferred: torch takes seconds to import; `--help` stays fast
+        )
 
-        size = args.train_size or config.data.subset or (SPECS[config.data.dataset].train_images if config.data.dataset in SPECS
-                                                           else None)
-        if size is None:
-            raise ConfigError("--lesson data-size needs the number of training images: add --train-size N")
+        size = args.train_size or config.data.subset or dataset_facts(config.data.dataset).train_images
         return sweeps.data_size_lesson(config, size).grid
     return sweeps.LESSONS[args.lesson](config).grid
 

@@ -51,7 +51,11 @@ class CifarSpec:
     label_key: bytes  # fine labels
     names_key: bytes  # fine label names, in meta_file
     env: str  # prefix of the environment overrides <env>_URL and <env>_MD5 (mirrors, tests)
-    train_images: int = 50_000  # both archives hold 50,000 training images (and 10,000 test images)
+    classes: int  # fine classes
+    mean: tuple[float, float, float]  # the training set's published per-channel statistics, pixels in [0, 1]
+    std: tuple[float, float, float]
+    train_images: int = 50_000  # both archives hold 50,000 training images and 10,000 test images
+    test_images: int = 10_000
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -62,11 +66,12 @@ SPECS: dict[str, CifarSpec] = {
     "cifar100": CifarSpec("CIFAR-100", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
                           "cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python",
                           169.0, ("train",), "test", "meta", b"fine_labels", b"fine_label_names",
-                          "CIFAR_LAB_CIFAR100"),
+                          "CIFAR_LAB_CIFAR100", 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
     "cifar10": CifarSpec("CIFAR-10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
                          "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py",
                          170.5, tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta",
-                         b"labels", b"label_names", "CIFAR_LAB_CIFAR10"),
+                         b"labels", b"label_names", "CIFAR_LAB_CIFAR10", 10, (0.4914, 0.4822, 0.4465),
+                         (0.2470, 0.2435, 0.2616)),
 }
 
 

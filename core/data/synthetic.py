@@ -44,7 +44,11 @@ def _pattern(kind: int, x: torch.Tensor, y: torch.Tensor, freq: torch.Tensor, ph
     return torch.tanh(1.5 * (x * torch.cos(phase) + y * torch.sin(phase)))
 
 
-def make_synthetic(train_per_class: int = 500, test_per_class: int = 100) -> Dataset:
+TRAIN_PER_CLASS = 500  # the synthetic set's images per class in each split
+TEST_PER_CLASS = 100
+
+
+def make_synthetic(train_per_class: int = TRAIN_PER_CLASS, test_per_class: int = TEST_PER_CLASS) -> Dataset:
     """Ten classes of smooth patterns with per-image random shift, rotation, frequency, colour and pixel noise.
 
     Identical on every call; learnable (a small CNN gets well above chance in seconds) but not trivial.

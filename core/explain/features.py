@@ -50,7 +50,7 @@ from core.models.catalog import build_for_config
 from core.models.registry import conv_layers
 from core.models.resnet import ResNet, ResNet9
 from core.runs.library import open_library
-from core.train.checkpoint import load_model
+from core.train.checkpoint import checkpoint_for, load_model
 
 # --- model sources ----------------------------------------------------------------------------------------------
 
@@ -93,12 +93,9 @@ def run_checkpoint(run_id: str, runs_dir: str | Path | None = None, which: str =
     lib = open_library(runs_dir, recover=False)
     run = lib.get(run_id)
     folder = lib.run_dir(run.id)
-    order = {"best": ("best.pt", "last.pt"), "last": ("last.pt",)}.get(which)
-    if order is None:
-        raise LabError(f"which must be 'best' or 'last', got {which!r}")
-    for name in order:
-        if (folder / name).is_file():
-            return folder / name
+    path = checkpoint_for(folder, which)
+    if path is not None:
+        return path
     raise LabError(f"run {run_id} has no checkpoint in {folder} (status {run.status}): it has not finished an "
                    "epoch yet, or its files were deleted")
 

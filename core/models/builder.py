@@ -10,8 +10,8 @@ A spec is JSON-able data, stored in a run's config as the model's options, `Mode
      "fc": [{"units": 256, "dropout": 0.5, "act": "relu"}, ...]}   # hidden FC layers; the classifier is added
 
 Layer kinds and their options (defaults) are in LAYER_OPTIONS; `fc` entries may also be plain ints (units).
-The per-kind checks and arithmetic live in core/builder_layers.py; this module composes them.
-Module names follow core/models.py's cnn: a layer is numbered by the conv block it follows (conv1 bn1 relu1
+The per-kind checks and arithmetic live in core/models/layers.py; this module composes them.
+Module names follow core/models/zoo.py's cnn: a layer is numbered by the conv block it follows (conv1 bn1 relu1
 pool1 conv2 ...; layers before the first conv get 0, a repeat in one block gets _2), under `features`; the
 classifier is `classifier` = flatten, fc1, fc1_relu, fc1_dropout, ..., then the head `fc{K+1}` (K hidden
 layers) or `out` (none). So a cnn preset's spec builds a model with the very same state-dict keys.

@@ -1,9 +1,9 @@
 """The code view: a run's config as plain PyTorch a student can paste into a notebook.
 
 `generate(config, num_classes, mean, std)` returns one self-contained script: imports, settings, the model as
-an explicit `Net` class with a shape comment per layer (core/codegen_models.py; same parameter names as the
+an explicit `Net` class with a shape comment per layer (core/models/codegen_models.py; same parameter names as the
 lab's model, so a lab checkpoint's weights load into it), torchvision.transforms.v2 augmentation and
-normalization, the optimizer, the learning-rate schedule as a `LambdaLR` that reproduces core/schedule.py
+normalization, the optimizer, the learning-rate schedule as a `LambdaLR` that reproduces core/train/schedule.py
 step for step, the loss, and a minimal training loop that runs under `if __name__ == "__main__":` (so
 executing the module in a test builds every object but downloads and trains nothing).
 """
@@ -13,18 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.config import AugmentConfig, OptimConfig, TrainConfig
-from core.data.cifar import SPECS
+from core.data.loading import DatasetFacts, dataset_facts
+from core.errors import LabError
 from core.models.catalog import get_entry
 from core.models.codegen_models import model_source
 from core.models.registry import IMAGENET_MEAN, IMAGENET_STD
 from core.train.schedule import ONECYCLE_END_DIV, ONECYCLE_START_DIV
 
-# Published per-channel statistics of the CIFAR training sets, used when no mean/std is passed in.
-KNOWN_STATS = {
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-}
-TRAIN_SIZES = {name: spec.train_images for name, spec in SPECS.items()}  # 50,000 each
+
+def _facts(dataset: str) -> DatasetFacts | None:
+    """The dataset's facts (core.data.loading.dataset_facts), or None for an image folder that is not one."""
+    try:
+        return dataset_facts(dataset)
+    except LabError:
+        return None
 
 
 def _floats(values: Sequence[float]) -> str:
@@ -37,9 +39,9 @@ def _stats(config: TrainConfig, mean: Sequence[float] | None, std: Sequence[floa
         return IMAGENET_MEAN, IMAGENET_STD, "ImageNet's statistics: the pretrained weights expect them"
     if mean is not None and std is not None:
         return mean, std, "per-channel statistics of the training images, pixels in [0, 1]"
-    if config.data.dataset in KNOWN_STATS:
-        m, s = KNOWN_STATS[config.data.dataset]
-        return m, s, f"{config.data.dataset}'s published training-set statistics"
+    facts = _facts(config.data.dataset)
+    if facts is not None and facts.mean is not None and facts.std is not None:
+        return facts.mean, facts.std, f"{config.data.dataset}'s published training-set statistics"
     return (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "PLACEHOLDERS: put your training images' mean/std here"
 
 
@@ -62,7 +64,7 @@ def _transforms(aug: AugmentConfig, folder: bool) -> list[str]:
                      f"value=0),  # a {aug.erase_size}×{aug.erase_size} square; 0 = the mean after Normalize")
     lines = []
     if aug.enabled:
-        lines += ["# Augmentation: torchvision equivalents of the lab's batched on-device ops (core/augment.py), so",
+        lines += ["# Augmentation: torchvision equivalents of the lab's batched on-device ops (core/data/augment.py), so",
                   "# approximations - random numbers are drawn differently, ColorJitter applies its three factors",
                   "# in random order (the lab: brightness, contrast, saturation), and RandomErasing keeps the square",
                   "# inside the image (the lab's Cutout square may hang over the edge)."]
@@ -185,12 +187,14 @@ def generate(config: TrainConfig, num_classes: int = 100, mean: Sequence[float] 
 
     mean/std: the dataset's per-channel statistics (core.data.Dataset.mean/std); ImageNet's for pretrained
     models whatever is passed, CIFAR's published values when omitted. train_size: training images (for the
-    schedule's steps per epoch); default the config's subset, else 50,000 for CIFAR.
+    schedule's steps per epoch); default the config's subset, else the dataset's training split
+    (core.data.loading.dataset_facts; 50,000 for a folder that cannot be listed).
     """
     src = model_source(config.model, num_classes)
     mean, std, stats_note = _stats(config, mean, std)
     if train_size is None:
-        train_size = config.data.subset or TRAIN_SIZES.get(config.data.dataset, 50_000)
+        facts = _facts(config.data.dataset)
+        train_size = config.data.subset or (facts.train_images if facts is not None else 50_000)
     elif config.data.subset:
         train_size = min(train_size, config.data.subset)
     o = config.optim

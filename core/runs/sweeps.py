@@ -10,6 +10,10 @@ fastest), and every combination is validated - settings, and the model options b
 sweep. The run library is not imported here: `submit` is any callable `submit(config, name=..., preset=...,
 sweep_id=...) -> run id`, such as `RunLibrary.submit`. Analysis helpers take finished runs as plain dicts
 (`record_from_run` makes one from the run library's RunRecord + curves).
+
+A grid written as text - the Sweeps page's value boxes, the CLI's `--param KEY=V1,V2` - is read by one parser
+here (`parse_values`, `parse_grid`): values split at commas outside brackets and quotes, each read like a `--set`
+value (core.config.parse_value), `all` or `none` for every image of a subset, and an empty value is an error.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from core.config import (
     apply_overrides,
     from_dict,
     get_value,
+    parse_value,
     resolve_key,
     to_dict,
 )
@@ -54,6 +59,57 @@ def format_value(value: Any) -> str:
 def describe(overrides: Mapping[str, Any]) -> str:
     """'lr=0.001, batch_size=128' (or 'base' for no overrides)."""
     return ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items()) or "base"
+
+
+ALL_IMAGES = ("subset", "test_subset")  # settings where "all" means None: every image
+
+
+def split_values(text: str) -> list[str]:
+    """'1e-4,1e-3' -> ['1e-4', '1e-3']; commas inside [], (), {} or quotes do not split."""
+    parts, depth, quote, current = [], 0, "", []
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[({":
+            depth += 1
+        elif ch in "])}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_values(key: str, text: str) -> list[Any]:
+    """One setting's values written as text: 'lr', '1e-4, 1e-3' -> [0.0001, 0.001]. ConfigError for no value at
+    all or an empty one (two commas in a row, a trailing comma). Whether each value suits the setting is checked
+    when the grid is expanded (`expand`), which names the setting and what it accepts."""
+    if not text.strip():
+        raise ConfigError(f"{key} needs at least one value, e.g. {key}=1,2 (values separated by commas)")
+    raw = [v.strip() for v in split_values(text)]
+    if any(not v for v in raw):
+        raise ConfigError(f"{key}={text.strip()} has an empty value (two commas in a row, or a trailing comma?)")
+    return [None if key in ALL_IMAGES and v.lower() == "all" else parse_value(v) for v in raw]
+
+
+def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
+    """['lr=1e-4,1e-3', 'seed=0,1'] -> {'lr': [0.0001, 0.001], 'seed': [0, 1]}: each item KEY=VALUE1,VALUE2,...
+    read by `parse_values`. ConfigError for an item without a key or '=', or a key given twice."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"a swept setting is written KEY=VALUE1,VALUE2,..., e.g. lr=1e-4,1e-3; got {item!r}")
+        if key in grid:
+            raise ConfigError(f"{key} is given twice; list all its values at once ({key}=VALUE1,VALUE2,...)")
+        grid[key] = parse_values(key, values)
+    return grid
 
 
 def _check_grid(grid: Mapping[str, Sequence[Any]]) -> list[tuple[str, list[Any]]]:

@@ -1,5 +1,6 @@
 """Checkpoint files: model + optimizer + config + where the run was, written atomically, read with
-weights_only=True (a checkpoint is data, never code). Also what a full disk looks like when one is written."""
+weights_only=True (a checkpoint is data, never code). Also what a full disk looks like when one is written, and
+the one home of a run folder's checkpoint names (LAST, BEST) and of which one to load (`checkpoint_for`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from core.errors import LabError
 from core.models.catalog import build_for_config
 
 FORMAT = 1
+LAST = "last.pt"  # the latest epoch's checkpoint: what a resume continues from, what the final accuracy belongs to
+BEST = "best.pt"  # the best test accuracy so far: after an improved epoch a hard link of LAST (keep_as)
+CHECKPOINTS = (LAST, BEST)  # the checkpoint files a run folder can hold, LAST first
 
 
 def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -82,10 +86,22 @@ def is_disk_full(e: BaseException) -> bool:
 
 
 def latest_checkpoint(folder: str | Path | None) -> Path | None:
-    if folder is None:
-        return None
-    path = Path(folder) / "last.pt"
-    return path if path.is_file() else None
+    """The folder's LAST checkpoint (what a resume continues from), or None."""
+    return None if folder is None else checkpoint_for(folder, "last")
+
+
+def checkpoint_for(run_dir: str | Path, which: str = "best") -> Path | None:
+    """The checkpoint to load for a run folder, or None when it holds none: `which="best"` is BEST, else LAST
+    (a folder without BEST); `which="last"` is LAST only (the final weights, which the recorded final accuracy
+    belongs to). LabError for another `which`."""
+    order = {"best": (BEST, LAST), "last": (LAST,)}.get(which)
+    if order is None:
+        raise LabError(f"which must be 'best' or 'last', got {which!r}")
+    for name in order:
+        path = Path(run_dir) / name
+        if path.is_file():
+            return path
+    return None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from core.models.registry import count_params
 from core.space import free_bytes as disk_free  # a name tests replace
 from core.space import free_text, size_text
 from core.train.batches import epoch_permutation  # noqa: F401 - re-exported, with the set-up's names below
-from core.train.checkpoint import is_disk_full, keep_as, latest_checkpoint, save_checkpoint
+from core.train.checkpoint import BEST, LAST, is_disk_full, keep_as, latest_checkpoint, save_checkpoint
 from core.train.events import EpochEnd, Event, Finished, Note, RunStarted, Step
 from core.train.graphs import GraphedStep, set_lr, wants_graphs
 from core.train.memory import estimate_run_memory
@@ -159,7 +159,7 @@ def save(run: RunSetup, state: RunState, folder: str | Path | None, *, best: boo
     if folder is None:
         return
     gen = run.batches.generator
-    last = Path(folder) / "last.pt"
+    last = Path(folder) / LAST
     try:
         save_checkpoint(last, model=run.model, optimizer=run.optimizer, config=run.config,
                         epoch=state.epoch, batch=state.batch, sums=state.sums.tolist(), history=state.history,
@@ -167,7 +167,7 @@ def save(run: RunSetup, state: RunState, folder: str | Path | None, *, best: boo
                         classes=list(run.dataset.classes), mean=list(run.mean), std=list(run.std),
                         rng=(run.device.type, *rng_states(run.device)))
         if best:
-            keep_as(last, last.with_name("best.pt"))
+            keep_as(last, last.with_name(BEST))
     except Exception as e:
         if is_disk_full(e) or short_of_room(run, folder):
             raise LabError(disk_full_reason(state, folder)) from None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 from core.config import OptimConfig, TrainConfig
-from core.data.cifar import SPECS
 from core.data.dataset import Dataset, subset_size
+from core.data.loading import FOLDER_PREFIX, dataset_facts
 
 ONECYCLE_START_DIV = 25.0  # one-cycle starts at lr / 25 ...
 ONECYCLE_END_DIV = 1e4  # ... and anneals to lr / 10,000 (PyTorch's OneCycleLR defaults)
@@ -62,13 +62,14 @@ def steps_per_epoch(train_size: int, batch_size: int) -> int:
 
 def run_steps_per_epoch(config: TrainConfig, dataset: Dataset | None = None) -> int:
     """Optimizer steps per epoch of a run of `config`: the engine's count on `dataset` (the whole dataset, before
-    the config's stratified subset). Without the dataset (not on this machine yet) CIFAR's known training-set
-    size stands in, cut to the subset; other datasets then count the subset alone (1 when there is none)."""
+    the config's stratified subset). Without the dataset (not on this machine yet) its known training-set size
+    (core.data.loading.dataset_facts: CIFAR, synthetic) stands in, cut to the subset; an image folder then counts
+    the subset alone (1 when there is none), never listing its files here."""
     if dataset is not None:
         n = subset_size(dataset.train_y, config.data.subset, dataset.num_classes)
     else:
-        spec = SPECS.get(config.data.dataset)
-        known = spec.train_images if spec is not None else None
+        name = config.data.dataset
+        known = None if name.startswith(FOLDER_PREFIX) else dataset_facts(name).train_images
         sizes = [x for x in (config.data.subset, known) if x is not None]
         n = min(sizes) if sizes else 1
     return steps_per_epoch(n, config.batch_size)

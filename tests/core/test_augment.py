@@ -1,4 +1,4 @@
-"""core/augment.py: exact per-image invariants of each op, the sampling order, seeding, normalize and params text.
+"""core/data/augment.py: exact per-image invariants of each op, the sampling order, seeding, normalize and params text.
 
 Every test runs on CPU and, when torch.cuda.is_available(), again on CUDA (skipped otherwise).
 """

@@ -14,7 +14,7 @@ from core.config import DataConfig, OptimConfig
 from core.data.loading import load_dataset
 from core.errors import LabError
 from core.train import engine
-from core.train.checkpoint import is_disk_full, keep_as, load_checkpoint
+from core.train.checkpoint import BEST, LAST, checkpoint_for, is_disk_full, keep_as, load_checkpoint
 from core.train.memory import estimate_run_memory
 from tests.fakes import tiny_config
 
@@ -151,3 +151,15 @@ def test_a_save_torch_words_vaguely_is_judged_by_the_free_space(synthetic, tmp_p
     monkeypatch.setattr(engine, "check_room", lambda run, folder: None)  # the disk filled up after the start
     fin = list(engine.train(tiny_config(epochs=1), dataset=synthetic, checkpoint_dir=tmp_path))[-1]
     assert fin.status == "failed" and fin.reason.startswith(expected)
+
+
+def test_checkpoint_for_is_best_else_last_and_last_means_the_final_weights(tmp_path):
+    assert (LAST, BEST) == ("last.pt", "best.pt")  # the names runs already on disk carry
+    assert checkpoint_for(tmp_path) is None and checkpoint_for(tmp_path, "last") is None
+    (tmp_path / "last.pt").write_bytes(b"last")
+    assert checkpoint_for(tmp_path) == tmp_path / "last.pt"  # no best.pt yet
+    (tmp_path / "best.pt").write_bytes(b"best")
+    assert checkpoint_for(tmp_path) == tmp_path / "best.pt"
+    assert checkpoint_for(tmp_path, "last") == tmp_path / "last.pt"
+    with pytest.raises(LabError, match="'best' or 'last'"):
+        checkpoint_for(tmp_path, "newest")

@@ -72,3 +72,16 @@ def test_a_run_that_cannot_start_or_that_diverges_exits_non_zero(tmp_path):
                    "--lr", "100", "--json", "--no-record", tmp_path=tmp_path)
     assert diverged.returncode == 1
     assert json.loads(diverged.stdout.splitlines()[-1])["status"] == "diverged"
+
+
+@pytest.mark.parametrize("command", [["presets"], ["runs"]])
+def test_a_reader_that_closes_early_ends_the_command_quietly(tmp_path, command):
+    """`python -m core runs | head -1`: the reader is gone before the command writes its first line (closed
+    here before the child even starts Python), and the command ends with the closed pipe's code, no traceback."""
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "CIFAR_LAB_DATA": str(tmp_path / "data"),
+           "CIFAR_LAB_RUNS": str(tmp_path / "runs")}
+    proc = subprocess.Popen([sys.executable, "-m", "core", *command], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader closes early: every write of the command meets a closed pipe
+    _, err = proc.communicate(timeout=300)
+    assert err.decode() == "" and proc.returncode == 141

@@ -16,11 +16,12 @@ from torch import nn
 
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig, apply_overrides
 from core.data import augment as aug
+from core.data.loading import dataset_facts
 from core.errors import ConfigError
 from core.lessons.presets import PRESETS
 from core.models.builder import spec_from_preset
 from core.models.catalog import build_for_config, build_model
-from core.models.codegen import KNOWN_STATS, generate
+from core.models.codegen import generate
 from core.models.registry import IMAGENET_MEAN, IMAGENET_STD, count_params
 from core.train.schedule import lr_at, steps_per_epoch
 
@@ -208,7 +209,8 @@ def test_transforms_match_the_labs_ops_where_they_are_exact():
     erase = ops["RandomErasing"]
     assert erase.p == 0.5 and erase.scale == (64 / 1024, 64 / 1024) and erase.ratio == (1.0, 1.0) and erase.value == [0.0]
     assert ns["train_transform"](x).shape == (3, 32, 32)
-    assert (ns["MEAN"], ns["STD"]) == KNOWN_STATS["cifar100"]
+    cifar100 = dataset_facts("cifar100")
+    assert (ns["MEAN"], ns["STD"]) == (cifar100.mean, cifar100.std) == ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
 
 class FakeCifar(torch.utils.data.Dataset):

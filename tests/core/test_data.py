@@ -1,5 +1,6 @@
-"""core/data.py, core/data/folder.py, core/synthetic_data.py: exact pixels and labels from official-format files,
-caches, downloads over file:// URLs (never the network), image folders, synthetic data and stratified subsets."""
+"""core/data/cifar.py, dataset.py, loading.py, folder.py and synthetic.py: exact pixels and labels from
+official-format files, caches, downloads over file:// URLs (never the network), image folders, synthetic data
+and stratified subsets."""
 
 from __future__ import annotations
 
@@ -452,3 +453,25 @@ def test_dataset_is_frozen(tmp_path):
     with pytest.raises(AttributeError):
         ds.name = "x"
     assert replace(ds, name="y").name == "y"
+
+
+def test_dataset_facts_are_what_loading_the_dataset_gives(tmp_path):
+    """dataset_facts(name) knows classes and split sizes without decoding; the oracle is the loaded dataset."""
+    from core.data.loading import dataset_facts, load_dataset
+
+    synthetic = load_dataset("synthetic")
+    facts = dataset_facts("synthetic")
+    assert (facts.num_classes, facts.train_images, facts.test_images) == (
+        synthetic.num_classes, len(synthetic.train_y), len(synthetic.test_y))
+    write_image_folder(tmp_path / "pets", {"dog": (3, 2), "cat": (2, 1)})
+    pets = load_dataset(f"folder:{tmp_path / 'pets'}")
+    facts = dataset_facts(f"folder:{tmp_path / 'pets'}")
+    assert (facts.num_classes, facts.train_images, facts.test_images, facts.mean) == (2, 5, 3, None)
+    assert (pets.num_classes, len(pets.train_y), len(pets.test_y)) == (2, 5, 3)
+    c100, c10 = dataset_facts("cifar100"), dataset_facts("cifar10")  # the official archives' sizes, published stats
+    assert (c100.num_classes, c100.train_images, c100.test_images) == (100, 50_000, 10_000)
+    assert (c10.num_classes, c10.mean) == (10, (0.4914, 0.4822, 0.4465))
+    with pytest.raises(DataError, match="unknown dataset"):
+        dataset_facts("mnist")
+    with pytest.raises(DataError):
+        dataset_facts(f"folder:{tmp_path / 'nowhere'}")

@@ -1,4 +1,4 @@
-"""core/ensemble.py: mean-of-softmax accuracy against hand computations, gain curves, checkpoint logits, checks."""
+"""core/explain/ensemble.py: mean-of-softmax accuracy against hand computations, gain curves, checkpoint logits, checks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""core/sweeps.py and `python -m core sweep`: grid expansion, validation, queueing, lessons and chart rows."""
+"""core/runs/sweeps.py and `python -m core sweep`: grid expansion, validation, queueing, lessons and chart rows."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 
 from core.cli.main import main
-from core.cli.sweep import parse_params, split_values
+from core.cli.sweep import parse_params
 from core.config import DataConfig, OptimConfig, get_value, to_dict
+from core.data.synthetic import make_synthetic
 from core.errors import ConfigError
 from core.lessons.presets import preset_config
 from core.runs.library import open_library
@@ -24,7 +25,10 @@ from core.runs.sweeps import (
     lr_scenario_values,
     lr_scenarios,
     new_sweep_id,
+    parse_grid,
+    parse_values,
     record_from_run,
+    split_values,
     submit_sweep,
     sweep_table,
     swept_keys,
@@ -207,6 +211,33 @@ def test_curve_rows_and_records_from_the_run_library():
         ("abc", "lr=0.0001", 1, 0.15), ("abc", "lr=0.0001", 2, 0.25), ("def", "lr=0.01", 1, 0.15)]
 
 
+# --- grids written as text (the Sweeps page and the CLI) -----------------------------------------------------------
+
+def test_one_setting_s_values_as_text():
+    assert parse_values("lr", " 1e-4, 1e-3 ") == [1e-4, 1e-3]
+    assert parse_values("model.widths", "[8, 8], [16, 16]") == [[8, 8], [16, 16]]  # brackets keep their commas
+    assert parse_values("optimizer", "adam, sgd") == ["adam", "sgd"]
+    assert parse_values("subset", "500, all, none") == [500, None, None]  # every image
+    assert parse_values("crop_mode", "all") == ["all"]  # "all" is every image only for a subset
+    assert parse_values("batch_size", "64, big") == [64, "big"]  # the setting's own check is expand's
+    with pytest.raises(ConfigError, match=r"^lr needs at least one value"):
+        parse_values("lr", "  ")
+    for text in ("1e-4,,1e-3", "1e-4, 1e-3,", ", 1"):
+        with pytest.raises(ConfigError, match=r"has an empty value \(two commas in a row, or a trailing comma\?\)"):
+            parse_values("lr", text)
+
+
+def test_a_grid_as_text_and_what_expanding_it_says_of_a_bad_value():
+    grid = parse_grid(["lr=1e-4,1e-3", "batch_size=64,big"])
+    assert grid == {"lr": [1e-4, 1e-3], "batch_size": [64, "big"]}
+    with pytest.raises(ConfigError, match=r"batch_size must be a whole number .*got 'big'"):
+        expand(tiny(), grid)
+    with pytest.raises(ConfigError, match="is written KEY=VALUE1,VALUE2"):
+        parse_grid(["lr"])
+    with pytest.raises(ConfigError, match="given twice"):
+        parse_grid(["lr=1", "lr=2"])
+
+
 # --- the CLI ----------------------------------------------------------------------------------------------------
 
 def test_param_parsing():
@@ -217,7 +248,7 @@ def test_param_parsing():
                          "crop_mode=zero,reflect"]) == {
         "lr": [1e-4, 1e-3], "model.widths": [[8, 8], [16, 16]], "flip_p": [0, 0.5], "subset": [None, 100],
         "crop_mode": ["zero", "reflect"]}
-    for bad, message in [("lr", "expects KEY=VALUE1,VALUE2"), ("=1,2", "expects KEY"), ("lr=", "expects KEY"),
+    for bad, message in [("lr", "^--param: .* KEY=VALUE1,VALUE2"), ("=1,2", "KEY="), ("lr=", "lr needs at least one"),
                          ("lr=1,,2", "empty value")]:
         with pytest.raises(ConfigError, match=message):
             parse_params([bad])
@@ -240,13 +271,16 @@ def test_cli_dry_run_prints_the_grid_without_a_library(tmp_path, capsys):
     assert main(["sweep", "--lesson", "data-size", "--subset", "1000", "--param", "seed=0,1", "--dry-run",
                  "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["runs"]) == 8
+    # without --subset or --train-size the dataset's own training split (synthetic: 10 classes x 500) is 100%
+    assert main(["sweep", "--lesson", "data-size", "--dataset", "synthetic", "--dry-run", "--json"]) == 0
+    subsets = [r["overrides"]["subset"] for r in json.loads(capsys.readouterr().out)["runs"]]
+    assert max(subsets) == 5000 == len(make_synthetic().train_y)
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--param", "lr"], "--param expects KEY=VALUE1,VALUE2"),
+    (["--param", "lr"], "--param: a swept setting is written KEY=VALUE1,VALUE2"),
     ([], "nothing to sweep"),
     (["--param", "lr=1e-3,-1"], r"sweep run 2 of 2 \(lr=-1\): lr must be a positive number"),
-    (["--lesson", "data-size", "--dataset", "synthetic"], "needs the number of training images"),
 ])
 def test_cli_errors_are_one_line_and_exit_2(capsys, argv, message):
     assert main(["sweep", "--dry-run", *argv]) == 2

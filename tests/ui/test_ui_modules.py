@@ -40,3 +40,24 @@ def test_every_chart_is_drawn_through_show_chart():
     process-wide data transformer under another session's feet (and validate on every script run)."""
     sources = UI + sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
     assert [p.name for p in sources if ".altair_chart(" in p.read_text()] == []
+
+
+def test_no_page_or_ui_module_looks_at_its_callers_frames():
+    """A page passes its key (page_header(page=...), question_gate(...)); nothing in ui/ or pages/ finds it by
+    walking the interpreter's stack or reading a caller's file name."""
+    sources = UI + sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+    banned = ("inspect.stack", "_getframe", "inspect.currentframe", "f_back", "f_code")
+    hits = [f"{p.relative_to(ROOT)}: {b}" for p in sources for b in banned if b in p.read_text(encoding="utf-8")]
+    assert hits == []
+
+
+def test_every_page_passes_its_own_key():
+    """The key a page gives its header is its script's name, defined once (PAGE) and given to the class question
+    too: the question bank, the banner and the deep-link re-entry all name a page by its script."""
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if path.stem == "home":
+            assert 'enter("home")' in text
+            continue
+        assert f'PAGE = "{path.stem}"' in text and "page=PAGE" in text, path.name
+        assert "question_gate(" not in text or "question_gate(PAGE)" in text, path.name
