@@ -132,6 +132,8 @@ def place(c: Choice, ds: Dataset, settings: LabSettings) -> Tab:
     key = build_key(c, settings)
     held = st.session_state.get(STATE)
     if held is None or held["key"] != key:
+        if held is not None and urlstate.get("lrf_at") == str(held["cursor"]):
+            urlstate.put("lrf_at", None)  # this tab's place on the test it had before: not a place on this one
         held = st.session_state[STATE] = {"key": key, "cursor": 0}
     tab = Tab(finders.pool(), key, partial(build, c, ds, settings), held)
     try:
