@@ -13,6 +13,19 @@ mostly the browsers (docs/PERFORMANCE.md). The JSON's per_client splits the figu
         --query "dataset_kind=folder&folder=/work/cifar10&subset=2000&test_subset=1000" \
         --train-args "--preset cnn --dataset folder:/work/cifar10 --subset 2000 --test-subset 1000 --epochs 3"
 
+--follow: the students only follow. A teacher's websocket session (unlocked with the passcode: run the server
+with CIFAR_LAB_LOCAL_TEACHER=0, or every loopback student is a teacher too) plays --follow-tour - MLP vs CNN, the
+experiment picker on "cnn" then "mlp", the LR finder and "+10 steps" twice, the augmentation lab, the report card -
+pausing --follow-pause-s after each change. The students open the report card by URL and click nothing. Each
+change is timed at its publication (class_presenting's `at` in the runs folder's lab.db; without --runs-dir, at the
+end of the teacher's run); a student's follow delay runs from there to the first settled run of theirs that shows
+the same page and the same shared query string (websocket: the session's record of its runs; browser: the URL of a
+settled page). One not shown within --follow-bound-s, or before the teacher's next change, is missed: an error.
+
+    CIFAR_LAB_RUNS=runs CIFAR_LAB_LOCAL_TEACHER=0 streamlit run app.py --server.address 127.0.0.1 &
+    python scripts/classroom_load.py --url http://127.0.0.1:8501 --students 10 --follow --runs-dir runs --json \
+        --query "dataset_kind=folder&folder=/work/cifar10&subset=2000&test_subset=1000&device=cpu"
+
 Loopback only. Every wait has a bound (--page-timeout-s per page, --max-s for the whole test); the browser and
 any training it started are closed before it exits. The server's memory is read from /proc (the process that
 listens on --url's port, or --server-pid): before the students come, with all of them connected, at its peak
@@ -689,11 +702,12 @@ async def run_class(args: argparse.Namespace, pid: int | None, on_warm=None) -> 
 
 def tour_steps(spec: str) -> list[tuple[str, str, str]]:
     """--follow-tour's comma-separated steps: "page" (a menu click), "key=option" (pick an option of the widget
-    with this key), "+label" (press the button with this label): (kind, what, value) each."""
+    with this key), "button:label" or a label that starts with "+" such as the LR finder's "+10 steps" (press the
+    button with this label): (kind, what, value) each."""
     steps = []
     for item in (x.strip() for x in spec.split(",")):
-        if item.startswith("+"):
-            steps.append(("click", item, ""))
+        if item.startswith(("+", "button:")):
+            steps.append(("click", item.removeprefix("button:").strip(), ""))
         elif "=" in item:
             key, _, value = item.partition("=")
             steps.append(("pick", key.strip(), value.strip()))
@@ -762,7 +776,7 @@ class FollowTeacher:
         if kind == "page":
             await s.open(page=what)
         elif kind == "click":
-            await s.click(label=what[1:].strip())
+            await s.click(label=what)
         else:
             widget = s.find("selectbox", key=what) or s.find("radio", key=what)
             if widget is None:
@@ -912,7 +926,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                          "--follow-tour; reports each student's delay until their page shows the teacher's page and "
                          "state (the server must run with CIFAR_LAB_LOCAL_TEACHER=0; the teacher uses the passcode)")
     ap.add_argument("--follow-tour", default=DEFAULT_FOLLOW_TOUR,
-                    help="the teacher's changes: a page (menu click), key=option (pick), +label (press a button)")
+                    help="the teacher's changes: a page (menu click), key=option (pick), button:label or +label "
+                         "(press a button, e.g. +10 steps)")
     ap.add_argument("--follow-pause-s", type=float, default=8.0,
                     help="the teacher's pause after each change (longer than a follower's expected delay: the "
                          "banner polls every 2 s)")

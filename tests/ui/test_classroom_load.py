@@ -116,6 +116,7 @@ def test_the_tour_reads_pages_picks_and_buttons():
     assert load.tour_steps(load.DEFAULT_FOLLOW_TOUR)[:5] == [
         ("page", "mlp_vs_cnn", ""), ("pick", "nets_preset", "cnn"), ("pick", "nets_preset", "mlp"),
         ("page", "lr_finder", ""), ("click", "+10 steps", "")]
+    assert load.tour_steps("button:Reveal the answers, ") == [("click", "Reveal the answers", "")]
     assert load.pick_option(["a", "b"], "b") == "b"
     from core.lessons.presets import get_preset
 
