@@ -96,13 +96,19 @@ def lost_runs(looks: Sequence[Mapping[str, str]]) -> list[str]:
     return sorted(rid for rid in seen | was_active if rid not in last or (rid in was_active and last[rid] == "failed"))
 
 
+def _project() -> None:
+    """The project's own modules importable (once: view() runs at every change a browser student shows)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
 def view(page: str, query: str | Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
     """What a page shows, as a follower compares it: the page's name ("home" for the default page; a script path
     such as pages/lr_finder.py is named by its file) and the query string without the keys that are one browser's
     own (core.classroom.follow.shared_state), as sorted pairs."""
     from urllib.parse import parse_qsl
 
-    sys.path.insert(0, str(ROOT))
+    _project()
     from core.classroom.follow import shared_state
 
     name = page.rsplit("/", 1)[-1].removesuffix(".py") or "home"
@@ -721,7 +727,7 @@ def pick_option(options: Sequence[str], value: str) -> str:
     panel's picker shows "<title>  (report: ...)")."""
     if value in options:
         return value
-    sys.path.insert(0, str(ROOT))
+    _project()
     from core.lessons.presets import get_preset
 
     title = get_preset(value).title
@@ -737,7 +743,7 @@ def published(runs_dir: str | None) -> dict[str, Any] | None:
     runs_dir = runs_dir or os.environ.get("CIFAR_LAB_RUNS")
     if not runs_dir:
         return None
-    sys.path.insert(0, str(ROOT))
+    _project()
     from core.classroom.follow import presenting
     from core.runs.library import open_library
 
