@@ -13,6 +13,19 @@ mostly the browsers (docs/PERFORMANCE.md). The JSON's per_client splits the figu
         --query "dataset_kind=folder&folder=/work/cifar10&subset=2000&test_subset=1000" \
         --train-args "--preset cnn --dataset folder:/work/cifar10 --subset 2000 --test-subset 1000 --epochs 3"
 
+--follow: the students only follow. A teacher's websocket session (unlocked with the passcode: run the server
+with CIFAR_LAB_LOCAL_TEACHER=0, or every loopback student is a teacher too) plays --follow-tour - MLP vs CNN, the
+experiment picker on "cnn" then "mlp", the LR finder and "+10 steps" twice, the augmentation lab, the report card -
+pausing --follow-pause-s after each change. The students open the report card by URL and click nothing. Each
+change is timed at its publication (class_presenting's `at` in the runs folder's lab.db; without --runs-dir, at the
+end of the teacher's run); a student's follow delay runs from there to the first settled run of theirs that shows
+the same page and the same shared query string (websocket: the session's record of its runs; browser: the URL of a
+settled page). One not shown within --follow-bound-s, or before the teacher's next change, is missed: an error.
+
+    CIFAR_LAB_RUNS=runs CIFAR_LAB_LOCAL_TEACHER=0 streamlit run app.py --server.address 127.0.0.1 &
+    python scripts/classroom_load.py --url http://127.0.0.1:8501 --students 10 --follow --runs-dir runs --json \
+        --query "dataset_kind=folder&folder=/work/cifar10&subset=2000&test_subset=1000&device=cpu"
+
 Loopback only. Every wait has a bound (--page-timeout-s per page, --max-s for the whole test); the browser and
 any training it started are closed before it exits. The server's memory is read from /proc (the process that
 listens on --url's port, or --server-pid): before the students come, with all of them connected, at its peak
@@ -55,6 +68,8 @@ QUESTION_BOX, ANSWER_BUTTON = ".st-key-class_question", ".st-key-q_submit button
 ASK, OPEN_QUESTION = "Ask the class: predict, then reveal", ".st-key-q_open button"
 REVEAL, CLOSE_REVEALED = ".st-key-q_reveal button", ".st-key-q_close_revealed button"
 LR_STEP_BUTTON = "+10 steps"
+# --follow: the teacher's tour - a page (menu click), key=option (the run panel's experiment picker), +button
+DEFAULT_FOLLOW_TOUR = "mlp_vs_cnn,nets_preset=cnn,nets_preset=mlp,lr_finder,+10 steps,+10 steps,augmentation,home"
 
 
 # --- the summary: plain numbers in, one dict out (unit-tested) ----------------------------------------------
@@ -81,6 +96,82 @@ def lost_runs(looks: Sequence[Mapping[str, str]]) -> list[str]:
     return sorted(rid for rid in seen | was_active if rid not in last or (rid in was_active and last[rid] == "failed"))
 
 
+def _project() -> None:
+    """The project's own modules importable (once: view() runs at every change a browser student shows)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def view(page: str, query: str | Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What a page shows, as a follower compares it: the page's name ("home" for the default page; a script path
+    such as pages/lr_finder.py is named by its file) and the query string without the keys that are one browser's
+    own (core.classroom.follow.shared_state), as sorted pairs."""
+    from urllib.parse import parse_qsl
+
+    _project()
+    from core.classroom.follow import shared_state
+
+    name = page.rsplit("/", 1)[-1].removesuffix(".py") or "home"
+    pairs = dict(parse_qsl(query, keep_blank_values=True)) if isinstance(query, str) else dict(query)
+    return name, shared_state(pairs)
+
+
+def arrival(shown: Sequence[Sequence[Any]], at: float, want: Sequence[Any], until: float) -> float | None:
+    """When a student first showed `want` (page, state) in [at, until]: `at` itself if the page already showed it,
+    else the first change to it; None if it never did. shown: (time, page, state) in time order, each what the
+    page shows from that time on."""
+    want = tuple(want)
+    before = [tuple(v[1:]) for v in shown if v[0] <= at]
+    if before and before[-1] == want:
+        return at
+    return next((v[0] for v in shown if at < v[0] <= until and tuple(v[1:]) == want), None)
+
+
+def _frozen(state: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(dict(state).items()))
+
+
+def follow_delays(changes: Sequence[Mapping[str, Any]], timelines: Mapping[Any, Mapping[str, Any]],
+                  bound_s: float) -> list[dict[str, Any]]:
+    """Each student's delay for each change of the teacher's: from the change ({"at", "page", "state", "what"}, in
+    time order) to the moment the student's page showed that page and state, within bound_s and before the
+    teacher's next change (else seconds is None: missed). timelines: {student: {"client", "shown"}}, shown as for
+    `arrival` (states as pairs or dicts)."""
+    out = []
+    for k, change in enumerate(changes):
+        at = float(change["at"])
+        until = at + bound_s
+        if k + 1 < len(changes):
+            until = min(until, float(changes[k + 1]["at"]))
+        want = (change["page"], _frozen(change["state"]))
+        for student, line in sorted(timelines.items()):
+            shown = [(float(t), page, _frozen(state)) for t, page, state in line["shown"]]
+            t = arrival(shown, at, want, until)
+            out.append({"student": student, "client": line.get("client", "websocket"), "change": k,
+                        "what": change.get("what", ""), "seconds": None if t is None else round(t - at, 3)})
+    return out
+
+
+def _follow_summary(follows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """The follow figures (delays per kind of student and per change; the changes missed) and one error line per
+    change a student never showed."""
+    got = [f for f in follows if f["seconds"] is not None]
+    missed = [f for f in follows if f["seconds"] is None]
+    per_client: dict[str, list[float]] = {}
+    per_change: dict[str, list[float]] = {}
+    for f in got:
+        per_client.setdefault(str(f["client"]), []).append(float(f["seconds"]))
+        per_change.setdefault(f"{f['change']}: {f['what']}", []).append(float(f["seconds"]))
+    overall = _stats(f["seconds"] for f in got)
+    out = {"follow_changes": len({f["change"] for f in follows}), "follow_delays": overall["n"],
+           "follow_p50_s": overall["p50_s"], "follow_p95_s": overall["p95_s"], "follow_max_s": overall["max_s"],
+           "changes_missed": len(missed), "follow_per_client": {k: _stats(v) for k, v in per_client.items()},
+           "follow_per_change": {k: _stats(v) for k, v in per_change.items()}}
+    lines = [f"student {f['student']} ({f['client']}) never showed the teacher's change {f['change']} "
+             f"({f['what']}) within the bound" for f in missed]
+    return out, lines
+
+
 def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 2)
 
@@ -95,12 +186,16 @@ def _stats(times: Iterable[float]) -> dict[str, Any]:
 def summarize(loads: Sequence[Mapping[str, Any]], *, students: int, errors: Sequence[str] = (),
               actions: Sequence[Mapping[str, Any]] = (), looks: Sequence[Mapping[str, str]] = (),
               train_status: str | None = None, rss_mb: Mapping[str, float | None] | None = None,
-              extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              extra: Mapping[str, Any] | None = None,
+              follows: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The test's JSON object. loads: {"page", "seconds", "student"} per page render that finished; errors:
     one line each (timeouts, exceptions on a page); actions: {"what", "seconds"} (LR steps, answers, follows);
     looks: run-library snapshots; train_status: the final status of the run --train-args started (None: none);
-    rss_mb: before / loaded / peak / after (MB)."""
+    rss_mb: before / loaded / peak / after (MB); follows (--follow): `follow_delays`' records - a change a
+    student never showed counts in changes_missed and as an error."""
     rss = dict(rss_mb or {})
+    follow_out, follow_errors = _follow_summary(follows) if follows is not None else ({}, [])
+    errors = [*errors, *follow_errors]
     lost = lost_runs(looks)
     if train_status is not None and train_status != "completed":
         lost.append(f"trained run ({train_status})")
@@ -123,7 +218,7 @@ def summarize(loads: Sequence[Mapping[str, Any]], *, students: int, errors: Sequ
         "per_page": {k: _stats(v) for k, v in per_page.items()},
         "per_client": {k: _stats(v) for k, v in per_client.items()},
         "actions": {k: _stats(v) for k, v in kinds.items()},
-        "error_details": list(errors)[:20], "lost_runs": lost, "train_status": train_status,
+        "error_details": list(errors)[:20], "lost_runs": lost, "train_status": train_status, **follow_out,
     }
     out.update(extra or {})
     return out
@@ -251,6 +346,18 @@ async def settle(page, timeout_s: float, previous_title: str | None = None) -> s
         await page.wait_for_timeout(100)
 
 
+async def showing(page) -> bool:
+    """Whether the page is settled now (as `settle` waits for): a title, no skeleton or spinner, and the app idle or
+    its last element drawn and nothing stale."""
+    main = page.locator('[data-testid="stMain"]')
+    if not await main.locator("h1").count() or await page.locator(BUSY).count():
+        return False
+    if await page.locator(IDLE).count():
+        return True
+    last = main.locator(FRESH, has_text=LAST_ELEMENT).or_(main.locator(CLASS_BOXES))
+    return bool(await last.count()) and not await main.locator('[data-stale="true"]').count()
+
+
 async def page_problems(page) -> list[str]:
     out = []
     exc = page.locator('[data-testid="stException"]')
@@ -345,6 +452,21 @@ class BrowserStudent:
         self.title = await settle(self.page, self.args.page_timeout_s, previous_title=self.title)
         return time.monotonic() - t0
 
+    async def watch(self, stop: asyncio.Event, shown: list) -> None:
+        """Until stop: (time.time(), page, state) each time the settled page's URL (path and query string) differs
+        from the last one recorded - what this student's screen shows, for --follow."""
+        from urllib.parse import urlsplit
+
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # a page mid-navigation: look again
+                if await showing(self.page):
+                    url = urlsplit(self.page.url)
+                    now = view(url.path.rsplit("/", 1)[-1], url.query)
+                    if not shown or tuple(shown[-1][1:]) != now:
+                        shown.append((time.time(), *now))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+
     async def close(self) -> None:
         await self.context.close()
 
@@ -409,6 +531,11 @@ class SocketStudent:
         if s.page == before:
             raise RuntimeError(f"following the teacher stayed on {before!r}")
         return run.seconds
+
+    async def watch(self, stop: asyncio.Event, shown: list) -> None:
+        """Until stop: what the page shows, from the session's own record (its runs, the server's included)."""
+        await stop.wait()
+        shown.extend((t, *view(page, query)) for t, page, query in self.s.shown)
 
     def drawn(self) -> str:
         """What the page shows, for an error line."""
@@ -577,6 +704,194 @@ async def run_class(args: argparse.Namespace, pid: int | None, on_warm=None) -> 
     return rec
 
 
+# --- --follow: the students follow a scripted teacher, no clicks ---------------------------------------------
+
+def tour_steps(spec: str) -> list[tuple[str, str, str]]:
+    """--follow-tour's comma-separated steps: "page" (a menu click), "key=option" (pick an option of the widget
+    with this key), "button:label" or a label that starts with "+" such as the LR finder's "+10 steps" (press the
+    button with this label): (kind, what, value) each."""
+    steps = []
+    for item in (x.strip() for x in spec.split(",")):
+        if item.startswith(("+", "button:")):
+            steps.append(("click", item.removeprefix("button:").strip(), ""))
+        elif "=" in item:
+            key, _, value = item.partition("=")
+            steps.append(("pick", key.strip(), value.strip()))
+        elif item:
+            steps.append(("page", item, ""))
+    return steps
+
+
+def pick_option(options: Sequence[str], value: str) -> str:
+    """The option a picker shows for `value`: the value itself, else the label of the preset it names (the run
+    panel's picker shows "<title>  (report: ...)")."""
+    if value in options:
+        return value
+    _project()
+    from core.lessons.presets import get_preset
+
+    title = get_preset(value).title
+    found = [o for o in options if o == title or o.startswith(title + "  ")]
+    if not found:
+        raise LookupError(f"no option {value!r} in {list(options)}")
+    return found[0]
+
+
+def published(runs_dir: str | None) -> dict[str, Any] | None:
+    """What the teacher's page last published for the followers (class_presenting in the run library's settings
+    table, core.classroom.follow): {"at", "page", "state"}; None without a runs folder or a record."""
+    runs_dir = runs_dir or os.environ.get("CIFAR_LAB_RUNS")
+    if not runs_dir:
+        return None
+    _project()
+    from core.classroom.follow import presenting
+    from core.runs.library import open_library
+
+    p = presenting(open_library(runs_dir, recover=False))
+    return None if p is None else {"at": p.at, "page": view(p.page, p.state_dict())[0], "state": p.state_dict()}
+
+
+class FollowTeacher:
+    """The teacher as a websocket session (scripts/streamlit_session.py): unlocks with the passcode (the server
+    runs with CIFAR_LAB_LOCAL_TEACHER=0, or every loopback student would be a teacher too), then plays the tour.
+    Each change is timed at its publication in the run library (class_presenting's `at`), else at the end of the
+    teacher's run."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from streamlit_session import StreamlitSession
+
+        self.args, self.s = args, StreamlitSession(args.url, timeout_s=args.page_timeout_s)
+
+    async def start(self, pages: Sequence[str]) -> None:
+        """Connect, unlock, and visit each page once (the server warms up: imports, the dataset), ending home."""
+        s = self.s
+        await s.connect()
+        await s.open(page="home", query=self.args.query)
+        box, passcode = s.find("text_input", key="teacher_code"), teacher_passcode(self.args)
+        if box is not None and passcode:
+            await s.fill(box, passcode)
+        if not any("You are the teacher" in t for t in s.texts()):
+            raise RuntimeError("the teacher's session is not the teacher (no passcode? see --passcode)")
+        for name in [*dict.fromkeys(p for p in pages if p != "home"), "home"]:
+            await s.open(page=name)
+
+    async def step(self, kind: str, what: str, value: str) -> float:
+        s = self.s
+        t0 = time.monotonic()
+        if kind == "page":
+            await s.open(page=what)
+        elif kind == "click":
+            await s.click(label=what)
+        else:
+            widget = s.find("selectbox", key=what) or s.find("radio", key=what)
+            if widget is None:
+                raise LookupError(f"no picker {what!r} on {s.page or 'home'!r}")
+            await s.choose(widget, pick_option(list(widget.proto.options), value))
+        return time.monotonic() - t0
+
+    async def change(self, kind: str, what: str, value: str, rec: dict[str, Any]) -> None:
+        """One step of the tour, recorded as a change the class must follow (or an error where none was seen)."""
+        label = what if kind != "pick" else f"{what}={value}"
+        before = published(self.args.runs_dir)
+        seconds = await self.step(kind, what, value)
+        ended = time.time()
+        rec["actions"].append({"what": f"teacher {kind}", "seconds": seconds})
+        page, state = view(self.s.page, self.s.query)
+        after = published(self.args.runs_dir)
+        if after is None and before is None and not (self.args.runs_dir or os.environ.get("CIFAR_LAB_RUNS")):
+            rec["changes"].append({"what": label, "at": ended, "page": page, "state": dict(state),
+                                   "clock": "teacher run end"})
+        elif after is None or (before is not None and after["at"] == before["at"]):
+            rec["errors"].append(f"teacher: {label} published nothing (page {page!r}, state {dict(state)})")
+        else:
+            if (after["page"], _frozen(after["state"])) != (page, state):
+                rec["errors"].append(f"teacher: {label} shows {page} {dict(state)}, published {after}")
+            rec["changes"].append({"what": label, **after, "clock": "published"})
+
+    async def close(self) -> None:
+        await self.s.close()
+
+
+async def follower(client, args: argparse.Namespace, rec: dict[str, Any], stop: asyncio.Event) -> None:
+    """A student who opens the report card by URL and then only follows: no clicks until the class ends."""
+    i = client.i
+    await client.start()
+    shown: list = []
+    try:
+        await asyncio.sleep(max(0, i) * args.stagger_s)
+        t0 = time.monotonic()
+        problems = await client.open("home", first=True)
+        rec["loads"].append({"page": "home", "seconds": time.monotonic() - t0, "student": i, "client": client.kind})
+        rec["errors"] += [f"student {i} home: {p}" for p in problems]
+        if await client.is_teacher():
+            rec["teachers"].add(i)
+            rec["errors"].append(f"student {i} is a teacher (a loopback student: start the server with "
+                                 "CIFAR_LAB_LOCAL_TEACHER=0)")
+        rec["done"] += 1
+        await client.watch(stop, shown)
+    except Exception as e:  # noqa: BLE001 - one line; the class goes on
+        rec["errors"].append(f"student {i}: {type(e).__name__}: {str(e)[:200]}")
+        rec["done"] += 1
+    finally:
+        rec["timelines"][i] = {"client": client.kind, "shown": shown}
+        if client.fragment_reruns is not None:
+            rec["fragment_reruns"] = rec.get("fragment_reruns", 0) + client.fragment_reruns
+        await client.close()
+
+
+async def teach(teacher: FollowTeacher, steps, args: argparse.Namespace, rec: dict[str, Any]) -> None:
+    """The tour, a pause after each change (longer than a follower's expected delay)."""
+    for kind, what, value in steps:
+        try:
+            await teacher.change(kind, what, value, rec)
+        except Exception as e:  # noqa: BLE001 - the tour goes on
+            rec["errors"].append(f"teacher: {what}: {type(e).__name__}: {str(e)[:200]}")
+        await asyncio.sleep(args.follow_pause_s)
+    await asyncio.sleep(max(0.0, args.follow_bound_s - args.follow_pause_s))
+
+
+async def run_follow(args: argparse.Namespace, pid: int | None, on_warm=None) -> dict[str, Any]:
+    rec: dict[str, Any] = {"loads": [], "errors": [], "actions": [], "answers": 0, "follows": 0, "missing": set(),
+                           "teachers": set(), "done": 0, "changes": [], "timelines": {}}
+    steps = tour_steps(args.follow_tour) * args.rounds
+    stop, teacher, pw, browser, tasks = asyncio.Event(), FollowTeacher(args), None, None, []
+    try:
+        t0 = time.monotonic()
+        await asyncio.wait_for(teacher.start([w for k, w, _ in steps if k == "page"]), args.max_s)
+        rec["warmup_s"], rec["rss_warm"] = round(time.monotonic() - t0, 1), rss_mb(pid)
+        if on_warm is not None and on_warm():
+            await asyncio.sleep(3)  # the run is in the library and training before the students come
+        if args.browsers:
+            from playwright.async_api import async_playwright
+
+            pw = await async_playwright().start()
+            browser = await pw.chromium.launch(executable_path=chromium(args.browser_nice),
+                                               args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"])
+        clients = [BrowserStudent(i, browser, args) if i >= args.students - args.browsers else SocketStudent(i, args)
+                   for i in range(args.students)]
+        tasks = [asyncio.create_task(follower(c, args, rec, stop)) for c in clients]
+        deadline = time.monotonic() + args.max_s
+        while rec["done"] < args.students and time.monotonic() < deadline and not all(t.done() for t in tasks):
+            await asyncio.sleep(0.25)
+        rec["rss_loaded"] = rss_mb(pid)
+        await asyncio.wait_for(teach(teacher, steps, args, rec), max(1.0, deadline - time.monotonic()))
+    except Exception as e:  # noqa: BLE001 - reported; the students are closed below
+        rec["errors"].append(f"class: {type(e).__name__}: {str(e)[:200]}")
+    finally:
+        stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=60) if tasks else (set(), set())
+        for t in pending:
+            t.cancel()
+            rec["errors"].append("a student did not finish within 60 s of the end")
+        await teacher.close()
+        if browser is not None:
+            await browser.close()
+        if pw is not None:
+            await pw.stop()
+    return rec
+
+
 # --- main -------------------------------------------------------------------------------------------------
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -612,6 +927,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--rounds", type=int, default=1, help="each student tours --pages this many times (the later "
                                                           "rounds through the menu)")
     ap.add_argument("--stagger-s", type=float, default=0.5, help="seconds between students' arrivals")
+    ap.add_argument("--follow", action="store_true",
+                    help="the students only follow (no clicks) while a teacher's websocket session plays "
+                         "--follow-tour; reports each student's delay until their page shows the teacher's page and "
+                         "state (the server must run with CIFAR_LAB_LOCAL_TEACHER=0; the teacher uses the passcode)")
+    ap.add_argument("--follow-tour", default=DEFAULT_FOLLOW_TOUR,
+                    help="the teacher's changes: a page (menu click), key=option (pick), button:label or +label "
+                         "(press a button, e.g. +10 steps)")
+    ap.add_argument("--follow-pause-s", type=float, default=8.0,
+                    help="the teacher's pause after each change (longer than a follower's expected delay: the "
+                         "banner polls every 2 s)")
+    ap.add_argument("--follow-bound-s", type=float, default=8.0,
+                    help="a student who has not shown a change within this (or before the teacher's next change) "
+                         "missed it: an error")
     ap.add_argument("--page-timeout-s", type=float, default=120.0)
     ap.add_argument("--max-s", type=float, default=900.0, help="bound on the whole class")
     args = ap.parse_args(argv)
@@ -621,6 +949,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ap.error("--students must be between 1 and 200")
     if args.rounds < 1 or args.dwell_s < 0:
         ap.error("--rounds must be at least 1 and --dwell-s not negative")
+    if args.follow and (args.follow_pause_s <= 0 or args.follow_bound_s <= 0 or not tour_steps(args.follow_tour)):
+        ap.error("--follow needs a tour and positive --follow-pause-s and --follow-bound-s")
     if not 0 <= args.browsers <= args.students:
         ap.error("--browsers must be between 0 and --students")
     args.url = args.url.rstrip("/")
@@ -675,7 +1005,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rss_start, server_cpu0, browser_cpu0 = rss_mb(pid), cpu_s(pid), children_cpu_s()
     sampler = PeakRss(pid)
     sampler.start()
-    rec = asyncio.run(run_class(args, pid, on_warm))
+    rec = asyncio.run(run_follow(args, pid, on_warm) if args.follow else run_class(args, pid, on_warm))
     rss_before = rec.get("rss_warm", rss_start)  # per student: from the warm server, not its cold start
     peak = sampler.stop()
     server_cpu1, browser_cpu = cpu_s(pid), round(children_cpu_s() - browser_cpu0, 1)  # the trainer: not reaped yet
@@ -686,11 +1016,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trainer[0] is not None:
         looks.append(library_look(args.runs_dir))
     looks = [{k: v for k, v in look.items() if not k.startswith("_")} for look in looks]
+    follows = follow_delays(rec["changes"], rec["timelines"], args.follow_bound_s) if args.follow else None
     summary = summarize(rec["loads"], students=args.students, errors=rec["errors"], actions=rec["actions"],
-                        looks=looks, train_status=train_status,
+                        looks=looks, train_status=train_status, follows=follows,
                         rss_mb={"before": rss_before, "loaded": rec.get("rss_loaded"), "peak": peak,
                                 "after": rss_after},
-                        extra={"pages": args.pages, "browsers": args.browsers,
+                        extra={"pages": ["home"] if args.follow else args.pages, "browsers": args.browsers,
+                               "follow": args.follow, "teacher_changes": rec.get("changes"),
                                "fragment_reruns": rec.get("fragment_reruns"),
                                "runs_checked": bool(args.runs_dir or os.environ.get("CIFAR_LAB_RUNS")),
                                "answers": rec["answers"], "follows": rec["follows"], "rss_mb_start": rss_start,
@@ -710,6 +1042,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"p95 {summary['p95_s']} s, max {summary['max_s']} s; {summary['errors']} errors, "
               f"{summary['runs_lost']} runs lost; server RSS {summary['rss_mb_before']} -> "
               f"{summary['rss_mb_loaded']} MB (peak {summary['rss_mb_peak']}, after {summary['rss_mb_after']})")
+        if args.follow:
+            print(f"followed {summary['follow_changes']} teacher changes: delay p50 {summary['follow_p50_s']} s, "
+                  f"p95 {summary['follow_p95_s']} s, max {summary['follow_max_s']} s; "
+                  f"{summary['changes_missed']} missed; per kind {summary['follow_per_client']}")
         for line in summary["error_details"]:
             print("  error:", line)
     return 0 if summary["errors"] == 0 and summary["runs_lost"] == 0 else 1

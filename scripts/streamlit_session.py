@@ -7,7 +7,10 @@ What the browser does and this client does too, so the server carries the same l
 - keeps every widget's value as the server last drew it and sends them all with each run;
 - honours `auto_rerun`: a fragment with `run_every` is rerun by the client at its interval (the run panels, the
   class banner), and stops when the next full run starts;
-- follows the query string the app writes (`page_info_changed`).
+- follows the query string the app writes (`page_info_changed`);
+- records what the page shows: `shown` gets (unix time, page, query string) each time a finished run (the page's
+  or a fragment's) leaves the page or its query string different from the last one - including the runs the server
+  starts itself (st.rerun, st.switch_page from a fragment: a student following the teacher).
 What it does not do: draw anything, load the front end's JavaScript, or fetch media. So a page's time here is the
 server's part of a page load - the script run and its messages - without the student device's rendering.
 
@@ -112,6 +115,7 @@ class StreamlitSession:
         self.page = ""
         self.query = ""
         self.fragment_reruns = 0
+        self.shown: list[tuple[float, str, str]] = []  # (time.time(), page, query) at each change, after a run
         self._ticked = asyncio.Event()  # set at each fragment rerun the client asks for
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
@@ -165,6 +169,11 @@ class StreamlitSession:
         self._values[element.id] = WidgetState(id=element.id, string_value=option)
         return await self._rerun(query=self.query, page_hash=self.pages.get(self.page, ""))
 
+    async def fill(self, element: Element, text: str) -> Run:
+        """Type into a text input and press Enter (the front end reruns with the new value)."""
+        self._values[element.id] = WidgetState(id=element.id, string_value=text)
+        return await self._rerun(query=self.query, page_hash=self.pages.get(self.page, ""))
+
     async def fragment_ticks(self, n: int, timeout_s: float) -> int:
         """Wait until the client has asked for n fragment reruns (TimeoutError after timeout_s); returns the count."""
         async def ticks() -> None:
@@ -200,6 +209,7 @@ class StreamlitSession:
             self._finished.get_nowait()
         self._exceptions, start_run = [], self._run
         self._full_run_active = True
+        self.query = query  # the URL's query string now, as the front end's address bar has it
         t0 = time.monotonic()
         await self._send(query=query, page_hash=page_hash, page_name=page_name, trigger=trigger)
         deadline = t0 + self.timeout_s
@@ -256,9 +266,15 @@ class StreamlitSession:
         elif kind == "auto_rerun":
             self._start_timer(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
         elif kind == "script_finished":
+            if msg.script_finished in (FINISHED, FRAGMENT_FINISHED):
+                self._record_shown()
             self._finished.put_nowait(msg.script_finished)
         elif kind == "page_not_found":
             self._exceptions.append(f"page not found: {msg.page_not_found.page_name}")
+
+    def _record_shown(self) -> None:
+        if not self.shown or self.shown[-1][1:] != (self.page, self.query):
+            self.shown.append((time.time(), self.page, self.query))
 
     def _pages(self, app_pages, current_hash: str) -> None:
         for p in app_pages:

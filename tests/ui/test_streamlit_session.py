@@ -34,20 +34,26 @@ def first():
         pick = st.radio("Pick", ["red", "green", "blue"], index=None, key="pick")
         st.markdown(f"picked {pick}")
 
+    if st.button("Move me", key="arm"):
+        st.session_state.armed = True
+
     @st.fragment(run_every=0.2)
     def ticker():
         st.session_state.ticks = st.session_state.get("ticks", 0) + 1
         st.markdown(f"ticks: {st.session_state.ticks}")
+        if st.session_state.pop("armed", False):  # the server moves the page, as a follower's banner does
+            st.switch_page(SECOND, query_params={"at": "7"})
 
     ticker()
 
 def second():
     st.markdown(f"second page, clicks so far {st.session_state.get('clicks', 0)}")
+    st.markdown(f"second page at {st.query_params.get('at')}")
     if st.button("Boom", key="boom"):
         raise ValueError("a page that fails")
 
-st.navigation([st.Page(first, title="First", url_path="first", default=True),
-               st.Page(second, title="Second", url_path="second")]).run()
+SECOND = st.Page(second, title="Second", url_path="second")
+st.navigation([st.Page(first, title="First", url_path="first", default=True), SECOND]).run()
 """
 
 
@@ -123,6 +129,30 @@ def test_opening_a_page_the_menu_does_not_have_says_so(server):
             await s.close()
 
     asyncio.run(go())
+
+
+def test_shown_records_the_page_and_query_after_runs_the_server_started_itself(server):
+    async def go():
+        s = client.StreamlitSession(server, timeout_s=60)
+        await s.connect()
+        try:
+            await s.open(query="name=bo")
+            first = list(s.shown)
+            await s.click(key="arm")  # the next fragment tick switches the page, with no request of the client's
+
+            async def moved() -> None:
+                while not s.shown or s.shown[-1][1] != "second":
+                    await asyncio.sleep(0.05)
+
+            await asyncio.wait_for(moved(), 60)  # a bound on a real server, not a speed target
+            return first, list(s.shown), texts(s)
+        finally:
+            await s.close()
+
+    first, shown, drawn = asyncio.run(go())
+    assert [v[1:] for v in first] == [("", "name=bo")]
+    assert shown[-1][1:] == ("second", "at=7") and "second page at 7" in drawn  # the app's own text: the oracle
+    assert [t for t, *_ in shown] == sorted(t for t, *_ in shown)
 
 
 def test_widget_values_are_what_the_front_end_would_send():
