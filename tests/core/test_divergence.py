@@ -74,6 +74,12 @@ def test_adams_noisy_start_at_1e_4_never_fires() -> None:
     assert run(losses) is None
 
 
+def test_batch_norms_jump_at_the_start_never_fires() -> None:
+    # Measured: cnn-bn (Adam 1e-4) on 5,000 CIFAR-10 images jumps to 2.7x its first loss, then comes down.
+    losses = [2.38, 6.43, 6.05, 4.68, 4, 4.13, 3.55, 3.58, 3.05, 2.64, 2.32, 2.31, 2.32, 2.18, 2.04, 2.04, 1.99]
+    assert run(losses) is None
+
+
 def test_isolated_spikes_never_fire_even_huge_ones() -> None:
     # Three spikes in every ten steps (any ten consecutive steps hold exactly three): never half the window.
     losses = [2.3] + [1e9, 2.2, 1e6, 2.1, 2.0, 1e12, 2.0, 2.0, 2.0, 2.0] * 10
