@@ -24,8 +24,9 @@ SETTING_PREFIX = "estimate.rate:"  # settings-table keys: this + the RateKey as 
 # outright by the first run: a whole run measures everything the few calibration steps only sample.
 REFINE_WEIGHT = 0.5
 # Seconds for a fresh process to start Python and import torch and the lab before train() is called: measured
-# 4-6 s for `python -m core train --help`-like start-ups on the 2-core AMD EPYC (Zen 4) here, shared.
-PROCESS_START_S = 5.0
+# 3.3 s (`python -c "import core.cli, core.train.engine, core.runs.recorder"`, twice) on the 2-core AMD EPYC
+# (Zen 4) here, shared; rounded up for the run library's own start-up.
+PROCESS_START_S = 3.5
 
 
 @dataclass(frozen=True)
