@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from core import runs
@@ -138,8 +139,6 @@ def cmd_estimate(args: argparse.Namespace, config: Any) -> int:
     from a calibration made now (and kept). Loads the data (its size and loading time are part of the run)."""
     if cluster.normalize(args.ray):
         raise ConfigError("--estimate times this machine; a cluster run (--ray) is not estimated")
-    import time
-
     from core.runs.library import open_library
     from core.train import calibrate as cal
     from core.train import estimate as est
