@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from core.cli.common import add_config_args, config_from_args, pct, print_json
@@ -26,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="a name for the run in the library")
     p.add_argument("--runs-dir", metavar="DIR", help="run library folder (default $CIFAR_LAB_RUNS or ./runs)")
     p.add_argument("--no-record", action="store_true", help="do not record the run in the run library")
+    p.add_argument("--estimate", action="store_true", help="print how long the run would take on this machine "
+                   "(a few timed steps the first time a model runs here) and train nothing, record nothing")
     p.add_argument("--ray", metavar="URL", help="train on the Ray cluster whose dashboard is URL, e.g. "
                    "http://head:8265 (default $CIFAR_LAB_RAY or the library's setting; `off`: this machine)")
     p.set_defaults(func=cmd_train)
@@ -87,6 +90,8 @@ class ProgressLine:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if args.estimate:
+        return cmd_estimate(args, config)
     def download_progress(done: int, total: int | None) -> None:
         if sys.stderr.isatty():
             sys.stderr.write(f"\rdownloading {done / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "") + " MB")
@@ -127,6 +132,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         if recorder:
             recorder.close()
     return 0 if status == "completed" else 1
+
+
+def cmd_estimate(args: argparse.Namespace, config: Any) -> int:
+    """`train --estimate`: the run's time on this machine, from the rate kept in the run library's settings or
+    from a calibration made now (and kept). Loads the data (its size and loading time are part of the run)."""
+    if cluster.normalize(args.ray):
+        raise ConfigError("--estimate times this machine; a cluster run (--ray) is not estimated")
+    from core.runs.library import open_library
+    from core.train import calibrate as cal
+    from core.train import estimate as est
+    from core.train.setup import resolve_device, run_dataset
+
+    device = resolve_device(config.device)
+    t0 = time.perf_counter()
+    dataset = run_dataset(config, None, args.data_dir, download=args.download)
+    data_s = time.perf_counter() - t0
+    lib = open_library(args.runs_dir, recover=False)
+    key = cal.run_rate_key(config, device)
+    rate = est.load_rate(lib.get_setting, key)
+    if rate is None:
+        rate = cal.calibrate(config, device, dataset.num_classes, data_s=data_s)
+        est.save_rate(lib.set_setting, key, rate)
+    e = est.estimate(config, rate, len(dataset.train_x), len(dataset.test_x))
+    if args.json:
+        print_json(e.to_dict())
+    else:
+        print(est.estimate_text(e, cal.where_text(device)))
+    return 0
 
 
 def _open_recorder(args: argparse.Namespace, config: Any) -> Any:

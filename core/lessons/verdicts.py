@@ -49,8 +49,9 @@ def mark_best(rows: Sequence[Mapping[str, Any]], metric: str = "test_acc"
 
 
 class LRVerdict(NamedTuple):
-    """What the too-high learning rate did: "diverged" (its loss became NaN), "collapsed" (test accuracy about
-    chance) or "stalled" (it only slowed down or stalled)."""
+    """What the too-high learning rate did: "diverged" (its loss became NaN, or rose far above where it started
+    and stayed there: core.train.divergence), "collapsed" (test accuracy about chance) or "stalled" (it only slowed
+    down or stalled)."""
 
     outcome: str
     lr: float

@@ -25,6 +25,7 @@ from core.runs import cluster, lifecycle, scheduler
 from core.runs.library import RunLibrary, open_library
 from core.runs.supervisor import HEARTBEAT_S, HOST
 from core.train import events as ev
+from core.train.estimate import Rate, RunTiming
 
 STOP_POLL_S = 0.5  # how stale a should_stop() answer may be
 PROGRESS_EVERY_S = 0.5  # progress rows are written at most once per this interval (~2 per second)
@@ -56,6 +57,7 @@ class Recorder:
         self.terminate_requested = False  # set by a signal handler (SIGTERM) to stop like a stop request
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
+        self._timing = RunTiming()  # a completed run's speed refines the library's time estimates
 
     # ---- heartbeat ------------------------------------------------------------------------------------
 
@@ -96,6 +98,9 @@ class Recorder:
         return self._stop or self._lost
 
     def record(self, event: ev.Event) -> None:
+        measured = self._timing.observe(event)
+        if measured is not None:
+            self._remember_rate(measured)
         if isinstance(event, ev.Step):
             with self._lock:
                 self._pending = dict(step=event.step, total_steps=event.total_steps, epoch=event.epoch,
@@ -113,6 +118,19 @@ class Recorder:
                              (event.message + "\n", self.run_id))
         elif isinstance(event, ev.Finished):
             self._record_finished(event)
+
+    def _remember_rate(self, measured: Rate) -> None:
+        """Fold this completed run's speed into the estimates kept in the settings (core.train.estimate); a
+        failure here only costs the refinement, never the run."""
+        if self.device == cluster.DEVICE:  # a Ray job's speed is the cluster's, not this library's devices'
+            return
+        try:
+            from core.train.calibrate import remember_run  # deferred: imports torch (the engine already has)
+
+            remember_run(self.lib.get_setting, self.lib.set_setting, self.lib.get(self.run_id).config, self.device,
+                         measured)
+        except Exception as e:  # noqa: BLE001 - an estimate is a nicety
+            sys.stderr.write(f"could not refine the time estimate from run {self.run_id}: {type(e).__name__}: {e}\n")
 
     def _flush_progress(self) -> None:
         with self._lock:

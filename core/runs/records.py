@@ -160,8 +160,8 @@ def resume_blocker(run: RunRecord, has_checkpoint: bool) -> str:
     if run.status == "completed":
         return f"run {run.id} already completed its {run.epochs} epochs: start a new run to train more"
     if run.status == "diverged":
-        return (f"run {run.id} diverged: resuming it would diverge again the same way; start a new run with a "
-                f"lower learning rate")
+        return (f"run {run.id} diverged: resuming it would diverge again the same way; train again at a tenth of "
+                f"the LR ({run.config.optim.lr / 10:.3g})")
     if not ENDINGS.get(run.status, False):
         return f"run {run.id} {run.status}: it cannot be resumed; start a new run"
     trained = run.epochs_done > 0 or (run.progress is not None and run.progress.step > 0)

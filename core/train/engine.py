@@ -7,8 +7,9 @@ How a step works (the airbench recipe, same code on CPU and CUDA):
   step where torch has one.
 Losses and accuracies are accumulated as device tensors and read back only every `log_every` steps, so the
 GPU is never stalled by a per-step `.item()` (nor by a per-step host->device copy: every per-step constant is
-made on the device). A non-finite loss is still caught exactly: the first bad step is remembered on the device
-and reported when the run syncs. Channels-last (NHWC) is used on the CPU too: measured faster there for every
+made on the device). Each step's loss is kept on the device too and read back with the window, for the
+divergence rule (core.train.divergence: a non-finite loss, or one that rose far above where it started and
+stayed there, ends the run as `diverged` with the epoch, step and loss that showed it). Channels-last (NHWC) is used on the CPU too: measured faster there for every
 convolutional model of the zoo (docs/PERFORMANCE.md).
 
 `train()` reads as torchvision's reference script does: set-up (core.train.setup.prepare -> RunSetup, and a
@@ -42,6 +43,7 @@ from core.space import free_bytes as disk_free  # a name tests replace
 from core.space import free_text, size_text
 from core.train.batches import epoch_permutation  # noqa: F401 - re-exported, with the set-up's names below
 from core.train.checkpoint import BEST, LAST, is_disk_full, keep_as, latest_checkpoint, save_checkpoint
+from core.train.divergence import Divergence, DivergenceDetector
 from core.train.events import EpochEnd, Event, Finished, Note, RunStarted, Step
 from core.train.graphs import GraphedStep, set_lr, wants_graphs
 from core.train.memory import estimate_run_memory
@@ -193,12 +195,13 @@ def disk_full_reason(state: RunState, folder: str | Path) -> str:
             f"need (the run library's Delete, or `python -m core runs delete ID`); {kept}")
 
 
-def finished(state: RunState, status: str, reason: str = "") -> Finished:
-    """The run's last event."""
+def finished(state: RunState, status: str, reason: str = "", *, at: Divergence | None = None) -> Finished:
+    """The run's last event (`at`: where a diverged run showed it)."""
     final = state.history[-1]["test_acc"] if state.history else None
+    where = dict(epoch=at.epoch, step=at.step, loss=at.loss) if at is not None else {}
     return Finished(status=status, reason=reason, test_acc=final, best_test_acc=state.best_acc,
                     epochs_done=len(state.history), seconds=time.perf_counter() - state.started,
-                    per_class_acc=state.per_class)
+                    per_class_acc=state.per_class, **where)
 
 
 def check_room(run: RunSetup, folder: str | Path | None) -> None:
@@ -277,19 +280,21 @@ def make_forward(run: RunSetup) -> tuple[Forward, str | None]:
 
 
 def train_one_epoch(run: RunSetup, state: RunState, forward: Forward, should_stop: Callable[[], bool],
-                    checkpoint_dir: str | Path | None,
-                    graph: GraphedStep | None = None) -> Generator[Event, None, float | None]:
+                    checkpoint_dir: str | Path | None, graph: GraphedStep | None = None,
+                    detector: DivergenceDetector | None = None) -> Generator[Event, None, float | None]:
     """Train epoch state.epoch from batch state.batch to its end, yielding Note and Step events. Returns the
-    seconds spent training, or None when the run ended here (a stop request or a non-finite loss): its
-    Finished event was then the last one yielded. graph: the CUDA-graphed step full batches go through
-    (core.train.graphs); other batches, and every batch after a failed capture, step eagerly."""
+    seconds spent training, or None when the run ended here (a stop request, or the detector found it diverged):
+    its Finished event was then the last one yielded. graph: the CUDA-graphed step full batches go through
+    (core.train.graphs); other batches, and every batch after a failed capture, step eagerly. detector: is fed
+    every step's loss (a fresh one per call when not given)."""
     config, device, optimizer, batches = run.config, run.device, run.optimizer, run.batches
     spe = run.steps_per_epoch
     batches.start_epoch(state.epoch, at=state.batch, aug_state=state.aug_state)
     state.aug_state = None  # a checkpoint's generator state belongs to the epoch it was saved in
     ones = torch.ones(2, device=device, dtype=torch.float64)  # a device constant: no host->device copy per step
     window = torch.zeros(2, device=device, dtype=torch.float64)  # since the last Step event: loss·n, n
-    first_bad = torch.full((), math.inf, device=device, dtype=torch.float64)  # first non-finite step; inf: none
+    step_losses: list[torch.Tensor] = []  # each step's loss since the last Step event, on the device
+    detector = detector if detector is not None else DivergenceDetector(run.dataset.num_classes)
     t_window, n_window, train_seconds = time.perf_counter(), 0, 0.0
     lrs: dict[int, float] = {}  # step -> its learning rate, since the last Step event
     while state.batch < spe:
@@ -328,8 +333,8 @@ def train_one_epoch(run: RunSetup, state: RunState, forward: Forward, should_sto
         n = len(yb)
         # Bookkeeping on the device with Python scalars only: torch.tensor(x, device=cuda) would be a
         # blocking host->device copy, i.e. a host sync, every step.
-        loss_d = loss.detach().double()
-        first_bad.masked_fill_(~torch.isfinite(loss_d) & torch.isinf(first_bad), float(state.step))
+        loss_d = loss.detach().to(torch.float64, copy=True)  # a graphed step's loss is overwritten by the next replay
+        step_losses.append(loss_d)
         loss_n = loss_d * n  # (,)
         window += torch.stack([loss_n, ones[0] * n])
         correct = (logits.detach().argmax(1) == yb).sum().double()
@@ -337,14 +342,16 @@ def train_one_epoch(run: RunSetup, state: RunState, forward: Forward, should_sto
         n_window += n
 
         if state.step % config.log_every == 0 or state.batch == spe:
-            w_loss, w_n, bad_step = torch.cat([window, first_bad.view(1)]).tolist()  # the window's one host sync
+            w_loss, w_n, *losses = torch.cat([window, *(x.view(1) for x in step_losses)]).tolist()  # one host sync
             now = time.perf_counter()
             train_seconds += now - t_window
-            if math.isfinite(bad_step):
-                s = int(bad_step)
-                yield finished(state, "diverged", f"loss became non-finite at step {s} (epoch {state.epoch}) with "
-                                                  f"learning rate {lrs.get(s, lr):.3g}: try a lower learning rate")
+            first = state.step - len(losses) + 1
+            found = next((d for d in (detector.feed(first + i, state.epoch, x) for i, x in enumerate(losses))
+                          if d is not None), None)
+            if found is not None:
+                yield finished(state, "diverged", found.reason(lrs.get(found.step, lr)), at=found)
                 return None
+            step_losses.clear()
             yield Step(epoch=state.epoch, step=state.step, total_steps=run.total_steps, loss=w_loss / max(1.0, w_n),
                        lr=lr, images_per_s=n_window / max(1e-9, now - t_window))
             window.zero_()
@@ -364,8 +371,9 @@ def finish_epoch(run: RunSetup, state: RunState, t_epoch: float, train_seconds: 
                       channels_last=run.channels_last)
     loss_sum, correct, seen = state.sums.tolist()
     if not math.isfinite(result.loss):
-        yield finished(state, "diverged", f"test loss became non-finite at the end of epoch {state.epoch}: try a "
-                                          f"lower learning rate")
+        at = Divergence(state.epoch, state.step, result.loss, math.nan, non_finite=True)
+        yield finished(state, "diverged", f"diverged at the end of epoch {state.epoch}, step {state.step}: test loss "
+                                          f"{result.loss:.3g} - try a lower learning rate", at=at)
         return True
     row = dict(epoch=state.epoch, train_loss=loss_sum / max(1.0, seen), train_acc=correct / max(1.0, seen),
                test_loss=result.loss, test_acc=result.acc,
@@ -423,12 +431,14 @@ def train(config: TrainConfig, should_stop: Callable[[], bool] | None = None, *,
                      train_size=len(run.batches.x), test_size=len(run.test_x), num_classes=dataset.num_classes,
                      steps_per_epoch=run.steps_per_epoch, epochs=config.epochs, start_epoch=state.epoch)
     restore_rng(run, checkpoint)
+    detector = DivergenceDetector(dataset.num_classes)  # a resumed run starts from its resumed loss
     # ---- the loop ----
     try:
         run.model.train()
         while state.epoch <= config.epochs:
             t_epoch = time.perf_counter()
-            train_seconds = yield from train_one_epoch(run, state, forward, should_stop, checkpoint_dir, graph)
+            train_seconds = yield from train_one_epoch(run, state, forward, should_stop, checkpoint_dir, graph,
+                                                       detector)
             if train_seconds is None or (yield from finish_epoch(run, state, t_epoch, train_seconds, checkpoint_dir)):
                 return  # stopped or diverged: its Finished event was the last
         yield finished(state, "completed")

@@ -69,6 +69,11 @@ class Finished:
     epochs_done: int
     seconds: float
     per_class_acc: tuple[float, ...] = ()  # final test accuracy of each class (index = label), when known
+    # Where a diverged run showed it (core.train.divergence); None otherwise:
+    epoch: int | None = None  # 1-based epoch
+    step: int | None = None  # optimizer step, whole run
+    loss: float | None = None  # the training loss that showed it (a window's median, or NaN / inf; a test loss
+    #                            when the evaluation was the first to go non-finite)
     event: str = field(default="finished", init=False)
 
     def __post_init__(self) -> None:

@@ -68,8 +68,25 @@ def test_non_finite_loss_stops_as_diverged_with_step_and_lr(synthetic):
     events = list(train(cfg, dataset=synthetic))
     fin = events[-1]
     assert fin.status == "diverged"
-    assert "step" in fin.reason and "learning rate 100" in fin.reason
+    assert fin.epoch == 1 and isinstance(fin.step, int) and 1 <= fin.step <= 10  # 10 steps per epoch
+    assert f"diverged at epoch 1, step {fin.step}: loss " in fin.reason
+    assert "learning rate (100) is too high" in fin.reason and "tenth of it (10)" in fin.reason
     assert not any(isinstance(e, ev.EpochEnd) and not math.isfinite(e.train_loss) for e in events)
+    json.dumps(ev.to_dict(fin), allow_nan=False)  # a NaN loss is null in JSON
+
+
+def test_a_loss_that_blows_up_without_nan_ends_diverged_early(synthetic):
+    # Adam far too high: the loss jumps to 1e3..1e20 and stays there, finite (the cnn preset at lr 100 does this).
+    cfg = tiny(optim=OptimConfig(name="adam", lr=100.0), epochs=4, log_every=5,
+               data=DataConfig(dataset="synthetic", subset=1280, test_subset=100))  # 20 steps per epoch
+    events = list(train(cfg, dataset=synthetic))
+    fin = events[-1]
+    assert fin.status == "diverged" and fin.epochs_done == 0
+    assert (fin.epoch, fin.step) == (1, 10)  # as soon as the rule's window of ten steps is full
+    assert fin.loss is not None and fin.loss > 3 * math.log(10)  # the ten steps' median, far above chance
+    assert f"step 10: loss {fin.loss:.3g}" in fin.reason
+    assert not any(isinstance(e, ev.EpochEnd) for e in events)
+    assert ev.from_dict(ev.to_dict(fin)) == fin
 
 
 def test_should_stop_is_checked_every_step(synthetic, tmp_path):
