@@ -29,7 +29,7 @@ from torch import nn
 from core.config import TrainConfig
 from core.data.dataset import Dataset
 from core.models.catalog import build_for_config
-from core.train import engine
+from core.train import engine, setup
 from core.train import events as ev
 
 Progress = Callable[[str], None]  # one line of progress for the terminal
@@ -65,7 +65,7 @@ def machine_info(device: torch.device | None = None) -> dict[str, Any]:
         "cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "torchvision": torchvision.__version__,
         "python": platform.python_version(), "platform": platform.platform(terse=True),
-        "load_average": load_average(), "cpu_native_bf16": engine.cpu_has_native_bf16(),
+        "load_average": load_average(), "cpu_native_bf16": setup.cpu_has_native_bf16(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
     }
     if device is not None and device.type == "cuda":
@@ -214,15 +214,15 @@ def cpu_bf16(enabled: bool | None) -> Iterator[None]:
     if enabled is None:
         yield
         return
-    old = os.environ.get(engine.CPU_BF16_ENV)
-    os.environ[engine.CPU_BF16_ENV] = "1" if enabled else "0"
+    old = os.environ.get(setup.CPU_BF16_ENV)
+    os.environ[setup.CPU_BF16_ENV] = "1" if enabled else "0"
     try:
         yield
     finally:
         if old is None:
-            os.environ.pop(engine.CPU_BF16_ENV, None)
+            os.environ.pop(setup.CPU_BF16_ENV, None)
         else:
-            os.environ[engine.CPU_BF16_ENV] = old
+            os.environ[setup.CPU_BF16_ENV] = old
 
 
 def time_engine(config: TrainConfig, dataset: Dataset, *, warmup_steps: int = 1,
@@ -238,7 +238,7 @@ def time_engine(config: TrainConfig, dataset: Dataset, *, warmup_steps: int = 1,
     le = config.log_every
     if warmup_steps % le or (steps is not None and steps % le):
         raise ValueError(f"log_every={le} must divide warmup_steps={warmup_steps} and steps={steps}")
-    device = engine.resolve_device(config.device)
+    device = setup.resolve_device(config.device)
     t_call = clock()
     t_started = t_warm = t_last_step = t_end = None
     timed_steps, epochs, notes = 0, [], []

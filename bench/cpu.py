@@ -33,7 +33,7 @@ from core.config import AugmentConfig, TrainConfig
 from core.data.dataset import Dataset
 from core.lessons.presets import FLIP_CROP, preset_config
 from core.models.catalog import build_for_config
-from core.train import engine
+from core.train import setup
 from core.train.batches import TrainBatches, resident
 
 # --- the models compared -------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def time_student_training(config: TrainConfig, ds: Dataset, sds: StudentCIFAR, *
     """Training images/s of the textbook loop over the student's DataLoader (warm-up steps not timed)."""
     torch.manual_seed(config.seed)
     model = build_for_config(config, ds.num_classes, load_pretrained=False)  # fp32, NCHW, on the CPU
-    optimizer = engine.build_optimizer(model, config, fused=False)  # what torch.optim.X(...) gives by default
+    optimizer = setup.build_optimizer(model, config, fused=False)  # what torch.optim.X(...) gives by default
     criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
     model.train()
     running_loss, t0 = 0.0, None
@@ -192,7 +192,7 @@ def run(plan: Plan, progress: bench.Progress | None = bench.say) -> dict[str, An
     info = bench.machine_info()
     say(f"machine: {bench.describe_machine(info)}")
     peak = {"fp32": bench.matmul_gflops("cpu", torch.float32, seconds=plan.matmul_seconds)}
-    bf16_arm = plan.bf16 and engine.cpu_has_native_bf16()
+    bf16_arm = plan.bf16 and setup.cpu_has_native_bf16()
     if bf16_arm:
         peak["bf16"] = bench.matmul_gflops("cpu", torch.bfloat16, seconds=plan.matmul_seconds)
     say("matmul: " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peak.items()))

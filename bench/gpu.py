@@ -39,7 +39,7 @@ from bench import common as bench
 from core.config import TrainConfig
 from core.data.dataset import Dataset
 from core.lessons.presets import FLIP_CROP, preset_config
-from core.train import engine
+from core.train import setup
 from core.train.lr_finder import LRFinder
 from core.train.schedule import steps_per_epoch
 
@@ -150,7 +150,7 @@ def item_lr_finder(ds: Dataset, sizes: Sizes, device: str) -> dict[str, Any]:
     """core.train.lr_finder on the best-scratch preset: from_config (model, optimizer, data on the device), then
     `lr_steps` steps with the early stop switched off, so exactly that many steps are timed."""
     cfg = _cfg(preset_config("best-scratch"), sizes, device)
-    dev = engine.resolve_device(device)
+    dev = setup.resolve_device(device)
     bench.sync(dev)
     t0 = time.perf_counter()
     finder = LRFinder.from_config(cfg, ds, num_iter=sizes.lr_steps, diverge_factor=None)
@@ -196,7 +196,7 @@ def run(items: tuple[str, ...] = ITEMS, sizes: Sizes | None = None, device: str 
     """Run the items in order; one failing item is reported and skipped. Returns (and writes) the report."""
     say = progress or (lambda _line: None)
     sizes = sizes or Sizes.full()
-    dev = engine.resolve_device(device)
+    dev = setup.resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     t_start = time.perf_counter()

@@ -13,7 +13,7 @@ from core.explain.ensemble import ensemble_from_checkpoints, gain_curve
 from core.lessons.presets import PRESETS, get_preset
 from core.lessons.takeaways import ensemble_verdict
 from core.runs.sweeps import new_sweep_id
-from core.train.checkpoint import checkpoint_for
+from core.train.files import checkpoint_for
 from ui import charts_lessons, runlib, urlstate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
 from ui.run_panel import STATUS_ICON

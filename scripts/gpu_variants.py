@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from bench import common as bench  # noqa: E402
 from core.lessons.presets import preset_config  # noqa: E402
-from core.train import engine
+from core.train import engine, setup
 
 
 def epoch_seconds(cfg, ds) -> dict:
@@ -68,7 +68,7 @@ def main() -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--tiny", action="store_true")
     args = p.parse_args()
-    dev = engine.resolve_device(args.device)
+    dev = setup.resolve_device(args.device)
     n_train, n_test, epochs = (512, 256, 2) if args.tiny else (50_000, 10_000, 2)
     ds = bench.synthetic_dataset(n_train, n_test, 100, seed=0, name="cifar100-shaped")
     base = replace(preset_config("cnn-flip-crop"), device=str(dev), epochs=epochs)

@@ -75,11 +75,7 @@ NOT_FILES = {
 }
 # Old flat-layout paths in core/runs/, which another branch is rewriting right now; the lead empties this set
 # when that branch lands (core/runs/trainer.py, core/runs/records.py are the files meant).
-WAITING_FOR_THE_RUNS_REWRITE = {
-    ("core/runs/queue.py", "core/trainer.py"),
-    ("core/runs/recorder.py", "core/trainer.py"),
-    ("core/runs/store.py", "core/runs_records.py"),
-}
+WAITING_FOR_THE_RUNS_REWRITE: set[tuple[str, str]] = set()
 
 
 def mentioned_paths() -> set[tuple[str, str]]:
@@ -107,13 +103,13 @@ def test_every_path_mentioned_in_code_and_docs_exists():
 
 CHECKPOINT_NAME = re.compile(r"""["'](?:best|last)\.pt["']""")
 # core/runs/ is being rewritten on another branch: its literals go when it lands (the lead empties this set).
-CHECKPOINT_NAMES_WAITING = {"core/runs/stream.py", "core/runs/queue.py", "core/runs/disk.py", "core/runs/transfer.py"}
+CHECKPOINT_NAMES_WAITING: set[str] = set()
 
 
 def test_checkpoint_file_names_are_written_once():
-    """core.train.checkpoint's LAST / BEST and checkpoint_for are the one home of a run folder's checkpoint names
+    """core.train.files' LAST / BEST and checkpoint_for are the one home of a run folder's checkpoint names
     (tests keep literals: they check the names on disk)."""
     sources = [p for d in ("core", "ui", "pages", "scripts", "bench") for p in (ROOT / d).rglob("*.py")]
     found = {p.relative_to(ROOT).as_posix() for p in sources + [ROOT / "app.py"]
              if CHECKPOINT_NAME.search(p.read_text(encoding="utf-8"))}
-    assert sorted(found - CHECKPOINT_NAMES_WAITING) == ["core/train/checkpoint.py"]
+    assert sorted(found - CHECKPOINT_NAMES_WAITING) == ["core/train/files.py"]

@@ -27,7 +27,7 @@ from core.explain.confusion import misclassified, predict_split
 from core.explain.features import CoarseMap, coarse_map, fresh_model, predict
 from core.lessons.presets import get_preset
 from core.runs.records import RunRecord, default_run
-from core.train.engine import input_stats
+from core.train.setup import input_stats
 from ui import runlib, urlstate
 from ui.charts_inside import top_k_chart
 from ui.data_panel import dataset_or_none, load_full

@@ -13,7 +13,8 @@ import torch
 
 from core.config import TrainConfig
 from core.runs.records import RunRecord
-from core.train.checkpoint import checkpoint_for, load_model
+from core.train.checkpoint import load_model
+from core.train.files import checkpoint_for
 from ui import runlib
 
 

@@ -24,7 +24,8 @@ import torch
 from core.data.dataset import Dataset
 from core.errors import LabError
 from core.train.checkpoint import load_checkpoint, load_model
-from core.train.engine import evaluate, input_stats
+from core.train.engine import evaluate
+from core.train.setup import input_stats
 
 
 def _names(n: int, names: Sequence[str] | None) -> list[str]:

@@ -50,7 +50,8 @@ from core.models.catalog import build_for_config
 from core.models.registry import conv_layers
 from core.models.resnet import ResNet, ResNet9
 from core.runs.library import open_library
-from core.train.checkpoint import checkpoint_for, load_model
+from core.train.checkpoint import load_model
+from core.train.files import checkpoint_for
 
 # --- model sources ----------------------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.config import TrainConfig
 from core.space import free_or_none, size_text
+from core.train.files import LAST
 
 # Warn below this much free space, or below room for LOW_RUNS checkpoints of the largest run here.
 LOW_FREE_BYTES = 2 * 10**9
@@ -67,7 +68,7 @@ def disk_usage(root: str | Path, run_ids: Iterable[str]) -> DiskUsage:
     largest = 0
     for run_id in per_run:
         try:
-            largest = max(largest, (root / run_id / "last.pt").stat().st_size)
+            largest = max(largest, (root / run_id / LAST).stat().st_size)
         except OSError:
             continue
     return DiskUsage(str(root), sum(per_run.values()), free_or_none(root), per_run, largest)

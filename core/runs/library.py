@@ -46,6 +46,7 @@ from core.runs.disk import DiskUsage
 from core.runs.records import EpochRow, RunRecord, resume_blocker
 from core.runs.store import RunStore
 from core.runs.supervisor import HEARTBEAT_S, Supervisor
+from core.train.files import LAST
 
 _LIBRARIES: dict[Path, RunLibrary] = {}
 _LOCK = threading.Lock()
@@ -229,7 +230,7 @@ class RunLibrary:
     def can_resume(self, run: RunRecord) -> str:
         """'' when `resume(run.id)` would continue the run (roles aside), else why not - what a page shows
         instead of a Resume button."""
-        return resume_blocker(run, (self.run_dir(run.id) / "last.pt").is_file())
+        return resume_blocker(run, (self.run_dir(run.id) / LAST).is_file())
 
     def resume(self, run_id: str, *, actor: Actor = TEACHER) -> None:
         """Queue a stopped (or failed) run again; it continues from its last checkpoint and appends to the same
@@ -240,11 +241,11 @@ class RunLibrary:
         if blocker:
             raise LabError(blocker)
         folder = self.run_dir(run_id)
-        has_checkpoint = (folder / "last.pt").is_file()
+        has_checkpoint = (folder / LAST).is_file()
         trained = run.epochs_done > 0 or (run.progress is not None and run.progress.step > 0)
         if not has_checkpoint and (trained or run.imported):
             where = f"its folder {folder} was deleted" if not folder.exists() else \
-                f"its checkpoint {folder / 'last.pt'} is missing"
+                f"its checkpoint {folder / LAST} is missing"
             raise LabError(f"cannot resume run {run_id}: {where} (by hand?); start a new run with the same "
                            f"settings instead")
         with self.transaction() as conn:

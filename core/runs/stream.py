@@ -39,6 +39,7 @@ from typing import Any, TextIO
 from core.config import TrainConfig, from_dict, to_dict
 from core.errors import LabError
 from core.train import events as ev
+from core.train.files import BEST, LAST
 
 MARK = "@cifar-lab@ "
 PART_CHARS = 1 << 20  # 1 MiB of base64 per line
@@ -47,7 +48,7 @@ RUN_FILE = "run.json"
 # CHECKPOINT_EVERY_S mid-run, and always the final one with `finished`. A job lost with its node so loses at
 # most that much training, and the log stays a bounded multiple of the model's size.
 CHECKPOINT_EVERY_S = 600.0
-CHECKPOINTS = ("best.pt", "last.pt")
+CHECKPOINTS = (BEST, LAST)
 
 
 # ---- the wire format ---------------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ def write_package(folder: Path, config: TrainConfig, *, job_id: str, resume_from
     jobs of the same config would otherwise get the first one's folder, under the first one's name."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "__init__.py").write_text('"""A CIFAR Lab run shipped to a Ray job (core/runs/stream.py)."""\n')
-    resume = resume_from is not None and (resume_from / "last.pt").is_file()
+    resume = resume_from is not None and (resume_from / LAST).is_file()
     if resume:
         for name in CHECKPOINTS:
             if (resume_from / name).is_file():
@@ -186,13 +187,13 @@ class _Changed:
 def _send(paths: list[Path], emit: Callable[[str], None]) -> bool:
     """Send the changed checkpoints, last.pt first; a best.pt equal to it goes as a one-line copy."""
     names = {p.name: p for p in paths}
-    for name in ("last.pt", "best.pt"):
+    for name in (LAST, BEST):
         if name not in names:
             continue
-        same = name == "best.pt" and "last.pt" in names and (
-            os.path.samefile(names["best.pt"], names["last.pt"])  # linked by the engine: nothing to compare
-            or filecmp.cmp(names["best.pt"], names["last.pt"], shallow=False))
-        for line in file_lines(names[name], same_as="last.pt" if same else None):
+        same = name == BEST and LAST in names and (
+            os.path.samefile(names[BEST], names[LAST])  # linked by the engine: nothing to compare
+            or filecmp.cmp(names[BEST], names[LAST], shallow=False))
+        for line in file_lines(names[name], same_as=LAST if same else None):
             emit(line)
     return bool(paths)
 

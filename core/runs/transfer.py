@@ -23,10 +23,10 @@ from core.errors import ConfigError, LabError
 from core.runs import lifecycle
 from core.runs.library import RunLibrary
 from core.runs.records import EPOCH_FIELDS, RUN_STATUSES, EpochRow
+from core.train.files import CHECKPOINTS, LAST
 
 FORMAT = "cifar-lab-run"
 VERSION = 1
-CHECKPOINTS = ("last.pt", "best.pt")
 # Run fields carried by an export (the rest - pid, heartbeat, queue - only mean something on the machine).
 EXPORTED = ("id", "name", "preset", "dataset", "model", "device", "status", "reason", "created", "started",
             "finished", "started_by", "params", "trainable_params", "train_size", "test_size", "num_classes",
@@ -74,8 +74,8 @@ def export_run(lib: RunLibrary, run_id: str, path: str | Path | None = None, *,
     copies: list[tuple[Path, Path]] = []
     if with_checkpoint:
         found = [name for name in CHECKPOINTS if (folder / name).is_file()]
-        if "last.pt" not in found:
-            where = f"its folder {folder} was deleted" if not folder.exists() else f"{folder / 'last.pt'} is missing"
+        if LAST not in found:
+            where = f"its folder {folder} was deleted" if not folder.exists() else f"{folder / LAST} is missing"
             raise LabError(f"cannot export run {run_id} with its checkpoint: {where}; export it without the "
                            f"checkpoint instead")
         for name in found:

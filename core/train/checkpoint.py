@@ -16,11 +16,9 @@ import torch.nn as nn
 from core.config import TrainConfig, from_dict, to_dict
 from core.errors import LabError
 from core.models.catalog import build_for_config
+from core.train.files import checkpoint_for
 
 FORMAT = 1
-LAST = "last.pt"  # the latest epoch's checkpoint: what a resume continues from, what the final accuracy belongs to
-BEST = "best.pt"  # the best test accuracy so far: after an improved epoch a hard link of LAST (keep_as)
-CHECKPOINTS = (LAST, BEST)  # the checkpoint files a run folder can hold, LAST first
 
 
 def save_checkpoint(path: str | Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -88,20 +86,6 @@ def is_disk_full(e: BaseException) -> bool:
 def latest_checkpoint(folder: str | Path | None) -> Path | None:
     """The folder's LAST checkpoint (what a resume continues from), or None."""
     return None if folder is None else checkpoint_for(folder, "last")
-
-
-def checkpoint_for(run_dir: str | Path, which: str = "best") -> Path | None:
-    """The checkpoint to load for a run folder, or None when it holds none: `which="best"` is BEST, else LAST
-    (a folder without BEST); `which="last"` is LAST only (the final weights, which the recorded final accuracy
-    belongs to). LabError for another `which`."""
-    order = {"best": (BEST, LAST), "last": (LAST,)}.get(which)
-    if order is None:
-        raise LabError(f"which must be 'best' or 'last', got {which!r}")
-    for name in order:
-        path = Path(run_dir) / name
-        if path.is_file():
-            return path
-    return None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -41,29 +41,14 @@ from core.errors import LabError
 from core.models.registry import count_params
 from core.space import free_bytes as disk_free  # a name tests replace
 from core.space import free_text, size_text
-from core.train.batches import epoch_permutation  # noqa: F401 - re-exported, with the set-up's names below
-from core.train.checkpoint import BEST, LAST, is_disk_full, keep_as, latest_checkpoint, save_checkpoint
+from core.train.checkpoint import is_disk_full, keep_as, latest_checkpoint, save_checkpoint
 from core.train.divergence import Divergence, DivergenceDetector
 from core.train.events import EpochEnd, Event, Finished, Note, RunStarted, Step
+from core.train.files import BEST, LAST
 from core.train.graphs import GraphedStep, set_lr, wants_graphs
 from core.train.memory import estimate_run_memory
 from core.train.schedule import lr_at
-from core.train.setup import (  # noqa: F401 - re-exported: core.train.engine is where callers look for these
-    CPU_BF16_ENV,
-    RunSetup,
-    available_devices,
-    build_optimizer,
-    cpu_bf16_requested,
-    cpu_has_native_bf16,
-    input_stats,
-    prepare,
-    resolve_device,
-    rng_states,
-    run_dataset,
-    set_rng_states,
-    use_amp,
-    use_channels_last,
-)
+from core.train.setup import RunSetup, prepare, resolve_device, rng_states, run_dataset, set_rng_states
 
 log = logging.getLogger(__name__)
 

@@ -178,7 +178,7 @@ class LRFinder(PointSeries):
         builds them. val_mode: the loss is measured on `val_batches` batches of test images (a seeded sample).
 
         Device choices are the engine's: NHWC where config.channels_last (CPU and CUDA), bf16 autocast on CUDA
-        when config.amp and on the CPU when the engine's opt-in says so (core.train.engine.use_amp) or cpu_bf16=True
+        when config.amp and on the CPU when the engine's opt-in says so (core.train.setup.use_amp) or cpu_bf16=True
         - either only where the CPU has bf16 in hardware (it changes numerics, hence off by default).
         fused=True: the optimizer's fused kernel where torch has one (build_optimizer's default; same
         algorithm, float rounding aside). See docs/LR_FINDER.md for measurements.

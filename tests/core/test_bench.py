@@ -19,7 +19,7 @@ from bench import gpu as bench_gpu
 from core.cli.main import main as cli_main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.lessons.presets import preset_config
-from core.train import batches, engine
+from core.train import batches, engine, setup
 from core.train import events as ev
 from core.train.setup import has_fused_kernel
 
@@ -143,7 +143,7 @@ def test_cpu_run_reports_medians_ratios_and_peak_fractions(tiny_catalogue):
     assert m["ratio"] == pytest.approx(m["lab"] / m["baseline"]) and m["lab"] == pytest.approx(bench.median(m["lab_runs"]), abs=0.05)  # runs kept to 0.1
     assert m["forward_macs"] == bench.config_macs(tiny_config(), 100) and m["train_flops"] == 6 * m["forward_macs"]
     assert m["lab_fp32_peak_fraction"] == pytest.approx(m["lab"] * m["train_flops"] / 1e9 / r["matmul_gflops"]["fp32"])
-    assert ("lab_bf16" in m) == engine.cpu_has_native_bf16()
+    assert ("lab_bf16" in m) == setup.cpu_has_native_bf16()
     text = bench_cpu.format_report(r)
     assert re.search(r"end-to-end tiny CNN: lab [\d,]+ img/s, baseline [\d,]+ img/s, ratio [\d.]+×", text)
     assert re.search(r"augmentation alone \(flip 0.5 \+ crop 4\): lab [\d,]+ img/s, .* ratio [\d.]+×", text)
@@ -249,27 +249,27 @@ def test_compile_is_ignored_on_the_cpu_by_default(ds, monkeypatch):
 def test_channels_last_on_the_cpu_changes_only_rounding(ds):
     a = _epochs(engine.train(tiny_config(channels_last=True), dataset=ds))
     b = _epochs(engine.train(tiny_config(channels_last=False), dataset=ds))
-    assert engine.use_channels_last(tiny_config(), torch.device("cpu"))
-    assert not engine.use_channels_last(tiny_config(channels_last=False), torch.device("cpu"))
+    assert setup.use_channels_last(tiny_config(), torch.device("cpu"))
+    assert not setup.use_channels_last(tiny_config(channels_last=False), torch.device("cpu"))
     assert a[0][0] == pytest.approx(b[0][0], rel=1e-4)
 
 
 def test_cpu_bf16_is_on_by_config_only_where_native_and_can_be_switched_off(ds, monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.delenv(engine.CPU_BF16_ENV, raising=False)
-    assert engine.use_amp(tiny_config(), cpu) == engine.cpu_has_native_bf16()  # the default: cpu_amp=True
-    assert not engine.use_amp(tiny_config(cpu_amp=False), cpu)
-    assert not engine.use_amp(tiny_config(amp=False), cpu)
-    monkeypatch.setenv(engine.CPU_BF16_ENV, "0")  # a process-wide off switch
-    assert not engine.use_amp(tiny_config(), cpu)
-    assert engine.use_amp(tiny_config(amp=True), torch.device("cuda")) and not engine.use_amp(
+    monkeypatch.delenv(setup.CPU_BF16_ENV, raising=False)
+    assert setup.use_amp(tiny_config(), cpu) == setup.cpu_has_native_bf16()  # the default: cpu_amp=True
+    assert not setup.use_amp(tiny_config(cpu_amp=False), cpu)
+    assert not setup.use_amp(tiny_config(amp=False), cpu)
+    monkeypatch.setenv(setup.CPU_BF16_ENV, "0")  # a process-wide off switch
+    assert not setup.use_amp(tiny_config(), cpu)
+    assert setup.use_amp(tiny_config(amp=True), torch.device("cuda")) and not setup.use_amp(
         tiny_config(amp=False), torch.device("cuda"))
 
 
 def test_a_cpu_bf16_run_reports_what_its_checkpoint_scores_in_fp32(ds, monkeypatch, tmp_path):
     from core.train.checkpoint import load_model
 
-    monkeypatch.setenv(engine.CPU_BF16_ENV, "1")  # the bf16 path where the CPU has it, fp32 elsewhere
+    monkeypatch.setenv(setup.CPU_BF16_ENV, "1")  # the bf16 path where the CPU has it, fp32 elsewhere
     events = list(engine.train(tiny_config(), dataset=ds, checkpoint_dir=tmp_path))
     assert events[-1].status == "completed" and math.isfinite(_epochs(events)[0][0])
     model, _, meta = load_model(tmp_path / "last.pt")
@@ -297,7 +297,7 @@ def test_fused_optimizer_steps_match_the_plain_ones():
         for fused in (None, False):
             torch.manual_seed(0)
             model = torch.nn.Linear(5, 3)
-            opt = engine.build_optimizer(model, cfg, fused=fused)
+            opt = setup.build_optimizer(model, cfg, fused=fused)
             assert bool(opt.defaults.get("fused")) == (fused is None and has_fused_kernel(type(opt)))
             for _ in range(3):
                 opt.zero_grad()

@@ -14,7 +14,8 @@ from core.config import DataConfig, OptimConfig
 from core.data.loading import load_dataset
 from core.errors import LabError
 from core.train import engine
-from core.train.checkpoint import BEST, LAST, checkpoint_for, is_disk_full, keep_as, load_checkpoint
+from core.train.checkpoint import is_disk_full, keep_as, load_checkpoint
+from core.train.files import BEST, LAST, checkpoint_for
 from core.train.memory import estimate_run_memory
 from tests.fakes import tiny_config
 

@@ -266,7 +266,8 @@ def test_progress_counts_forward_images_and_raising_aborts_cleanly():
 def trained_tiny_cnn(tmp_path_factory):
     """A tiny cnn trained for four epochs on the synthetic patterns (well above chance), its test image and stats."""
     from core.data.loading import load
-    from core.train.engine import input_stats, train
+    from core.train.engine import train
+    from core.train.setup import input_stats
 
     cfg = TrainConfig(data=DataConfig(dataset="synthetic", subset=1000, test_subset=100),
                       model=ModelConfig("cnn", {"widths": (8, 16), "pool_after": (1, 2), "fc": 32}),
