@@ -21,6 +21,7 @@ from ui.aug_preview import png, preview, tile, upscaled
 from ui.class_mode import question_gate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, try_this
+from ui.lesson_budgets import measured_box
 from ui.pictures import read_upload
 from ui.run_panel import compare_presets, describe, live_run, run_panel
 from ui.runs_takeaway import facts_of, runs_takeaway
@@ -277,6 +278,7 @@ mine = your_pipeline(lib, pipeline, settings)
 runs = compared(lib, mine)
 findings(runs, mine, settings)
 shown = {**runs, **({mine.id: mine} if mine is not None else {})}
+measured_box(["flip", "crop"])  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(shown, "augmentation is free extra data: flips and shifts keep the class, so the network must "
               "learn shapes rather than memorize pixels (+5 points for flips, +3 more for crops, on the "
               "128/128/128/256 CNN).")

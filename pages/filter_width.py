@@ -7,6 +7,7 @@ from core.models.catalog import model_size
 from ui import charts
 from ui.class_mode import question_gate
 from ui.layout import chart_height, page_header, show_chart, try_this
+from ui.lesson_budgets import measured_box
 from ui.run_panel import compare_presets, run_panel
 from ui.runs_takeaway import runs_takeaway
 from ui.sidebar import current
@@ -42,6 +43,7 @@ if points:
                                          y_title="best test accuracy", log_x=True, height=chart_height()),
                     width="stretch")
     st.caption(f"Runs on {current().dataset_label}; time is wall time on the run's own device.")
+measured_box(["width"])  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "width buys accuracy slowly and time quickly: 16× the parameters for a few points. The next "
               "pages get more from batch norm and augmentation than from width.")
 try_this(["Queue all four widths on 5,000 CIFAR-10 images and read the time axis.",

@@ -8,6 +8,7 @@ from core.models.catalog import model_size
 from ui import charts, runlib
 from ui.class_mode import question_gate
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart, try_this
+from ui.lesson_budgets import measured_box
 from ui.run_panel import compare_presets, num_classes, run_panel
 from ui.runs_takeaway import runs_takeaway
 from ui.sidebar import current
@@ -42,6 +43,7 @@ m = MEASURED[("mlp", "cnn")]
 cross = crossover(m.first_test, m.second_test, m.test_images)
 budget = cross.clear_epoch or cross.epoch or 20  # epochs at which the report's order shows, measured
 # when the runs contradict the report, the cnn preset's caveat (the measured crossover) says why
+measured_box(["mlp-cnn"])  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "the CNN wins with fewer parameters because it is built for images; the MLP's train accuracy "
               "races ahead of its test accuracy: it memorizes pixels instead of learning shapes.")
 

@@ -6,6 +6,7 @@ from core.config import OptimConfig
 from core.train.schedule import schedule_curve
 from ui import charts
 from ui.layout import chart_height, page_header, show_chart, try_this
+from ui.lesson_budgets import measured_box
 from ui.run_panel import compare_presets, run_panel
 from ui.runs_takeaway import runs_takeaway
 
@@ -35,6 +36,7 @@ run_panel(["cnn-sgd", "best-scratch", "cnn-bn", "cnn-flip-crop"], key="opt", sho
 st.subheader("Compared")
 runs = compare_presets(["cnn-flip-crop", "cnn-bn", "cnn-sgd", "best-scratch"], key="opt-cmp")
 
+measured_box(["sgd"])  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "the best from-scratch CNN (60%) came from SGD, more epochs and a decaying learning rate, not "
               "from width. (The lab's `best-scratch` adds a residual network, one-cycle, label smoothing and "
               "augmentation; it is not in the report.)")

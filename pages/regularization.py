@@ -11,6 +11,7 @@ from ui import charts, runlib
 from ui.class_mode import question_gate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, friendly_errors, page_header, show_chart, try_this
+from ui.lesson_budgets import measured_box
 from ui.run_panel import compare_presets, run_panel
 from ui.runs_takeaway import runs_takeaway
 from ui.sidebar import current
@@ -68,6 +69,7 @@ if ds is not None:
             col.dataframe([{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()}
                            for r in summary(conv_layers)], hide_index=True)
 
+measured_box(["batch-norm", "fc8192", "dropout"])  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "batch norm is the biggest single gain on the report card: it makes training easier, not the "
               "network bigger. Dropout and a wider FC change little in 20 epochs - their effect is on the gap, "
               "not the peak.")

@@ -156,8 +156,9 @@ def summary(comparison: Comparison, runs: Sequence[Runs] | None = None) -> str:
     largest = max(js, key=lambda j: (j.train_images * j.epochs, j.epochs))
     shows = first_budget_showing(comparison, runs)
     at = f"{largest.train_images:,} images × {largest.epochs} epochs"
-    measured_line = (f"measured on {largest.seeds} seeds at up to {at}: {pct(largest.second_mean)} vs "
-                     f"{pct(largest.first_mean)} ({largest.gap * 100:+.1f} points, noise ±{largest.noise * 100:.1f})")
+    measured_line = (f"measured on {largest.seeds} seeds at up to {at}, {comparison.second} {pct(largest.second_mean)} "
+                     f"vs {comparison.first} {pct(largest.first_mean)} ({largest.gap * 100:+.1f} points; the noise is "
+                     f"±{largest.noise * 100:.1f})")
     if shows is not None:
         return (f"The report's order shows from {shows.train_images:,} images × {shows.epochs} epochs "
                 f"(≈ {shows.minutes:.1f} min a run on {shows.machine}); {measured_line}.")
@@ -166,6 +167,21 @@ def summary(comparison: Comparison, runs: Sequence[Runs] | None = None) -> str:
                 "The report trained 50,000 images for 20 epochs.")
     return (f"At the budgets a class can afford the two are within the seed-to-seed noise: {measured_line}. "
             "The report trained 50,000 images for 20 epochs.")
+
+
+def why_not(j: Judgement, comparison: Comparison) -> str:
+    """Why a budget does not show the report's order, read from train vs test accuracy (empty when it does)."""
+    if j.matches_report:
+        return ""
+    train = (f"training accuracy {comparison.first} {pct(j.first_train)}, {comparison.second} "
+             f"{pct(j.second_train)}")
+    if max(j.first_train, j.second_train) < 0.6:
+        return (f"Both are still learning at this budget ({train}): the comparison measures how fast each learns "
+                "in a few epochs, not how well it generalizes after the report's 20 epochs on 50,000 images.")
+    if min(j.first_train, j.second_train) > 0.85:
+        return (f"Both have memorized their training images ({train}) far beyond their test accuracy: with so "
+                "few images the gap is overfitting, which more data (the report's 50,000) would shrink.")
+    return (f"The two learn at different speeds ({train}): a larger budget decides the order, not this one.")
 
 
 def pct(x: float) -> str:

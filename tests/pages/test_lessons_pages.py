@@ -241,3 +241,17 @@ def test_presenter_mode_hides_the_advanced_controls(open_page):
     assert [s.label for s in at.selectbox if s.key == "sweep_key2"] == []  # one swept setting only
     at = open_page("ensembles", presenter="true", **TINY)
     assert problems(at) == [] and [t for t in at.toggle if t.key == "ens_same"] == []
+
+
+@pytest.mark.parametrize(("page", "keys"), [("filter_width", ["width"]), ("regularization", ["batch-norm", "fc8192",
+                                                                                             "dropout"])])
+def test_comparison_pages_show_the_measured_class_budget(open_page, page, keys):
+    """Beside the runs on screen, each comparison's measured verdict at a class budget (core.lessons.class_budgets)."""
+    from core.lessons.class_budgets import BY_KEY, summary
+
+    at = open_page(page)
+    assert problems(at) == []
+    text = "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+    assert "Measured at a class budget" in text
+    for key in keys:
+        assert summary(BY_KEY[key]) in text
