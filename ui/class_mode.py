@@ -87,9 +87,9 @@ def _take(move: follow.FollowMove) -> None:
     """Show what the teacher shows: their page and query string (a rerun of the whole app, no click)."""
     st.session_state[_SEEN] = move.at
     urlstate.take(move.query)
-    if move.switch_page:
-        st.switch_page(move.page, query_params=move.query)
-    st.rerun(scope="app")
+    # switch_page also on the same page: st.rerun would rerun with the query string this run started with,
+    # undoing the teacher's one (Streamlit 1.67), while switch_page carries its query_params into the rerun.
+    st.switch_page(move.page, query_params=move.query)
 
 
 def teachers_live_run(lib) -> RunRecord | None:
