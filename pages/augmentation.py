@@ -14,7 +14,7 @@ from core.errors import LabError
 from core.lessons.findings import NOISE
 from core.lessons.presets import FLIP, FLIP_CROP, get_preset
 from core.lessons.takeaways import card_findings
-from core.runs.queue import RunLibrary
+from core.runs.library import RunLibrary
 from core.runs.records import RunRecord
 from ui import charts, runlib, urlstate
 from ui.aug_preview import png, preview, tile, upscaled
