@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -20,7 +21,7 @@ from core.runs.lifecycle import ACTIVE, ENDINGS
 from core.runs.lifecycle import STATUSES as RUN_STATUSES
 
 __all__ = ["ACTIVE", "EPOCH_FIELDS", "MISSING", "RUN_STATUSES", "EpochRow", "Progress", "RunRecord", "default_run",
-           "diverged_reason", "or_missing", "record_from_row", "resume_blocker", "retry_lr"]
+           "diverged_reason", "diverged_summary", "or_missing", "record_from_row", "resume_blocker", "retry_lr"]
 MISSING = "—"  # what a page or the CLI shows for a value a run does not have (yet): never "None" or "nan"
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
 
@@ -190,6 +191,16 @@ def diverged_reason(run: RunRecord) -> str:
     lr = run.config.optim.lr
     return (f"diverged - the learning rate ({lr:.3g}) is too high: train again at a tenth of it "
             f"({retry_lr(run):.3g})")
+
+
+def diverged_summary(run: RunRecord) -> str:
+    """A diverged run in a few words, for a takeaway: "diverged at step 40: the learning rate (0.4) is too high"
+    (the step read off its reason; '' for any other status)."""
+    if run.status != "diverged":
+        return ""
+    found = re.search(r"step (\d+)", run.reason or "")
+    where = f" at step {found.group(1)}" if found else ""
+    return f"diverged{where}: the learning rate ({run.config.optim.lr:.3g}) is too high"
 
 
 def or_missing(value: Any, spec: str = "") -> str:
