@@ -150,3 +150,31 @@ def test_a_diverged_run_shows_in_red_with_its_reason_and_trains_again_at_a_tenth
     rows = {n: r for n, r in zip(table["name"], table.to_dict("records"))}
     assert rows["stand-in"]["train images"] == "5,000" and rows["stand-in"]["best test acc"] == "—"
     assert rows[new.name]["train images"] == "500" and rows["too hot"]["status"] == "diverged"
+
+
+def test_numbers_agree_a_running_runs_size_comes_from_its_config_and_digits_compare_only_on_cifar100(
+        open_page, lab_dirs):
+    import os
+
+    from core.lessons.presets import get_preset, preset_config
+    from core.models.catalog import model_size
+    from core.runs.supervisor import HOST
+
+    lib = open_library(lab_dirs[1])
+    lib.set_setting("stale_after_s", 3600)
+    running = preset_config("cnn", dataset="synthetic", subset=500, device="cpu")
+    lib.insert_run(running, device="cpu", status="running", started_by="cli", owner="terminal", pid=os.getpid(),
+                   host=HOST, preset="cnn", name="cnn live")
+    lib.insert_run(preset_config("mlp", dataset="synthetic", subset=500, device="cpu"), device="cpu",
+                   status="completed", started_by="app", preset="mlp", name="mlp done",
+                   extra={"best_test_acc": 0.4, "test_acc": 0.4, "train_size": 500, "params": 1, "finished": 1.0})
+    at = open_page("mlp_vs_cnn", nets_preset="mlp", **TINY)
+    assert not at.exception
+    tables = [d.value for d in at.dataframe if "parameters" in d.value.columns]
+    (cnn_row,) = [r for t in tables for r in t.to_dict("records") if r["experiment"] == get_preset("cnn").title]
+    assert cnn_row["parameters"] == f"{model_size(running, 10)[0] / 1e6:.1f}M" != "0.0M"
+    assert cnn_row["images"] == "500"
+    # synthetic is not the report's CIFAR-100: the report's number is shown, its digits are not compared
+    (report,) = [m for m in at.metric if m.label.startswith("Report")]
+    assert "points for this run" not in str(report.proto)
+    assert any("digits measure different tasks, so they are not compared" in c.value for c in at.caption)
