@@ -4,6 +4,7 @@ details (config, curves, per-class accuracy) with rename, delete, export and imp
 import json
 import math
 
+import pandas as pd
 import streamlit as st
 
 from core.classroom.roles import owns
@@ -49,8 +50,11 @@ else:
               "epochs": f"{r.epochs_done}/{r.epochs}", "dataset": r.dataset,
               "train images": or_missing(run_size(r)[1], ","), "device": r.device, "time": fmt_seconds(r.seconds),
               "on disk (MB)": disk.per_run.get(r.id, 0) / 1e6, "by": r.started_by, "id": r.id} for r in runs]
+    # a diverged run in red (its reason is in its details below): it ended, but it is no result
+    styled = pd.DataFrame(table).style.map(lambda s: "color: #d62728" if s in ("diverged", "failed") else "",
+                                           subset=["status"])
     picked = st.dataframe(
-        table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
+        styled, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
         column_config={"on disk (MB)": st.column_config.NumberColumn(format="%.0f")})
     st.caption(f"{disk.summary()} Deleting a run frees its checkpoints.")
     rows = picked.selection.rows if picked and picked.selection else []
