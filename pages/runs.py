@@ -4,18 +4,20 @@ details (config, curves, per-class accuracy) with rename, delete, export and imp
 import json
 import math
 
+import pandas as pd
 import streamlit as st
 
 from core.classroom.roles import owns
 from core.config import to_dict
 from core.errors import LabError
 from core.lessons.presets import PRESETS
-from core.runs.records import RUN_STATUSES
+from core.runs.records import MISSING, RUN_STATUSES, or_missing
+from core.runs.sizes import run_size
 from core.runs.transfer import curves_csv, export_dict, import_dict
 from ui import charts, runlib, urlstate
 from ui.data_panel import class_names
 from ui.layout import chart_height, friendly_errors, page_header, pct, show_chart
-from ui.run_panel import STATUS_ICON, fmt_seconds, result_vs_report, status_line
+from ui.run_panel import STATUS_ICON, fmt_seconds, result_vs_report, status_line, train_again_button
 from ui.sidebar import current
 
 PAGE = "runs"  # this page's key: its script's name, for the header and the class question
@@ -41,15 +43,19 @@ if disk.warning() and settings.actor.is_teacher:  # the teacher's to act on: a s
 if not runs:
     st.info("No runs match. Start one from any experiment page, or `python -m core train` in a terminal.")
 else:
-    table = [{"": STATUS_ICON.get(r.status, ""), "name": r.name, "experiment": r.preset or "—", "status": r.status,
-              "best test acc": r.best_test_acc, "final test acc": r.test_acc, "epochs": f"{r.epochs_done}/{r.epochs}",
-              "dataset": r.dataset, "train images": r.train_size, "device": r.device, "time": fmt_seconds(r.seconds),
+    # Every cell a value or "—": a dataframe shows a missing number as "None" (a queued or running run has no
+    # accuracy yet), so accuracies are written out; a running run's images come from its config (run_size).
+    table = [{"": STATUS_ICON.get(r.status, ""), "name": r.name, "experiment": r.preset or MISSING, "status": r.status,
+              "best test acc": pct(r.best_test_acc), "final test acc": pct(r.test_acc),
+              "epochs": f"{r.epochs_done}/{r.epochs}", "dataset": r.dataset,
+              "train images": or_missing(run_size(r)[1], ","), "device": r.device, "time": fmt_seconds(r.seconds),
               "on disk (MB)": disk.per_run.get(r.id, 0) / 1e6, "by": r.started_by, "id": r.id} for r in runs]
+    # a diverged run in red (its reason is in its details below): it ended, but it is no result
+    styled = pd.DataFrame(table).style.map(lambda s: "color: #d62728" if s in ("diverged", "failed") else "",
+                                           subset=["status"])
     picked = st.dataframe(
-        table, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
-        column_config={"best test acc": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
-                       "final test acc": st.column_config.NumberColumn(format="percent"),
-                       "on disk (MB)": st.column_config.NumberColumn(format="%.0f")})
+        styled, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="runs_table",
+        column_config={"on disk (MB)": st.column_config.NumberColumn(format="%.0f")})
     st.caption(f"{disk.summary()} Deleting a run frees its checkpoints.")
     rows = picked.selection.rows if picked and picked.selection else []
     selected = [runs[i] for i in rows] or []
@@ -66,6 +72,8 @@ else:
         st.divider()
         st.subheader(f"{STATUS_ICON.get(run.status, '')} {run.name}")
         status_line(run, lib.queue_position(run.id) if run.status == "queued" else None)
+        if run.status == "diverged":
+            train_again_button(run, "runs", st)
         result_vs_report(run)
         tabs = st.tabs(["Per-class accuracy", "Config", "Epochs", "Manage"])
         with tabs[0]:

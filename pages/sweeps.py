@@ -243,13 +243,15 @@ def curves_chart(records: list[Record], keys: list[str], labels: dict[float, str
 def lesson_notes(runs: list[RunRecord], records: list[Record], labels: dict[float, str], lesson: str | None) -> None:
     """Under the table: what a diverged run means, and what the too-high learning rate did in the LR scenarios."""
     if labels and any(r.status == "diverged" for r in runs):
-        st.caption("💥 A diverged run's loss became NaN: training stopped there. If it happened in the first "
-                   "epoch it has no curve - the table says at which step.")
+        st.caption("💥 A diverged run's loss blew up - to NaN, or far above where it started, and stayed up: "
+                       "training stopped there. If it happened in the first epoch it has no curve - the table says "
+                       "at which step.")
     verdict = too_high_verdict(records) if lesson == "lr-scenarios" else None
     if verdict is not None and verdict.outcome == "diverged":
-        st.markdown("The too-high learning rate **diverged**: its loss blew up to NaN.")
+        st.markdown("The too-high learning rate **diverged**: its loss blew up (to NaN, or far above where it "
+                        "started) and stayed up.")
     elif verdict is not None and verdict.outcome == "collapsed":
-        st.markdown(f"The too-high learning rate did not blow up to NaN, but the network **collapsed to "
+        st.markdown(f"The too-high learning rate did not blow up, but the network **collapsed to "
                     f"about chance** ({pct(verdict.test_acc)}): the steps overshoot, and it ends up predicting "
                     f"much the same class for everything.")
     elif verdict is not None:

@@ -16,9 +16,11 @@ import streamlit as st
 from core.classroom.roles import TEACHER, owns
 from core.config import TrainConfig
 from core.errors import LabError
-from core.lessons.presets import get_preset
+from core.lessons.findings import compare_with_report, compares_digits
+from core.lessons.presets import Preset, get_preset
 from core.models.catalog import model_size
-from core.runs.records import RunRecord
+from core.runs.records import MISSING, RunRecord, diverged_reason, or_missing, retry_lr
+from core.runs.sizes import run_size
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from ui import charts, runlib, runs_takeaway, urlstate
 from ui.data_panel import dataset_facts, dataset_if_here
@@ -180,7 +182,7 @@ def _live_body(run_id: str, key: str) -> None:
         st.info("This run was deleted.")
         return
     status_line(run, lib.queue_position(run.id) if run.status == "queued" else None)
-    b1, b2, _ = st.columns([1, 1, 4])
+    b1, b2, b3 = st.columns([1, 1, 4])
     actor = current().actor
     control = owns(actor, run.by_role, run.by_name)
     why = None if control else "Only the teacher or the student who started this run can stop or resume it"
@@ -193,6 +195,8 @@ def _live_body(run_id: str, key: str) -> None:
         with friendly_errors("Resuming"):
             lib.resume(run.id, actor=actor)
             st.rerun(scope="app")
+    if run.status == "diverged":
+        train_again_button(run, key, b3)
     curves = [e.to_dict() for e in lib.curves(run.id)]
     if curves:
         preset = get_preset(run.preset) if run.preset else None
@@ -210,6 +214,23 @@ def _live_body(run_id: str, key: str) -> None:
         st.session_state[f"_was_active:{run.id}"] = False
         st.rerun(scope="app")  # stop polling: redraw the page once with the final state
     st.session_state[f"_was_active:{run.id}"] = run.active
+
+
+def train_again_button(run: RunRecord, key: str, where) -> None:
+    """A diverged run's way on: queue a copy of its config at a tenth of its learning rate (the run library
+    checks who may: a student only for their own run, within the quota)."""
+    actor = current().actor
+    control = owns(actor, run.by_role, run.by_name)
+    lr = retry_lr(run)
+    if where.button(f"↻ Train again at a tenth of the LR ({lr:.3g})", key=f"{key}:again:{run.id}",
+                    disabled=not control, help=None if control else
+                    "Only the teacher or the student who started this run can train it again"):
+        with friendly_errors("Training again"):
+            new_id = runlib.library().train_again(run.id, actor=actor)
+            if actor.is_teacher:  # the panel follows the new run, as after Start
+                runlib.remember(key, new_id)
+            st.toast(f"Queued again at lr {lr:.3g}.")
+            st.rerun(scope="app")
 
 
 def status_line(run: RunRecord, queue_position: int | None = None) -> None:
@@ -233,7 +254,9 @@ def status_line(run: RunRecord, queue_position: int | None = None) -> None:
         st.progress(min(1.0, frac), text=" · ".join(bits))
         return
     st.markdown(head + f" · {run.epochs_done} epoch(s) · {fmt_seconds(run.seconds)} on {run.device}")
-    if run.reason and run.status == "failed":  # often a path or a `*.jpg`: shown as written, never as markdown
+    if run.status == "diverged":  # red, with where and why: never read as a result
+        error(diverged_reason(run), icon="💥")
+    elif run.reason and run.status == "failed":  # often a path or a `*.jpg`: shown as written, never as markdown
         error(run.reason)
     elif run.reason:
         st.caption(plain(run.reason))
@@ -247,16 +270,33 @@ def result_vs_report(run: RunRecord) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Final test accuracy", pct(run.test_acc))
     c2.metric("Best test accuracy", pct(run.best_test_acc))
-    if preset and preset.report_acc is not None:
+    if preset and preset.report_acc is not None and run.status != "diverged":
+        label = "Report (CIFAR-100, 20 epochs)" if preset.config.epochs == 20 else "Report (CIFAR-100)"
+        if not compares_digits(run.dataset):
+            c3.metric(label, preset.report_label)
+            trend_vs_baseline(run, preset)
+            return
         delta = (run.best_test_acc - preset.report_acc) * 100
-        c3.metric("Report (CIFAR-100, 20 epochs)" if preset.config.epochs == 20 else "Report (CIFAR-100)",
-                  preset.report_label, f"{delta:+.1f} points for this run", delta_color="off")
-        if run.dataset != "cifar100":
-            st.caption(f"This run used {run.dataset} ({run.train_size or 0:,} training images) — the report's "
-                       f"number is for CIFAR-100 with 50,000, so compare the trend, not the digits.")
-        elif run.train_size and run.train_size < dataset_facts("cifar100").train_images:
+        c3.metric(label, preset.report_label, f"{delta:+.1f} points for this run", delta_color="off")
+        if run.train_size and run.train_size < dataset_facts("cifar100").train_images:
             st.caption(f"This run trained on {run.train_size:,} of CIFAR-100's 50,000 images; fewer images "
                        f"usually means lower test accuracy than the report's.")
+
+
+def trend_vs_baseline(run: RunRecord, preset: Preset) -> None:
+    """For a run on another dataset than the report's: why its digits are not held against the report's, and
+    the trend that does compare - its gain over the baseline experiment's best run on the same data."""
+    images = or_missing(run_size(run)[1], ",")
+    why = (f"This run used {run.dataset} ({images} training images) and the report CIFAR-100 with 50,000: the "
+           f"digits measure different tasks, so they are not compared. ")
+    base = runlib.best_runs([preset.baseline], run.dataset).get(preset.baseline) if preset.baseline else None
+    if base is None or base.status != "completed" or base.best_test_acc is None:
+        base_title = get_preset(preset.baseline).title if preset.baseline else None
+        st.caption(why + (f"Compare the trend instead: train the baseline ({base_title}) on {run.dataset} too."
+                          if base_title else "This experiment has no baseline to compare the trend with."))
+        return
+    findings = compare_with_report({run.preset: run.best_test_acc, preset.baseline: base.best_test_acc})
+    st.caption(why + "The trend: " + (findings[0].message if findings else MISSING))
 
 
 def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: str = "cmp",
@@ -285,9 +325,10 @@ def compare_presets(presets: Sequence[str], *, metric: str = "accuracy", key: st
     for k, r in runs.items():
         p = get_preset(k)
         epochs = curves.get(p.title) or [{}]  # the curves read above: no second query per run
-        rows.append({"experiment": p.title, "parameters": f"{(r.params or 0) / 1e6:.1f}M", "report": p.report_label,
+        params, images = run_size(r)  # a running run's from its config, as the panel above says
+        rows.append({"experiment": p.title, "parameters": f"{params / 1e6:.1f}M" if params else MISSING, "report": p.report_label,
                      "lab (best)": pct(r.best_test_acc), "train acc (last)": pct(epochs[-1].get("train_acc")),
-                     "epochs": f"{r.epochs_done}/{r.epochs}", "images": f"{r.train_size or 0:,}",
+                     "epochs": f"{r.epochs_done}/{r.epochs}", "images": or_missing(images, ","),
                      "time": fmt_seconds(r.seconds), "status": r.status, "flag": flagged.get(p.title, "")})
     st.dataframe(rows, hide_index=True, width="stretch")
     return runs

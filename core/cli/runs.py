@@ -15,7 +15,7 @@ from core.cli.common import pct, print_json
 from core.runs import cluster
 from core.runs.library import RunLibrary, open_library
 from core.runs.packing import AUTO, parse_cap
-from core.runs.records import RUN_STATUSES, RunRecord
+from core.runs.records import RUN_STATUSES, RunRecord, diverged_reason
 from core.runs.transfer import export_run, import_run
 
 
@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = action("stop", cmd_stop, "stop a running or queued run (it keeps a checkpoint)")
     a.add_argument("run_id", metavar="ID")
     a = action("resume", cmd_resume, "queue a stopped run again; it continues from its checkpoint")
+    a.add_argument("run_id", metavar="ID")
+    a = action("again", cmd_again, "queue a diverged run again at a tenth of its learning rate")
     a.add_argument("run_id", metavar="ID")
     a = action("export", cmd_export, "write a run as JSON (+ a CSV of its curves beside it)")
     a.add_argument("run_id", metavar="ID")
@@ -87,6 +89,11 @@ def summary(run: RunRecord, lib: RunLibrary | None = None) -> dict[str, Any]:
     return out
 
 
+def red(text: str) -> str:
+    """`text` in red on a terminal (as it is read), unchanged when piped or redirected (as it is parsed)."""
+    return f"\033[31m{text}\033[0m" if sys.stdout.isatty() else text
+
+
 def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "—"
 
@@ -107,8 +114,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         status = r.status
         if r.status == "running" and r.progress:
             status = f"run {r.progress.fraction:.0%}"
-        print(f"{r.id:<10}{status:<11}{r.epochs_done:>3}/{r.epochs:<3}  {pct(r.test_acc):>6} {pct(r.best_test_acc):>6}  "
+        status = red(f"{status:<11}") if r.status in ("diverged", "failed") else f"{status:<11}"
+        print(f"{r.id:<10}{status}{r.epochs_done:>3}/{r.epochs:<3}  {pct(r.test_acc):>6} {pct(r.best_test_acc):>6}  "
               f"{r.device:<8}{r.started_by:<7}{_when(r.created):<17}  {r.name}")
+        if r.status == "diverged":  # where and why, and what to do: `runs again ID`
+            print(" " * 10 + red(diverged_reason(r)) + f" (`python -m core runs again {r.id}`)")
     disk = lib.disk_usage()
     print(disk.summary())
     if disk.warning():
@@ -123,7 +133,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**run.to_dict(), "curves": [c.to_dict() for c in curves]})
         return 0
-    print(f"{run.id}  {run.name}\n  status {run.status}" + (f" - {run.reason}" if run.reason else ""))
+    why = diverged_reason(run) or run.reason
+    print(f"{run.id}  {run.name}\n  status " + (red(run.status) if run.status == "diverged" else run.status)
+          + (f" - {why}" if why else ""))
     print(f"  preset {run.preset or '—'}, model {run.model}, dataset {run.dataset}, device {run.device}, "
           f"started by {run.started_by}")
     print(f"  test accuracy {pct(run.test_acc)} (best {pct(run.best_test_acc)}), {run.epochs_done}/{run.epochs} "
@@ -156,6 +168,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     lib.resume(args.run_id)
     run = lib.get(args.run_id)
     return _done(args, f"run {args.run_id} is {run.status} on {run.device}", id=run.id, status=run.status)
+
+
+def cmd_again(args: argparse.Namespace) -> int:
+    lib = _lib(args)
+    new_id = lib.train_again(args.run_id, started_by="cli")
+    run = lib.get(new_id)
+    return _done(args, f"run {new_id} is {run.status} on {run.device} at lr {run.config.optim.lr:.3g} "
+                       f"(a tenth of run {args.run_id}'s)", id=new_id, status=run.status, lr=run.config.optim.lr)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

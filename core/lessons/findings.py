@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.lessons.presets import PRESETS, Preset
+from core.lessons.presets import PRESETS, REPORT, Preset
 
 NOISE = 0.01  # gains within ±1 point are called "no clear difference": run-to-run noise of short runs
 
@@ -59,3 +59,10 @@ def compare_with_report(lab_acc: Mapping[str, float], presets: Mapping[str, Pres
             message += " " + qualify[name]
         out.append(Finding(name, p.baseline, report_gain, lab_gain, verdict, message))
     return out
+
+
+def compares_digits(dataset: str) -> bool:
+    """Whether a run on `dataset` may be held against the report's accuracy digit for digit: only on the
+    report's own dataset (CIFAR-100). On any other the numbers measure another task (10 classes are easier than
+    100; a folder is another problem altogether): only the trend against a baseline run on the same data compares."""
+    return dataset == REPORT.data.dataset

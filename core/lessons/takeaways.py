@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from core.lessons.findings import NOISE, Finding, compare_with_report
 from core.lessons.presets import PRESETS, REPORT, Preset
-from core.runs.records import EpochRow, RunRecord
+from core.runs.records import EpochRow, RunRecord, diverged_summary
 
 # What a run's budget is made of, in the order a flag names them. A run's value and its preset's value are
 # both shown as short strings, so "differs" is plain string inequality.
@@ -39,6 +39,7 @@ class RunFacts:
     setup: Mapping[str, str] = field(default_factory=dict)
     intended: Mapping[str, str] = field(default_factory=dict)
     caveat: str = ""  # the experiment's own reason why a short run may disagree with the report
+    diverged: str = ""  # a diverged run's summary ("diverged at step 40: the learning rate (0.4) is too high")
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Verdict:
     gap_is_noise: bool  # True when margin < noise: "too close to call"
     gaps: tuple[tuple[str, float], ...]  # (label, train - test accuracy at the last epoch)
     mismatched: tuple[Mismatch, ...]
-    unfinished: tuple[str, ...]  # labels of runs not completed (running, stopped, failed...)
+    unfinished: tuple[str, ...]  # labels of runs not completed (running, stopped, failed...), diverged ones aside
     report_winner: str | None  # the best of these runs by the report's numbers
     agrees_with_report: bool | None  # None: no report order, or too close to call
     why: str  # when the runs disagree with the report: what differs from the report's setting
@@ -158,7 +159,19 @@ def compare(runs: Sequence[RunFacts], by_design: Sequence[str] = ()) -> Verdict:
     """The verdict on the runs shown (any number; only those with a result are ranked). `by_design`: settings
     varied on purpose (SETUP_FIELDS names, or a sweep's keys such as "lr"), so not flagged as unlike."""
     design = {SWEPT_FIELDS.get(k, k) for k in by_design}
-    ranked = sorted((r for r in runs if r.best_test_acc is not None), key=lambda r: -r.best_test_acc)
+    # a diverged run is a lesson, never a result: named with where and why, never ranked (nor the winner)
+    blown = " ".join(f"{r.label} {r.diverged or 'diverged: the learning rate is too high'} - not ranked."
+                     for r in runs if r.status == "diverged")
+    ranked = sorted((r for r in runs if r.best_test_acc is not None and r.status != "diverged"),
+                    key=lambda r: -r.best_test_acc)
+    verdict = _ranked_verdict(ranked, design)
+    if not blown:
+        return verdict
+    return replace(verdict, headline=f"{verdict.headline} {blown}" if ranked else blown)
+
+
+def _ranked_verdict(ranked: Sequence[RunFacts], design: set[str]) -> Verdict:
+    """compare's verdict on the runs with a result, best first."""
     gaps = tuple((r.label, r.train_acc - r.test_acc) for r in ranked
                  if r.train_acc is not None and r.test_acc is not None)
     mism = mismatches(ranked, tuple(design))
@@ -243,7 +256,7 @@ def facts_from_run(run: RunRecord, curves: Sequence[EpochRow | Mapping], *, labe
     return RunFacts(label=label, best_test_acc=run.best_test_acc, train_acc=get("train_acc") if last else None,
                     test_acc=get("test_acc") if last else None, status=run.status, test_size=run.test_size,
                     report_acc=preset.report_acc if preset else None, setup=setup, intended=intended,
-                    caveat=preset.caveat if preset else "")
+                    caveat=preset.caveat if preset else "", diverged=diverged_summary(run))
 
 
 def flags_by_label(verdict: Verdict) -> dict[str, str]:

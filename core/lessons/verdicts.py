@@ -39,9 +39,10 @@ def scenario_labels(lesson: str | None, swept: Sequence[str], lrs: Sequence[floa
 def mark_best(rows: Sequence[Mapping[str, Any]], metric: str = "test_acc"
               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """(the finished rows - neither queued nor running - as copies with `is_best`, the best of them or None).
-    Best: the highest `metric` among the rows that have one; ties: the first."""
+    Best: the highest `metric` among the rows that have one and did not diverge (a diverged run is the lesson's
+    too-high learning rate, never its winner); ties: the first."""
     finished = [{**r, "is_best": False} for r in rows if r.get("status") not in ACTIVE]
-    scored = [r for r in finished if r.get(metric) is not None]
+    scored = [r for r in finished if r.get(metric) is not None and r.get("status") != "diverged"]
     best = max(scored, key=lambda r: r[metric]) if scored else None
     if best is not None:
         best["is_best"] = True

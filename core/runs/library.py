@@ -39,11 +39,11 @@ from typing import Any
 
 from core.classroom.roles import TEACHER, Actor, check_owner, check_quota, require_teacher
 from core.classroom.settings import student_quota
-from core.config import TrainConfig
+from core.config import TrainConfig, apply_overrides
 from core.errors import LabError
 from core.runs import cluster, lifecycle, packing, scheduler
 from core.runs.disk import DiskUsage
-from core.runs.records import EpochRow, RunRecord, resume_blocker
+from core.runs.records import EpochRow, RunRecord, resume_blocker, retry_lr
 from core.runs.store import RunStore
 from core.runs.supervisor import HEARTBEAT_S, Supervisor
 from core.train.files import LAST
@@ -255,6 +255,19 @@ class RunLibrary:
         if not changed:
             raise LabError(f"run {run_id} was started by someone else meanwhile")
         self.kick(run.device)
+
+    def train_again(self, run_id: str, *, actor: Actor = TEACHER, started_by: str = "app") -> str:
+        """Queue a copy of a diverged run's config at a tenth of its learning rate (what its reason advises);
+        returns the new run's id. The same rules as resuming it: a student only for their own run, within the
+        quota (PermissionDenied, QuotaExceeded); LabError for a run that did not diverge."""
+        run = self.check_may(actor, run_id, "train again")
+        if run.status != "diverged":
+            raise LabError(f"run {run_id} is {run.status}, not diverged: only a diverged run is trained again at a "
+                           f"tenth of its learning rate; start a new run with the settings you want instead")
+        lr = retry_lr(run)
+        config = apply_overrides(run.config, {"optim.lr": lr})
+        return self.submit(config, name=f"{run.name} · lr {lr:.3g}", preset=run.preset, started_by=started_by,
+                           tags=run.tags, data_dir=run.data_dir, download=run.download, actor=actor)
 
     # ---- crash recovery (core/runs/supervisor.py) -----------------------------------------------------
 

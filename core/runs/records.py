@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -19,8 +20,9 @@ from core.config import TrainConfig, from_json, to_dict
 from core.runs.lifecycle import ACTIVE, ENDINGS
 from core.runs.lifecycle import STATUSES as RUN_STATUSES
 
-__all__ = ["ACTIVE", "EPOCH_FIELDS", "RUN_STATUSES", "EpochRow", "Progress", "RunRecord", "default_run",
-           "record_from_row", "resume_blocker"]
+__all__ = ["ACTIVE", "EPOCH_FIELDS", "MISSING", "RUN_STATUSES", "EpochRow", "Progress", "RunRecord", "default_run",
+           "diverged_reason", "diverged_summary", "or_missing", "record_from_row", "resume_blocker", "retry_lr"]
+MISSING = "—"  # what a page or the CLI shows for a value a run does not have (yet): never "None" or "nan"
 EPOCH_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s")
 
 
@@ -171,6 +173,42 @@ def resume_blocker(run: RunRecord, has_checkpoint: bool) -> str:
     if not has_checkpoint and (trained or run.imported):
         return f"cannot resume run {run.id}: its checkpoint is missing; start a new run with the same settings instead"
     return ""
+
+
+def retry_lr(run: RunRecord) -> float:
+    """The learning rate to train a diverged run again at: a tenth of its own."""
+    return run.config.optim.lr / 10
+
+
+def diverged_reason(run: RunRecord) -> str:
+    """Why a diverged run ended, in words ('' for any other status): the engine's reason ("diverged at epoch 1,
+    step 10: loss 3.2e+19 (started at 2.3) - the learning rate (100) is too high: train again at a tenth of it
+    (10)"), else (an imported or older row without one) the same advice from its config."""
+    if run.status != "diverged":
+        return ""
+    if run.reason:
+        return run.reason
+    lr = run.config.optim.lr
+    return (f"diverged - the learning rate ({lr:.3g}) is too high: train again at a tenth of it "
+            f"({retry_lr(run):.3g})")
+
+
+def diverged_summary(run: RunRecord) -> str:
+    """A diverged run in a few words, for a takeaway: "diverged at step 40: the learning rate (0.4) is too high"
+    (the step read off its reason; '' for any other status)."""
+    if run.status != "diverged":
+        return ""
+    found = re.search(r"step (\d+)", run.reason or "")
+    where = f" at step {found.group(1)}" if found else ""
+    return f"diverged{where}: the learning rate ({run.config.optim.lr:.3g}) is too high"
+
+
+def or_missing(value: Any, spec: str = "") -> str:
+    """`value` formatted with `spec` (format()'s mini-language: "," or ".1%"), or MISSING ("—") when there is
+    none: None, NaN or inf. For tables and lines a person reads, which must never say "None" or "nan"."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    return format(value, spec)
 
 
 def _clean(x: Any) -> Any:

@@ -255,8 +255,8 @@ def lr_scenarios(config: TrainConfig, good_lr: float | None = None, factor: floa
     Why these: a factor of 3 either way is usually inside the flat, good part of an LR range test; 30 is far
     enough outside it to show the two failures within one short run. Too low: each step is tiny - after the
     same epochs the loss has barely fallen and the curve is still climbing. Too high: steps overshoot - with
-    SGD (the lab's SGD presets at 0.05-0.2 → 1.5-6) the loss usually becomes NaN and the run ends as
-    "diverged"; Adam normalizes its steps, so it needs × 100 (1e-4 → 1e-2) before the network collapses to
+    SGD (the lab's SGD presets at 0.05-0.2 → 1.5-6) the loss usually blows up - to NaN, or far above where it
+    started and stays there (core.train.divergence) - and the run ends as "diverged"; Adam normalizes its steps, so it needs × 100 (1e-4 → 1e-2) before the network collapses to
     predicting one class (chance accuracy).
     """
     lrs = lr_scenario_values(config.optim.lr if good_lr is None else good_lr, config.optim.name, factor)
@@ -265,7 +265,8 @@ def lr_scenarios(config: TrainConfig, good_lr: float | None = None, factor: floa
     text = (f"Only the learning rate changes. Too low ({format_value(low)}, ÷{lrs.low_factor:g}): every step is "
             "tiny, so after the same number of epochs the network has barely moved - its curves are still climbing. "
             f"Good ({format_value(good)}): steady progress. Too high ({format_value(high)}, ×{lrs.high_factor:g}): "
-            "steps overshoot the valley; the loss jumps around, may blow up to NaN (the run ends as 'diverged'), or "
+            "steps overshoot the valley; the loss jumps around, may blow up (to NaN, or far above where it started, and "
+            "stay up: the run ends as 'diverged'), or "
             "the network gets stuck predicting one class (chance accuracy).")
     return Lesson(config, lrs.grid, "Learning rate: too low, good, too high", text, labels)
 

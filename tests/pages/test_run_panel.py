@@ -116,3 +116,65 @@ def test_mlp_vs_cnn_shows_the_measured_crossover_and_queues_the_bigger_budget(op
     queued = [r for r in open_library(lab_dirs[1]).list_runs() if r.name != "stand-in"]
     assert sorted((r.preset, r.epochs, r.status) for r in queued) == [("cnn", budget, "queued"),
                                                                        ("mlp", budget, "queued")]
+
+
+def test_a_diverged_run_shows_in_red_with_its_reason_and_trains_again_at_a_tenth_of_the_lr(open_page, lab_dirs):
+    from core.lessons.presets import preset_config
+
+    runs_dir = lab_dirs[1]
+    hold_the_cpu_queue(runs_dir)  # the copy waits in the queue instead of training
+    lib = open_library(runs_dir)
+    reason = ("diverged at epoch 1, step 10: loss 3.2e+19 (started at 2.3) - the learning rate (100) is too high: "
+              "train again at a tenth of it (10)")
+    config = preset_config("cnn", dataset="synthetic", subset=500, device="cpu", lr=100.0)
+    run_id = lib.insert_run(config, device="cpu", status="diverged", started_by="app", preset="cnn",
+                            name="too hot", extra={"reason": reason, "finished": 1.0})
+    at = open_page("mlp_vs_cnn", nets_preset="cnn", **TINY)
+    assert not at.exception
+    (shown,) = [e for e in at.error if "diverged at epoch 1, step 10" in e.value]
+    assert shown.value.replace("\\", "") == reason
+    status = " ".join(m.value for m in at.markdown)
+    assert "too hot" in status and "— diverged" in status and "completed" not in status
+    assert not [b for b in at.button if b.label == "↻ Resume"]
+    (again,) = [b for b in at.button if b.label == "↻ Train again at a tenth of the LR (10)"]
+    again.click().run()
+    assert not at.exception
+    (new,) = [r for r in lib.list_runs() if r.id not in (run_id,) and r.name != "stand-in"]
+    assert new.status == "queued" and new.preset == "cnn" and new.config.optim.lr == 10.0
+
+    page = open_page("runs", **TINY)  # the library: a running, a queued and a diverged run, none says None
+    assert not page.exception
+    table = page.dataframe[0].value
+    cells = table.astype(str).to_numpy().ravel().tolist()
+    assert not [c for c in cells if c in ("None", "nan", "NaN", "<NA>")], table
+    rows = {n: r for n, r in zip(table["name"], table.to_dict("records"))}
+    assert rows["stand-in"]["train images"] == "5,000" and rows["stand-in"]["best test acc"] == "—"
+    assert rows[new.name]["train images"] == "500" and rows["too hot"]["status"] == "diverged"
+
+
+def test_numbers_agree_a_running_runs_size_comes_from_its_config_and_digits_compare_only_on_cifar100(
+        open_page, lab_dirs):
+    import os
+
+    from core.lessons.presets import get_preset, preset_config
+    from core.models.catalog import model_size
+    from core.runs.supervisor import HOST
+
+    lib = open_library(lab_dirs[1])
+    lib.set_setting("stale_after_s", 3600)
+    running = preset_config("cnn", dataset="synthetic", subset=500, device="cpu")
+    lib.insert_run(running, device="cpu", status="running", started_by="cli", owner="terminal", pid=os.getpid(),
+                   host=HOST, preset="cnn", name="cnn live")
+    lib.insert_run(preset_config("mlp", dataset="synthetic", subset=500, device="cpu"), device="cpu",
+                   status="completed", started_by="app", preset="mlp", name="mlp done",
+                   extra={"best_test_acc": 0.4, "test_acc": 0.4, "train_size": 500, "params": 1, "finished": 1.0})
+    at = open_page("mlp_vs_cnn", nets_preset="mlp", **TINY)
+    assert not at.exception
+    tables = [d.value for d in at.dataframe if "parameters" in d.value.columns]
+    (cnn_row,) = [r for t in tables for r in t.to_dict("records") if r["experiment"] == get_preset("cnn").title]
+    assert cnn_row["parameters"] == f"{model_size(running, 10)[0] / 1e6:.1f}M" != "0.0M"
+    assert cnn_row["images"] == "500"
+    # synthetic is not the report's CIFAR-100: the report's number is shown, its digits are not compared
+    (report,) = [m for m in at.metric if m.label.startswith("Report")]
+    assert "points for this run" not in str(report.proto)
+    assert any("digits measure different tasks, so they are not compared" in c.value for c in at.caption)
