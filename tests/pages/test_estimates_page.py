@@ -1,0 +1,45 @@
+"""The Start button says how long the run takes here (a rate kept in the run library), and a class time budget
+cuts the run, saying what it cut and what the report used; the teacher may still start the full run."""
+
+from core.classroom import settings as class_settings
+from core.lessons.presets import preset_config
+from core.runs.library import open_library
+from core.train.calibrate import run_rate_key
+from core.train.estimate import Rate, save_rate
+from tests.pages.conftest import problems
+
+TINY = dict(dataset_kind="synthetic", subset="500", test_subset="500", device="cpu")
+
+
+def keep_rate(runs_dir, train_ips: float) -> None:
+    lib = open_library(runs_dir)
+    config = preset_config("mlp", dataset="synthetic", subset=500, test_subset=500, device="cpu")
+    save_rate(lib.set_setting, run_rate_key(config, "cpu"), Rate(train_ips, 4 * train_ips, 1.0, 1.0))
+
+
+def starts(at):
+    return [b.label for b in at.button if b.label.startswith("▶ Start")]
+
+
+def test_the_start_button_says_how_long_when_a_rate_is_kept(open_page, lab_dirs):
+    at = open_page("mlp_vs_cnn", **TINY)
+    assert problems(at) == []
+    assert starts(at) == ["▶ Start (time: measured on its first run here)"]
+    assert any(b.label == "⏱ Time it here" for b in at.button)  # the teacher may time it once, on a click
+    keep_rate(lab_dirs[1], 1000.0)
+    at.run()
+    (label,) = starts(at)
+    assert label.startswith("▶ Start (≈ ") and label.endswith(" s on this CPU)")
+
+
+def test_a_one_minute_budget_cuts_the_run_and_says_so(open_page, lab_dirs):
+    keep_rate(lab_dirs[1], 10.0)  # 500 images x 20 epochs at 10 img/s: far over a minute
+    class_settings.set_minutes_per_run(open_library(lab_dirs[1]), 1)
+    at = open_page("mlp_vs_cnn", **TINY)
+    assert problems(at) == []
+    captions = " ".join(c.value for c in at.caption)
+    assert "Cut to 1 epoch and " in captions and "to fit 1 minute; the report trained 20 epochs on 50,000" \
+        in captions
+    (label,) = starts(at)
+    assert label.startswith("▶ Start (≈ ") and "on this CPU" in label
+    assert [b.label for b in at.button if b.label.startswith("Start the full run (≈ ")]
