@@ -30,7 +30,8 @@ from core.runs.sweeps import (
     record_from_run,
     swept_keys,
 )
-from ui import charts_lessons, runlib, urlstate
+from core.train.budget import total_text
+from ui import charts_lessons, estimates, runlib, urlstate
 from ui.class_mode import question_gate
 from ui.layout import chart_height, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
@@ -62,6 +63,15 @@ def queue(config, grid, preset: str, kind: str | None = None) -> None:
                                            name_prefix=LESSON_PREFIX.get(kind or "", preset))
         urlstate.put("sweep", sweep_id)
         st.toast(f"Queued {len(ids)} runs as sweep {sweep_id}.")
+
+
+def sweep_time(configs: list) -> str:
+    """' · ≈ 25 min on this CPU': the grid's runs one after another (not cut to the class budget: a sweep
+    compares settings, epochs among them)."""
+    if not configs:
+        return ""
+    plans = [estimates.plan(c, budget=False) for c in configs]
+    return " · " + total_text([w.estimate for w in plans], plans[0].where)
 
 
 def sweep_label(sweep_id: str, runs: list) -> str:
@@ -116,7 +126,8 @@ if pairs:
     st.markdown(f"This sweep makes **{len(pairs)} run{'s' if len(pairs) != 1 else ''}** of {get_preset(preset).title}, "
                 f"{base_epochs} epoch(s) each, on {settings.dataset_label}: "
                 + ", ".join(f"`{describe(o)}`" for o, _ in pairs[:12]) + (" …" if len(pairs) > 12 else ""))
-if st.button(f"▶ Queue {len(pairs)} runs" if pairs else "▶ Queue", key="sweep_queue", type="primary",
+if st.button(f"▶ Queue {len(pairs)} runs{sweep_time([c for _, c in pairs])}" if pairs else "▶ Queue",
+             key="sweep_queue", type="primary",
              disabled=not pairs or not settings.can_control,
              help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
     queue(base, grid, preset)
@@ -133,7 +144,8 @@ if base is not None:
                    f"(÷{lrs.low_factor:g}) · **{format_value(lrs.good)}** "
                    f"({'the LR finder suggestion' if suggestion else 'the preset'}) · "
                    f"{format_value(lrs.high)} (×{lrs.high_factor:g}). Loss curves overlaid: slow, good, failing.")
-        if st.button("▶ Queue the LR scenarios", key="sweep_lesson_lr", disabled=not settings.can_start):
+        if st.button("▶ Queue the LR scenarios" + sweep_time([c for _, c in expand(base, lrs.grid, check_models=False)]),
+                     key="sweep_lesson_lr", disabled=not settings.can_start):
             queue(base, lrs.grid, preset, "lr-scenarios")
     be = batch_epochs_lesson(base)
     with l2.container(border=True):
@@ -141,7 +153,8 @@ if base is not None:
         st.caption(f"batch {', '.join(map(str, be.grid['batch_size']))} × epochs "
                    f"{', '.join(map(str, be.grid['epochs']))} = {len(be.grid['batch_size']) * len(be.grid['epochs'])}"
                    " runs. Accuracy and wall time against each.")
-        if st.button("▶ Queue batch size × epochs", key="sweep_lesson_be", disabled=not settings.can_start):
+        if st.button("▶ Queue batch size × epochs" + sweep_time([c for _, c in expand(base, be.grid, check_models=False)]),
+                     key="sweep_lesson_be", disabled=not settings.can_start):
             queue(base, be.grid, preset, "batch-epochs")
 
 st.subheader("3 · Results")

@@ -43,3 +43,12 @@ def test_a_one_minute_budget_cuts_the_run_and_says_so(open_page, lab_dirs):
     (label,) = starts(at)
     assert label.startswith("▶ Start (≈ ") and "on this CPU" in label
     assert [b.label for b in at.button if b.label.startswith("Start the full run (≈ ")]
+
+
+def test_the_whole_report_says_its_total_and_how_many_are_not_timed(open_page, lab_dirs):
+    keep_rate(lab_dirs[1], 1000.0)  # the MLP only: the other experiments were never timed here
+    at = open_page("home", **TINY)
+    assert problems(at) == []
+    (label,) = [b.label for b in at.button if b.label.startswith("▶ Queue the whole report")]
+    assert " on this CPU + " in label and " not timed yet)" in label
+    assert at.button(key="card_queue").label.startswith("▶ Queue it (")
