@@ -52,3 +52,13 @@ def test_the_whole_report_says_its_total_and_how_many_are_not_timed(open_page, l
     (label,) = [b.label for b in at.button if b.label.startswith("▶ Queue the whole report")]
     assert " on this CPU + " in label and " not timed yet)" in label
     assert at.button(key="card_queue").label.startswith("▶ Queue it (")
+
+
+def test_the_teacher_sets_the_class_budget_in_the_sidebar(open_page, lab_dirs):
+    lib = open_library(lab_dirs[1])
+    class_settings.set_minutes_per_run(lib, 2)
+    at = open_page("home", **TINY)
+    box = at.number_input(key="class_minutes")
+    assert box.value == 2.0
+    box.set_value(5.0).run()
+    assert problems(at) == [] and class_settings.minutes_per_run(lib) == 5.0
