@@ -23,7 +23,7 @@ from core.models.codegen import generate
 from core.models.layers import ACTIVATIONS, LAYER_OPTIONS, POOL_MODES
 from core.runs.library import RunLibrary
 from core.runs.records import RunRecord
-from ui import charts_lessons, runlib
+from ui import charts_lessons, estimates, runlib
 from ui.layout import (
     chart_height,
     friendly_errors,
@@ -332,10 +332,13 @@ def train_it(preset: str, spec: dict, ok: bool, settings: LabSettings) -> TrainC
     name = b2.text_input("Run name", "", key="builder_name", placeholder="my CNN", label_visibility="collapsed")
     why = ("Reserved to the teacher (passcode in the sidebar)" if not settings.can_control else
            "Fix the flagged layer first" if config is None else None)
-    if b1.button("▶ Start", key="builder_start", type="primary", disabled=config is None or not settings.can_control,
-                 help=why):
+    when = estimates.plan(config) if config is not None else None  # cut to the class time budget, when there is one
+    if when is not None and when.cut is not None:
+        st.caption(estimates.cut_caption(when, None))
+    if b1.button(when.label("▶ Start") if when else "▶ Start", key="builder_start", type="primary",
+                 disabled=config is None or not settings.can_control, help=why):
         with friendly_errors("Starting the run"):
-            st.session_state["builder_run"] = runlib.start(config, preset=None,
+            st.session_state["builder_run"] = runlib.start(when.config if when else config, preset=None,
                                                            name=name.strip() or f"builder · from {preset}")
     return config
 

@@ -6,7 +6,8 @@ import streamlit as st
 from core.lessons.presets import PRESETS, SECTIONS
 from core.lessons.takeaways import card_findings
 from core.runs.disk import room_for
-from ui import charts, runlib
+from core.train.budget import total_text
+from ui import charts, estimates, runlib
 from ui.data_panel import dataset_panel
 from ui.layout import friendly_errors, show_chart, try_this
 from ui.report_card import report_card_table
@@ -35,14 +36,19 @@ top[1].metric("Running / queued", f"{sum(r.status == 'running' for r in running)
 with top[2]:
     st.write("")
     with_report = [p for p in PRESETS.values() if p.report_acc is not None]
-    if st.button(f"▶ Queue the whole report ({len(with_report)} runs)", type="primary",
+    plans = [estimates.plan(runlib.config_for(p.name)) for p in with_report]  # each cut to the class budget
+    total = total_text([w.estimate for w in plans], plans[0].where)
+    if st.button(f"▶ Queue the whole report ({len(with_report)} runs, {total})", type="primary",
                  disabled=not settings.can_start, help="Each experiment of the report, with the sidebar's "
                  "dataset and training-set size. They run one after another."):
         with friendly_errors("Queueing the report"):
-            runlib.start_many([(runlib.config_for(p.name), None, p.name) for p in with_report],
+            runlib.start_many([(w.config, None, p.name) for p, w in zip(with_report, plans, strict=True)],
                               what="queue the whole report")
             st.toast(f"Queued {len(with_report)} runs - they start one after another.")
             st.rerun()
+    if any(w.cut for w in plans):
+        st.caption(f"{sum(1 for w in plans if w.cut)} of them cut to fit the class budget of "
+                   f"{plans[0].minutes:g} minutes per run (fewer epochs, then fewer images).")
     if settings.actor.is_teacher:  # the whole report is the teacher's to queue: 13 checkpoints, 12 GB on CIFAR-100
         room = room_for([runlib.config_for(p.name) for p in with_report], lib.root)
         (st.caption if room.fits else st.warning)(room.text())
@@ -64,12 +70,15 @@ not_run = [p.name for p in report_rows if p.name not in best]
 pick = choice.selectbox("Queue one experiment", list(PRESETS), key="card_pick",
                         index=list(PRESETS).index(not_run[0]) if not_run else 0,
                         format_func=lambda n: f"{PRESETS[n].section} · {PRESETS[n].title}")
-if go.button("▶ Queue it", key="card_queue", disabled=not settings.can_start, width="stretch",
+picked = estimates.plan(runlib.config_for(pick))
+if go.button(picked.label("▶ Queue it"), key="card_queue", disabled=not settings.can_start, width="stretch",
              help="With the sidebar's dataset and training-set size"):
     with friendly_errors("Queueing"):
-        runlib.start(runlib.config_for(pick), preset=pick)
+        runlib.start(picked.config, preset=pick)
         st.toast(f"Queued {PRESETS[pick].title}")
         st.rerun()
+if picked.cut is not None:
+    st.caption(estimates.cut_caption(picked, PRESETS[pick].config.epochs if PRESETS[pick].report_acc else None))
 
 bars = []
 for p in report_rows:

@@ -17,7 +17,7 @@ from core.train.lr_recommend import RECOMMENDED, Recommendation, all_suggestions
 from core.train.lr_suggest import FASTAI, SUGGESTIONS, Suggestion
 from core.train.schedule import run_steps_per_epoch, schedule_curve
 from core.train.setup import cpu_has_native_bf16, resolve_device
-from ui import charts, charts_lr, finders, runlib, urlstate
+from ui import charts, charts_lr, estimates, finders, runlib, urlstate
 from ui.class_mode import publish as publish_view
 from ui.data_panel import dataset_or_none
 from ui.layout import (
@@ -336,10 +336,13 @@ def train_with_it(rules: Rules, c: Choice, ds: Dataset, settings: LabSettings) -
                 schedule_curve(config.optim, spe, epochs), spe, height=chart_height(180),
                 title="the run's learning rate: " + SCHEDULE_TITLES[schedule].format(lr=lr)), width="stretch")
             st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
-            if st.button(f"▶ Apply {lr:g} to {p.title} and queue it", key="lrf_apply", type="primary",
+            when = estimates.plan(config)  # cut to the class time budget, when there is one
+            if when.cut is not None:
+                st.caption(estimates.cut_caption(when, p.config.epochs if p.report_acc is not None else None))
+            if st.button(when.label(f"▶ Apply {lr:g} to {p.title} and queue it"), key="lrf_apply", type="primary",
                          disabled=not settings.can_control,
                          help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
-                run_id = runlib.start(config, preset=c.preset, name=f"{c.preset} · lr {lr:g} ({schedule}, LR finder)")
+                run_id = runlib.start(when.config, preset=c.preset, name=f"{c.preset} · lr {lr:g} ({schedule}, LR finder)")
                 st.session_state["lr_finder_suggestion"] = {"preset": c.preset, "lr": float(lr)}
                 st.session_state["lrf_run"] = run_id
                 st.toast(f"Queued {p.title} at {lr:g}. The Sweeps page's learning-rate scenarios now centre on it.")

@@ -33,7 +33,8 @@ from core.runs.sweeps import (
     record_from_run,
     swept_keys,
 )
-from ui import charts_lessons, runlib, urlstate
+from core.train.budget import total_text
+from ui import charts_lessons, estimates, runlib, urlstate
 from ui.class_mode import question_gate
 from ui.layout import chart_height, friendly_errors, page_header, pct, plain, show_chart, try_this
 from ui.run_panel import STATUS_ICON, fmt_seconds
@@ -59,6 +60,15 @@ SWEEPABLE = {
 }
 
 Record = dict[str, Any]  # a run as the sweep charts read it (core.runs.sweeps.record_from_run)
+
+
+def sweep_time(configs: list) -> str:
+    """' · ≈ 25 min on this CPU': the grid's runs one after another (not cut to the class budget: a sweep
+    compares settings, epochs among them)."""
+    if not configs:
+        return ""
+    plans = [estimates.plan(c, budget=False) for c in configs]
+    return " · " + total_text([w.estimate for w in plans], plans[0].where)
 
 
 def queue(config, grid, preset: str, kind: str | None = None) -> None:
@@ -130,7 +140,8 @@ def design(settings: LabSettings) -> tuple[str, TrainConfig | None]:
         st.markdown(f"This sweep makes **{len(pairs)} run{'s' if len(pairs) != 1 else ''}** of "
                     f"{get_preset(preset).title}, {base_epochs} epoch(s) each, on {settings.dataset_label}: "
                     + ", ".join(f"`{describe(o)}`" for o, _ in pairs[:12]) + (" …" if len(pairs) > 12 else ""))
-    if st.button(f"▶ Queue {len(pairs)} runs" if pairs else "▶ Queue", key="sweep_queue", type="primary",
+    if st.button(f"▶ Queue {len(pairs)} runs{sweep_time([c for _, c in pairs])}" if pairs else "▶ Queue",
+                 key="sweep_queue", type="primary",
                  disabled=not pairs or not settings.can_control,
                  help=None if settings.can_control else "Reserved to the teacher (passcode in the sidebar)"):
         queue(base, grid, preset)
@@ -148,7 +159,8 @@ def lr_scenarios_box(box, preset: str, base: TrainConfig, can_start: bool) -> No
                    f"(÷{lrs.low_factor:g}) · **{format_value(lrs.good)}** "
                    f"({'the LR finder suggestion' if suggestion else 'the preset'}) · "
                    f"{format_value(lrs.high)} (×{lrs.high_factor:g}). Loss curves overlaid: slow, good, failing.")
-        if st.button("▶ Queue the LR scenarios", key="sweep_lesson_lr", disabled=not can_start):
+        if st.button("▶ Queue the LR scenarios" + sweep_time([c for _, c in expand(base, lrs.grid, check_models=False)]),
+                     key="sweep_lesson_lr", disabled=not can_start):
             queue(base, lrs.grid, preset, "lr-scenarios")
 
 
@@ -160,7 +172,8 @@ def batch_epochs_box(box, preset: str, base: TrainConfig, can_start: bool) -> No
         st.caption(f"batch {', '.join(map(str, be.grid['batch_size']))} × epochs "
                    f"{', '.join(map(str, be.grid['epochs']))} = {len(be.grid['batch_size']) * len(be.grid['epochs'])}"
                    " runs. Accuracy and wall time against each.")
-        if st.button("▶ Queue batch size × epochs", key="sweep_lesson_be", disabled=not can_start):
+        if st.button("▶ Queue batch size × epochs" + sweep_time([c for _, c in expand(base, be.grid, check_models=False)]),
+                     key="sweep_lesson_be", disabled=not can_start):
             queue(base, be.grid, preset, "batch-epochs")
 
 

@@ -221,6 +221,7 @@ def save_button(sb, settings) -> None:
     if saved is not None:
         sb.caption(f"Class settings: {saved.dataset} · {_n(saved.subset)} / {_n(saved.test_subset)} images · "
                    f"{saved.device}")
+    budget_box(sb, settings.actor)
     if not settings.actor.is_teacher:
         return
     if sb.button("Save as class settings", key="class_save",
@@ -231,6 +232,31 @@ def save_button(sb, settings) -> None:
             st.toast("Class settings saved" + (f": {done.check}" if done.check else ""))
         except LabError as e:
             sb.error(str(e))
+
+
+def budget_box(sb, actor: Actor) -> None:
+    """The class time budget: everyone reads it; the teacher sets it (saved at once, for every session)."""
+    try:
+        lib = open_library(runs_root(), recover=False)
+        minutes = class_settings.minutes_per_run(lib)
+    except LabError:
+        return
+    if not actor.is_teacher:
+        if minutes:
+            sb.caption(f"Time budget: runs are cut to fit {minutes:g} min each")
+        return
+
+    def save() -> None:
+        try:
+            class_settings.set_minutes_per_run(lib, float(st.session_state["class_minutes"]), actor=actor)
+        except LabError as e:
+            st.session_state["_class_minutes_error"] = str(e)
+
+    sb.number_input("Minutes per run (class budget, 0 = none)", 0.0, 600.0, float(minutes or 0), step=1.0,
+                    key="class_minutes", on_change=save, help="Runs started in the app are cut (epochs first, then "
+                    "training images) to finish within this many minutes on this device; you may still start a full run.")
+    if problem := st.session_state.pop("_class_minutes_error", None):
+        sb.error(problem)
 
 
 def _n(v: int | None) -> str:

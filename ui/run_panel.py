@@ -22,7 +22,7 @@ from core.models.catalog import model_size
 from core.runs.records import MISSING, RunRecord, diverged_reason, or_missing, retry_lr
 from core.runs.sizes import run_size
 from core.train.schedule import run_steps_per_epoch, schedule_curve
-from ui import charts, runlib, runs_takeaway, urlstate
+from ui import charts, estimates, runlib, runs_takeaway, urlstate
 from ui.data_panel import dataset_facts, dataset_if_here
 from ui.layout import chart_height, error, friendly_errors, pct, plain, show_chart
 from ui.sidebar import current
@@ -122,13 +122,21 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
         may_start = actor.is_teacher or bool(actor.name)
         why_not = (f"The image folder is not a dataset: {settings.dataset_problem}" if settings.dataset_problem
                    else None if may_start else "Pick a nickname in the sidebar to start a run of your own")
-        started = c1.button("▶ Start", key=f"{key}:start", type="primary", disabled=why_not is not None,
-                            help=plain(why_not) if why_not else None)
+        when = estimates.plan(config)  # students' runs are always cut to the class budget; the teacher may not
+        started = c1.button(when.label("▶ Start"), key=f"{key}:start", type="primary", disabled=why_not is not None,
+                            help=plain(why_not) if why_not else when.estimate and when.estimate.basis)
+        full = actor.is_teacher and when.cut is not None and c1.button(
+            when.full_label(), key=f"{key}:start_full", disabled=why_not is not None,
+            help="The run as configured, past the class time budget")
         if settings.dataset_problem:
             c2.caption("Start is off until the sidebar's image folder is a dataset (see the error there).")
-        if started:
+        elif when.cut is not None:
+            c2.caption(estimates.cut_caption(when, p.config.epochs if p.report_acc is not None else None))
+        elif when.estimate is None and actor.is_teacher and not why_not and estimates.time_it_button(c2, config, key):
+            st.rerun()
+        if started or full:
             with friendly_errors("Starting the run"):
-                run_id = runlib.start(config, preset=preset, name=name)
+                run_id = runlib.start(config if full else when.config, preset=preset, name=name)
                 if actor.is_teacher:  # a student's own run is shown beside the teacher's, not instead of it
                     runlib.remember(key, run_id)
         run = _shown_run(key, preset, settings.dataset, c2)

@@ -8,6 +8,7 @@ A folder dataset is checked when set: its class count and images per split, or t
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -18,6 +19,7 @@ from core.errors import ConfigError
 
 SETTING_KEY = "class"
 QUOTA_KEY = "student_quota"
+MINUTES_KEY = "minutes_per_run"  # the class time budget per run (a number; 0: none)
 
 
 class KeyValueStore(Protocol):
@@ -103,3 +105,22 @@ def set_student_quota(store: KeyValueStore, n: int, *, actor: Actor = TEACHER) -
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"the student quota must be a whole number >= 0 (0: students start no runs), got {n!r}")
     store.set_setting(QUOTA_KEY, n)
+
+
+def minutes_per_run(store: KeyValueStore) -> float | None:
+    """The class time budget: runs started in the app are sized to finish within this many minutes on the
+    class's device; None when the teacher set none."""
+    try:
+        value = float(store.get_setting(MINUTES_KEY, "0") or 0)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def set_minutes_per_run(store: KeyValueStore, minutes: float | None, *, actor: Actor = TEACHER) -> None:
+    """Set the class time budget (None or 0: none)."""
+    require_teacher(actor, "change the class time budget")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int | float)
+                                or not 0 <= minutes < 10_000):
+        raise ConfigError(f"the minutes per run must be a number >= 0 (0: no budget), got {minutes!r}")
+    store.set_setting(MINUTES_KEY, float(minutes or 0))

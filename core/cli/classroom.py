@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--test-subset", type=int, metavar="N", help="test images; 0 = all")
     s.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (default: keep, else auto)")
     s.add_argument("--quota", type=int, metavar="N", help="queued-or-running runs per student (default 1)")
+    s.add_argument("--minutes-per-run", type=float, metavar="M", help="the class time budget: runs started in "
+                   "the app are cut (epochs, then images) to finish within M minutes here; 0 = no budget")
     s.set_defaults(func=cmd_set)
     forgive = actions.add_parser("forgive", help="lift the waits after wrong passcode tries (every browser)")
     forgive.set_defaults(func=cmd_forgive)
@@ -51,7 +53,8 @@ def _state(runs_dir: str | None) -> dict[str, Any]:
                     "where": f"none yet: the server makes one at its first start in {access.passcode_path(lib.root)}"}
     tries = attempts.summary(lib)
     return {"runs_dir": str(lib.root), "class": saved.to_dict() if saved else None,
-            "student_quota": class_settings.student_quota(lib), "passcode": passcode,
+            "student_quota": class_settings.student_quota(lib),
+            "minutes_per_run": class_settings.minutes_per_run(lib), "passcode": passcode,
             "local_teacher": access.local_teacher_enabled(),
             "wrong_passcodes": {"last_hour": tries.failures, "addresses": tries.addresses, "waiting": tries.waiting}}
 
@@ -68,6 +71,9 @@ def _print(state: dict[str, Any]) -> None:
         print(f"subset       {n(c['subset'])} training, {n(c['test_subset'])} test images per run")
         print(f"device       {c['device']}")
     print(f"quota        {state['student_quota']} queued or running run(s) per student")
+    m = state["minutes_per_run"]
+    print(f"budget       {m:g} minute(s) per run started in the app (cut to fit: epochs, then images)" if m else
+          "budget       none: runs started in the app run as configured (`class set --minutes-per-run M`)")
     p = state["passcode"]
     print(f"passcode     {p['code'] + '  (from ' + p['where'] + ')' if p['code'] else p['where']}")
     if p["problem"]:
@@ -104,4 +110,6 @@ def cmd_set(args: argparse.Namespace) -> int:
             args.device if args.device is not None else (old.device if old else "auto"))
     if args.quota is not None:
         class_settings.set_student_quota(lib, args.quota)
+    if args.minutes_per_run is not None:
+        class_settings.set_minutes_per_run(lib, args.minutes_per_run)
     return cmd_show(args)

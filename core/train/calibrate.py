@@ -106,3 +106,17 @@ def remember_run(get_setting: Callable[[str], str | None], set_setting: Callable
                  config: TrainConfig, device: torch.device | str, measured: Rate) -> Rate:
     """Fold a finished run's measured rate into the one kept for its key (the run library's settings)."""
     return refine_stored(get_setting, set_setting, run_rate_key(config, device), measured)
+
+
+def stored_rate(get_setting: Callable[[str], str | None], config: TrainConfig) -> Rate | None:
+    """The rate kept for a run of `config` on its device (the library's getter); None when this model was never
+    timed there, or the device is not here (a ConfigError from resolve_device)."""
+    from core.errors import ConfigError
+    from core.train.estimate import load_rate
+    from core.train.setup import resolve_device
+
+    try:
+        device = resolve_device(config.device)
+    except ConfigError:
+        return None
+    return load_rate(get_setting, run_rate_key(config, device))

@@ -198,6 +198,26 @@ def test_class_cli_set_then_show(tmp_path, capsys, monkeypatch):
     assert cli_main(["class", "set", "--runs-dir", runs, "--device", "tpu"]) == 2
 
 
+def test_class_cli_minutes_per_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(access.PASSCODE_ENV, raising=False)
+    runs = str(tmp_path / "runs")
+    assert cli_main(["class", "show", "--runs-dir", runs]) == 0
+    assert "budget       none" in capsys.readouterr().out
+    assert cli_main(["class", "set", "--runs-dir", runs, "--minutes-per-run", "2"]) == 0
+    assert "budget       2 minute(s) per run" in capsys.readouterr().out
+    assert cli_main(["class", "show", "--runs-dir", runs, "--json"]) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["minutes_per_run"] == 2.0 and state["class"]["dataset"] == "cifar100"  # the rest: defaults
+    assert cli_main(["class", "set", "--runs-dir", runs, "--quota", "3"]) == 0  # keeps the budget
+    assert "budget       2 minute(s)" in capsys.readouterr().out
+    assert cli_main(["class", "set", "--runs-dir", runs, "--minutes-per-run", "-1"]) == 2
+    assert cli_main(["class", "set", "--runs-dir", runs, "--minutes-per-run", "0"]) == 0
+    assert "budget       none" in capsys.readouterr().out
+    lib = open_library(runs, recover=False)
+    with pytest.raises(LabError):
+        class_settings.set_minutes_per_run(lib, 5, actor=student("ana"))
+
+
 # ---- passcode and loopback ---------------------------------------------------------------------------
 
 def test_a_teacher_token_holds_for_a_school_day_and_only_under_its_passcode():

@@ -31,7 +31,7 @@ def wait_for_end(runs_dir, n: int, timeout: float = 120.0) -> list:
 
 
 def button(at, label: str):
-    (b,) = [b for b in at.button if b.label == label]
+    (b,) = [b for b in at.button if b.label == label or b.label.startswith((label + " (", label + " · "))]
     return b
 
 

@@ -57,7 +57,7 @@ def test_passcode_reserves_starting_runs(open_page, monkeypatch):
     at = open_page("home", state={"teacher_code": "wrong"}, dataset_kind="synthetic")
     assert any("Wrong passcode" in e.value for e in at.error)
     at = open_page("mlp_vs_cnn", state={"teacher_code": "owl-7731-kite"}, dataset_kind="synthetic")
-    assert not [b for b in at.button if b.label == "▶ Start"][0].disabled
+    assert not [b for b in at.button if b.label.startswith("▶ Start")][0].disabled
 
 
 def test_presenter_mode_hides_the_tweaks(open_page):
@@ -82,7 +82,7 @@ def test_the_passcode_is_remembered_by_the_browser_until_the_teacher_locks(open_
 
     monkeypatch.setattr(class_roles, "teacher_cookie", lambda: token)  # a reload: a new session, the cookie sent
     at = open_page("mlp_vs_cnn", dataset_kind="synthetic")
-    assert not [b for b in at.button if b.label == "▶ Start"][0].disabled
+    assert not [b for b in at.button if b.label.startswith("▶ Start")][0].disabled
     at = open_page("home", dataset_kind="synthetic")
     assert any("remembered in this browser" in c.value for c in at.sidebar.caption)
 
