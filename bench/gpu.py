@@ -15,7 +15,7 @@ crop on the device, bf16 autocast, channels-last, log_every, eval batch), and is
 
 Each item is independent: a failure prints its error and the run goes on. Results are printed as a table and
 written (after every item, so a cut-off run keeps what it measured) to $OUT/gpu_bench.json, else
-./bench-results/gpu_bench.json. The same functions run on the CPU with tiny sizes (tests/core/test_bench.py).
+./bench-results/gpu_bench.json. The same functions run on the CPU with tiny sizes (tests/bench/test_bench.py).
 """
 
 from __future__ import annotations

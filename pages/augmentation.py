@@ -156,7 +156,7 @@ def grid(originals: torch.Tensor, labels: list[str], pipeline: AugmentConfig, se
     ms_all, ms_aug = (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000
     st.caption(f"{len(originals)} pictures × {samples} samples, seed {seed}, pipeline: {pipeline.describe()}. "
                f"Drawn by `core.data.augment.augment`, the function every training batch goes through, with the "
-               f"generator a run with seed {seed} starts with (tests/core/test_preview_equals_training.py checks "
+               f"generator a run with seed {seed} starts with (tests/core/train/test_preview_equals_training.py checks "
                f"that they match). Grid made in {ms_all:.0f} ms, {ms_aug:.0f} ms of it augmenting.")
     with st.expander("Every sampled parameter, as a table"):
         st.dataframe(pd.DataFrame([{"picture": labels[i // samples], "sample": i % samples + 1, **row}

@@ -58,7 +58,7 @@ _FAST = replace(REPORT, batch_size=512, epochs=40, data=replace(REPORT.data, aug
                                   schedule="onecycle", warmup_epochs=8, label_smoothing=0.1))
 
 # Checked row by row against the report's table (accuracy, model and widths, optimizer, lr, batch, epochs,
-# augmentation; tests/core/test_lessons.py::REPORT_TABLE): every row matched except flip and crop, which now start
+# augmentation; tests/core/lessons/test_lessons.py::REPORT_TABLE): every row matched except flip and crop, which now start
 # from the 128/128/128/256 network as §VI says (they used 32/32/32/64). Where the report is silent (MLP width,
 # which width got batch norm, crop padding, the best CNN's architecture) the preset's note says what the lab chose.
 PRESETS: dict[str, Preset] = {p.name: p for p in [

@@ -1,6 +1,6 @@
 """The Ray cluster backend without a cluster: which runs go where, the wire format between a job and the
 server, the schema v3 columns, an unreachable head, and that ray is never imported unless a cluster is set.
-(tests/core/test_cluster_ray.py runs the real thing against a Ray head.)"""
+(tests/core/runs/test_cluster_ray.py runs the real thing against a Ray head.)"""
 
 import io
 import json
@@ -18,9 +18,9 @@ from core.runs import cluster, stream
 from core.runs import store as runs_store
 from core.runs.library import open_library
 from core.train import events as ev
-from tests.core.ray_head import free_port
+from tests.core.runs.ray_head import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def tiny() -> TrainConfig:

@@ -1,4 +1,4 @@
-"""A real single-node Ray head for the cluster tests (and `python tests/core/ray_head.py` by hand).
+"""A real single-node Ray head for the cluster tests (and `python tests/core/runs/ray_head.py` by hand).
 
 The head listens on free ports picked here (its dashboard, the Jobs API, on 127.0.0.1), keeps a small object
 store (these tests move no objects), runs in its own process group so teardown ends exactly its processes,

@@ -28,7 +28,7 @@ from core.runs.transfer import export_run, import_run
 from core.train import events as ev
 from tests.fakes import tiny_config as tiny
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

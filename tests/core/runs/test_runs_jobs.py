@@ -21,7 +21,7 @@ from core.runs.library import open_library
 from core.runs.recorder import attach_worker
 from tests.fakes import tiny_config as tiny
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):

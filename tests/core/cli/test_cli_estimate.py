@@ -11,7 +11,7 @@ from pathlib import Path
 from core.runs.library import open_library
 from core.train.estimate import SETTING_PREFIX, Rate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--dataset", "synthetic", "--subset", "200", "--test-subset", "100", "--epochs", "2", "--batch-size", "50",
         "--set", "model.widths=[8,8,8,8]", "--set", "model.fc=32", "--device", "cpu", "--set", "eval_batch_size=100"]
 

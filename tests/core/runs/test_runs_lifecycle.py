@@ -18,7 +18,7 @@ from core.runs.records import RUN_STATUSES
 from core.runs.store import RunStore
 from tests.fakes import tiny_config as tiny
 
-CORE = Path(__file__).resolve().parents[2] / "core"
+CORE = Path(__file__).resolve().parents[3] / "core"
 NOW = 1_000_000.0
 LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
 ILLEGAL = [(s, t) for s in STATUSES for t in STATUSES if t not in TRANSITIONS[s]]

@@ -21,10 +21,10 @@ from ray.job_submission import JobSubmissionClient  # noqa: E402
 from core.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from core.runs.library import open_library  # noqa: E402
 from core.runs.supervisor import pid_alive  # noqa: E402
-from tests.core.ray_head import RayHead  # noqa: E402
+from tests.core.runs.ray_head import RayHead  # noqa: E402
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WAIT_S = 240.0  # bound on any one wait; a loaded 2-core CI box starts a job's Python and torch in ~10-30 s
 
 

@@ -27,7 +27,7 @@ from core.train.memory import SAFETY_MARGIN, dataset_size, estimate_run_memory, 
 from tests.fakes import tiny_config as tiny
 
 GIB = 2**30
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)

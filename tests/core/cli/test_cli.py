@@ -11,7 +11,7 @@ import pytest
 from core.cli.main import main
 from core.lessons.presets import PRESETS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["--dataset", "synthetic", "--subset", "200", "--test-subset", "100", "--epochs", "1", "--batch-size", "50",
         "--set", "model.widths=[8,8,8,8]", "--set", "model.fc=32", "--device", "cpu"]
 
