@@ -7,9 +7,9 @@ and how to load the data) and, when the run is resumed, its `last.pt` / `best.pt
 as a local trainer and prints every line it means for the server with the prefix MARK:
 
     @cifar-lab@ {"event": {...core.train.events.to_dict(e)...}}
-    @cifar-lab@ {"file": "last.pt", "part": 0, "parts": 3, "data": "<base64>"}
+    @cifar-lab@ {"file": "<LAST>", "part": 0, "parts": 3, "data": "<base64>"}
 
-    @cifar-lab@ {"file": "best.pt", "same_as": "last.pt"}      (best.pt byte for byte the last.pt just sent)
+    @cifar-lab@ {"file": "<BEST>", "same_as": "<LAST>"}  (BEST byte for byte the LAST just sent)
 
 A checkpoint file the engine rewrote (after an epoch, on a stop) is printed BEFORE the next event - at most
 every CHECKPOINT_EVERY_S mid-run, and always before `finished` - so when the server reads `finished` it
