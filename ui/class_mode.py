@@ -55,7 +55,8 @@ def banner(page) -> None:
     st.session_state[_SIG] = sig
     if settings.actor.is_teacher:
         if st.session_state.get("class_lead", True):
-            publish(page)
+            publish(page)  # now, so followers move while this page still runs; app.py publishes its choices after
+
         elif follow.presenting(lib) is not None:  # "Students follow me" switched off: take the banner down
             follow.stop_presenting(lib, actor=settings.actor)
         if st.session_state.get(class_room.JOIN_TOGGLE):

@@ -35,15 +35,6 @@ def no_cap_from_the_shell(monkeypatch):
     monkeypatch.delenv(MAX_PER_DEVICE_ENV, raising=False)
 
 
-@pytest.fixture
-def lib(tmp_path, monkeypatch) -> RunLibrary:
-    """A library whose kick() claims runs but starts no process (spawned ids are collected in lib.spawned)."""
-    library = open_library(tmp_path / "runs")
-    library.spawned = []
-    monkeypatch.setattr(library.supervisor, "spawn", lambda run_id: library.spawned.append(run_id))
-    return library
-
-
 def queued(lib: RunLibrary, config: TrainConfig | None = None) -> str:
     return lib.insert_run(config or tiny(), device="cpu", status="queued", started_by="app")
 

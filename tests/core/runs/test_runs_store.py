@@ -31,15 +31,6 @@ from tests.fakes import tiny_config as tiny
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def lib(tmp_path, monkeypatch) -> RunLibrary:
-    """A library whose kick() claims runs but starts no process (spawned ids are collected in lib.spawned)."""
-    library = open_library(tmp_path / "runs")
-    library.spawned = []
-    monkeypatch.setattr(library.supervisor, "spawn", lambda run_id: library.spawned.append(run_id))
-    return library
-
-
 def epoch_event(e: int, acc: float) -> ev.EpochEnd:
     return ev.EpochEnd(epoch=e, train_loss=2.0 / e, train_acc=acc / 2, test_loss=2.5 / e, test_acc=acc, lr=0.01 * e,
                        seconds=1.5, images_per_s=1000.0 + e)
