@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from bench import common as bench
+from bench import profile as bench_profile
 from core.config import AugmentConfig, TrainConfig
 from core.data.dataset import Dataset
 from core.lessons.presets import FLIP_CROP, preset_config
@@ -175,12 +176,13 @@ class Plan:
     aug_min_seconds: float = 0.5
     bf16: bool = True  # also time the lab with CPU bf16 autocast (only where the CPU has native bf16)
     matmul_seconds: float = 0.6
+    profile_steps: int = 2  # steps of the first model profiled per arm (bench/profile.py); 0 = no profile
 
     @classmethod
     def named(cls, quick: bool = False, tiny: bool = False) -> Plan:
         if tiny:  # seconds: for tests and for checking that the command works at all
             return cls(models=("base",), reps=1, steps={"base": 1}, batch_size=16, workers=0, aug_batches=2,
-                       aug_min_seconds=0.05, matmul_seconds=0.05)
+                       aug_min_seconds=0.05, matmul_seconds=0.05, profile_steps=1)
         if quick:
             return cls(models=("base",), reps=3, steps={"base": 3}, aug_batches=6)
         return cls()
@@ -225,7 +227,11 @@ def run(plan: Plan, progress: bench.Progress | None = bench.say) -> dict[str, An
         for arm in ("baseline", "lab", "lab_bf16"):
             if arm in row:
                 row[f"{arm}_fp32_peak_fraction"] = row[arm] * row["train_flops"] / 1e9 / peak["fp32"]
+        if "lab_bf16" in row and peak.get("bf16"):  # a bf16 arm is judged against the bf16 matmul rate
+            row["lab_bf16_bf16_peak_fraction"] = row["lab_bf16"] * row["train_flops"] / 1e9 / peak["bf16"]
     report["models"] = rows
+    if plan.profile_steps:
+        report["profile"] = _profile(catalogue[plan.models[0]], plan, bf16_arm, say)
     report["load_average_after"] = bench.load_average()
     return report
 
@@ -245,6 +251,18 @@ def _end_to_end(m: BenchModel, plan: Plan, bf16_arm: bool, say: bench.Progress) 
     vals = bench.alternate(arms, plan.reps, say)
     return _summary(vals, key=m.key, label=m.label, batch=cfg.batch_size, steps=steps, forward_macs=macs,
                     train_flops=bench.train_flops_per_image(macs))
+
+
+def _profile(m: BenchModel, plan: Plan, bf16_arm: bool, say: bench.Progress) -> dict[str, Any]:
+    """(c) the per-step profile of the first model, per arm of the lab: op family -> share of the step."""
+    cfg = bench.bench_config(m.config, device="cpu", epochs=1, **({"batch_size": plan.batch_size}
+                                                                   if plan.batch_size else {}))
+    ds = bench.synthetic_dataset(cfg.batch_size * (plan.warmup + plan.profile_steps + 1), 100, seed=2)
+    say(f"(c) profile of {plan.profile_steps} step(s) of the {m.label}, per arm:")
+    arms = {"fp32": False, **({"bf16": True} if bf16_arm else {})}
+    shares = {arm: bench_profile.profile_steps(cfg, ds, bf16_on_cpu=on, warmup=plan.warmup, steps=plan.profile_steps)
+              for arm, on in arms.items()}
+    return {"model": m.label, "steps": plan.profile_steps, "shares": shares}
 
 
 def _summary(vals: dict[str, list[float]], **extra: Any) -> dict[str, Any]:
@@ -285,16 +303,20 @@ def format_report(report: dict[str, Any]) -> str:
             f"baseline: PIL RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, DataLoader "
             f"num_workers={plan['workers']}; medians of {plan['reps']} alternating runs", ""]
     rows = [("what", "baseline img/s", "lab img/s", "ratio", "lab bf16 img/s", "ratio", "GFLOP/img",
-             "lab % fp32 peak")]
+             "lab % fp32 peak", "lab bf16 % bf16 peak")]
     a = report["augment"]
     rows.append((f"augmentation ({a['what']})", f"{a['baseline']:,.0f}", f"{a['lab']:,.0f}", f"{a['ratio']:.1f}×",
-                 "", "", "", ""))
+                 "", "", "", "", ""))
     for r in report["models"]:
         bf = r.get("lab_bf16")
         rows.append((f"end-to-end {r['label']}", f"{r['baseline']:,.0f}", f"{r['lab']:,.0f}", f"{r['ratio']:.2f}×",
                      f"{bf:,.0f}" if bf else "—", f"{r['ratio_bf16']:.2f}×" if bf else "—",
-                     f"{r['train_flops'] / 1e9:.2f}", f"{r['lab_fp32_peak_fraction']:.0%}"))
+                     f"{r['train_flops'] / 1e9:.2f}", f"{r['lab_fp32_peak_fraction']:.0%}",
+                     f"{r['lab_bf16_bf16_peak_fraction']:.0%}" if "lab_bf16_bf16_peak_fraction" in r else "—"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     table = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
-    return "\n".join(head + table + [""] + ratio_lines(report))
+    prof = report.get("profile")
+    profile = ([f"per-step profile, {prof['model']} ({prof['steps']} step(s) after the warm-up, torch.profiler "
+                "self CPU time):", *bench_profile.format_profile(prof["shares"]), ""] if prof else [])
+    return "\n".join(head + table + [""] + profile + ratio_lines(report))

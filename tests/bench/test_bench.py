@@ -16,6 +16,8 @@ import torch
 from bench import common as bench
 from bench import cpu as bench_cpu
 from bench import gpu as bench_gpu
+from bench import profile as bench_profile
+from core.cli import bench as bench_cli
 from core.cli.main import main as cli_main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.lessons.presets import preset_config
@@ -144,10 +146,39 @@ def test_cpu_run_reports_medians_ratios_and_peak_fractions(tiny_catalogue):
     assert m["forward_macs"] == bench.config_macs(tiny_config(), 100) and m["train_flops"] == 6 * m["forward_macs"]
     assert m["lab_fp32_peak_fraction"] == pytest.approx(m["lab"] * m["train_flops"] / 1e9 / r["matmul_gflops"]["fp32"])
     assert ("lab_bf16" in m) == setup.cpu_has_native_bf16()
+    if "lab_bf16" in m:  # the bf16 arm is judged against the bf16 matmul rate
+        assert m["lab_bf16_bf16_peak_fraction"] == pytest.approx(
+            m["lab_bf16"] * m["train_flops"] / 1e9 / r["matmul_gflops"]["bf16"])
+    shares = r["profile"]["shares"]["fp32"]  # the per-step profile: families of one step's time, summing to 1
+    assert sum(shares.values()) == pytest.approx(1.0) and bench_profile.matmul_share(shares) > 0
     text = bench_cpu.format_report(r)
+    assert "op family (share of the step's CPU time)" in text and "convolution forward + backward" in text
     assert re.search(r"end-to-end tiny CNN: lab [\d,]+ img/s, baseline [\d,]+ img/s, ratio [\d.]+×", text)
     assert re.search(r"augmentation alone \(flip 0.5 \+ crop 4\): lab [\d,]+ img/s, .* ratio [\d.]+×", text)
     json.dumps(r)
+
+
+def test_op_families_group_the_profilers_names():
+    assert bench_profile.family("aten::convolution_backward") == "convolution forward + backward"
+    assert bench_profile.family("aten::mkldnn_convolution") == "convolution forward + backward"
+    assert bench_profile.family("aten::addmm") == "linear (mm, addmm)"
+    assert bench_profile.family("aten::threshold_backward") == "ReLU forward + backward"
+    assert bench_profile.family("aten::max_pool2d_with_indices_backward") == "pooling forward + backward"
+    assert bench_profile.family("aten::_to_copy") == "dtype copies (casts, layout)"
+    assert bench_profile.family("aten::_fused_adam_") == "optimizer"
+    assert bench_profile.family("autograd::engine::evaluate_function: ReluBackward0") == bench_profile.OTHER
+    shares = bench_profile.family_shares([("aten::mm", 3.0), ("aten::addmm", 1.0), ("aten::clamp_min", 4.0),
+                                          ("aten::empty", 0.0)])
+    assert shares == {"ReLU forward + backward": 0.5, "linear (mm, addmm)": 0.5, bench_profile.OTHER: 0.0}
+    assert list(shares)[0] in ("ReLU forward + backward", "linear (mm, addmm)")
+    assert bench_profile.family_shares([]) == {}
+    table = bench_profile.format_profile({"fp32": {"linear (mm, addmm)": 0.25}, "bf16": {"linear (mm, addmm)": 0.5}})
+    assert table[1].split()[-2:] == ["25%", "50%"]
+
+
+def test_the_bench_measures_a_quiet_cpu_under_the_trainers_openmp_policy():
+    assert not bench_cli.busy_cpu(0.3, 2) and not bench_cli.busy_cpu(None, 2)
+    assert bench_cli.busy_cpu(1.0, 2) and bench_cli.busy_cpu(6.0, 2)
 
 
 def test_bench_cli_prints_ratio_lines_and_refuses_bad_flags(tiny_catalogue, capsys, tmp_path):
