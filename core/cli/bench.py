@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from core.errors import ConfigError
@@ -45,9 +46,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 OMP_POLICY = "OMP_WAIT_POLICY"
 
 
-def busy_cpu(load_1min: float | None, cores: int | None) -> bool:
-    """Whether other processes keep this CPU busy: a 1-minute load average of half the cores or more."""
-    return load_1min is not None and load_1min >= 0.5 * max(1, cores or 1)
+def busy_cpu(busy_cores: float | None) -> bool:
+    """Whether other processes keep this CPU busy: half a core or more in use by others right now."""
+    return busy_cores is not None and busy_cores >= 0.5
+
+
+def cores_in_use(seconds: float = 0.5, stat: str = "/proc/stat") -> float | None:
+    """How many cores were busy over the next `seconds` (Linux: /proc/stat's idle share), None elsewhere. Not
+    the load average: it decays over minutes, so a command that just ended would still count."""
+    def sample() -> tuple[int, int]:
+        with open(stat, encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # all, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    spent = total1 - total0
+    return (1 - (idle1 - idle0) / spent) * (os.cpu_count() or 1) if spent > 0 else None
 
 
 def _restart_with_passive_openmp() -> None:
@@ -65,8 +84,7 @@ def _restart_with_passive_openmp() -> None:
     spec = getattr(main, "__spec__", None)
     if os.environ.get(OMP_POLICY) or spec is None or spec.name != "core.__main__":
         return  # chosen by the caller, or not started as `python -m core` (tests, notebooks)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    if not busy_cpu(load, os.cpu_count()):
+    if not busy_cpu(cores_in_use()):
         return
     env = dict(os.environ, **{OMP_POLICY: "PASSIVE"})
     sys.stdout.flush()

@@ -176,9 +176,20 @@ def test_op_families_group_the_profilers_names():
     assert table[1].split()[-2:] == ["25%", "50%"]
 
 
-def test_the_bench_measures_a_quiet_cpu_under_the_trainers_openmp_policy():
-    assert not bench_cli.busy_cpu(0.3, 2) and not bench_cli.busy_cpu(None, 2)
-    assert bench_cli.busy_cpu(1.0, 2) and bench_cli.busy_cpu(6.0, 2)
+def test_the_bench_measures_a_quiet_cpu_under_the_trainers_openmp_policy(tmp_path, monkeypatch):
+    assert not bench_cli.busy_cpu(0.3) and not bench_cli.busy_cpu(None)
+    assert bench_cli.busy_cpu(0.5) and bench_cli.busy_cpu(1.9)
+    samples = iter(["cpu  100 0 100 800 0 0 0 0 0 0\n", "cpu  150 0 150 900 0 0 0 0 0 0\n"])  # 100 of 200 busy
+    stat = tmp_path / "stat"
+
+    def sleep(_s: float) -> None:
+        stat.write_text(next(samples))
+
+    sleep(0)
+    monkeypatch.setattr(bench_cli.time, "sleep", sleep)
+    monkeypatch.setattr(bench_cli.os, "cpu_count", lambda: 2)
+    assert bench_cli.cores_in_use(stat=str(stat)) == pytest.approx(1.0)
+    assert bench_cli.cores_in_use(stat=str(tmp_path / "missing")) is None
 
 
 def test_bench_cli_prints_ratio_lines_and_refuses_bad_flags(tiny_catalogue, capsys, tmp_path):
