@@ -17,7 +17,6 @@ from bench import common as bench
 from bench import cpu as bench_cpu
 from bench import gpu as bench_gpu
 from bench import profile as bench_profile
-from core.cli import bench as bench_cli
 from core.cli.main import main as cli_main
 from core.config import AugmentConfig, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from core.lessons.presets import preset_config
@@ -174,22 +173,6 @@ def test_op_families_group_the_profilers_names():
     assert bench_profile.family_shares([]) == {}
     table = bench_profile.format_profile({"fp32": {"linear (mm, addmm)": 0.25}, "bf16": {"linear (mm, addmm)": 0.5}})
     assert table[1].split()[-2:] == ["25%", "50%"]
-
-
-def test_the_bench_measures_a_quiet_cpu_under_the_trainers_openmp_policy(tmp_path, monkeypatch):
-    assert not bench_cli.busy_cpu(0.3) and not bench_cli.busy_cpu(None)
-    assert bench_cli.busy_cpu(0.5) and bench_cli.busy_cpu(1.9)
-    samples = iter(["cpu  100 0 100 800 0 0 0 0 0 0\n", "cpu  150 0 150 900 0 0 0 0 0 0\n"])  # 100 of 200 busy
-    stat = tmp_path / "stat"
-
-    def sleep(_s: float) -> None:
-        stat.write_text(next(samples))
-
-    sleep(0)
-    monkeypatch.setattr(bench_cli.time, "sleep", sleep)
-    monkeypatch.setattr(bench_cli.os, "cpu_count", lambda: 2)
-    assert bench_cli.cores_in_use(stat=str(stat)) == pytest.approx(1.0)
-    assert bench_cli.cores_in_use(stat=str(tmp_path / "missing")) is None
 
 
 def test_bench_cli_prints_ratio_lines_and_refuses_bad_flags(tiny_catalogue, capsys, tmp_path):
