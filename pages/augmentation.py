@@ -278,7 +278,7 @@ mine = your_pipeline(lib, pipeline, settings)
 runs = compared(lib, mine)
 findings(runs, mine, settings)
 shown = {**runs, **({mine.id: mine} if mine is not None else {})}
-measured_box(["flip", "crop"])  # the report's order at a class budget, measured (docs/LESSONS.md)
+measured_box(["flip", "crop"], panel="aug")  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(shown, "augmentation is free extra data: flips and shifts keep the class, so the network must "
               "learn shapes rather than memorize pixels (+5 points for flips, +3 more for crops, on the "
               "128/128/128/256 CNN).")

@@ -43,7 +43,7 @@ if points:
                                          y_title="best test accuracy", log_x=True, height=chart_height()),
                     width="stretch")
     st.caption(f"Runs on {current().dataset_label}; time is wall time on the run's own device.")
-measured_box(["width"])  # the report's order at a class budget, measured (docs/LESSONS.md)
+measured_box(["width"], panel="width")  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "width buys accuracy slowly and time quickly: 16× the parameters for a few points. The next "
               "pages get more from batch norm and augmentation than from width.")
 try_this(["Queue all four widths on 5,000 CIFAR-10 images and read the time axis.",

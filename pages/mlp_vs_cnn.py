@@ -43,7 +43,7 @@ m = MEASURED[("mlp", "cnn")]
 cross = crossover(m.first_test, m.second_test, m.test_images)
 budget = cross.clear_epoch or cross.epoch or 20  # epochs at which the report's order shows, measured
 # when the runs contradict the report, the cnn preset's caveat (the measured crossover) says why
-measured_box(["mlp-cnn"])  # the report's order at a class budget, measured (docs/LESSONS.md)
+measured_box(["mlp-cnn"], panel="nets")  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "the CNN wins with fewer parameters because it is built for images; the MLP's train accuracy "
               "races ahead of its test accuracy: it memorizes pixels instead of learning shapes.")
 

@@ -36,7 +36,7 @@ run_panel(["cnn-sgd", "best-scratch", "cnn-bn", "cnn-flip-crop"], key="opt", sho
 st.subheader("Compared")
 runs = compare_presets(["cnn-flip-crop", "cnn-bn", "cnn-sgd", "best-scratch"], key="opt-cmp")
 
-measured_box(["sgd"])  # the report's order at a class budget, measured (docs/LESSONS.md)
+measured_box(["sgd"], panel="opt")  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "the best from-scratch CNN (60%) came from SGD, more epochs and a decaying learning rate, not "
               "from width. (The lab's `best-scratch` adds a residual network, one-cycle, label smoothing and "
               "augmentation; it is not in the report.)")

@@ -69,7 +69,7 @@ if ds is not None:
             col.dataframe([{k: (f"{v:.2f}" if isinstance(v, float) else v) for k, v in r.items()}
                            for r in summary(conv_layers)], hide_index=True)
 
-measured_box(["batch-norm", "fc8192", "dropout"])  # the report's order at a class budget, measured (docs/LESSONS.md)
+measured_box(["batch-norm", "fc8192", "dropout"], panel="reg")  # the report's order at a class budget, measured (docs/LESSONS.md)
 runs_takeaway(runs, "batch norm is the biggest single gain on the report card: it makes training easier, not the "
               "network bigger. Dropout and a wider FC change little in 20 epochs - their effect is on the gap, "
               "not the peak.")

@@ -64,9 +64,12 @@ else:
     if selected:
         urlstate.put("run", selected[0].id)
         curves = {f"{r.name} ({r.id[:6]})": [e.to_dict() for e in lib.curves(r.id)] for r in selected}
-        c1, c2 = st.columns(2)
-        show_chart(c1, charts.curves_chart(curves, "accuracy", height=chart_height()), width="stretch")
-        show_chart(c2, charts.curves_chart(curves, "loss", height=chart_height()), width="stretch")
+        if any(curves.values()):
+            c1, c2 = st.columns(2)
+            show_chart(c1, charts.curves_chart(curves, "accuracy", height=chart_height()), width="stretch")
+            show_chart(c2, charts.curves_chart(curves, "loss", height=chart_height()), width="stretch")
+        else:  # e.g. a run that diverged in its first epoch: no empty axes, say why there is no curve
+            st.caption("No curve yet: the selected run(s) have not finished an epoch.")
 
         run = selected[0]
         st.divider()

@@ -45,12 +45,11 @@ def num_classes(dataset: str) -> int:
 
 
 def _tweaks(preset: str, key: str) -> dict[str, Any]:
-    """The advanced controls (hidden in presenter mode): a few fields of the preset, as overrides."""
+    """The advanced controls, folded away: a few fields of the preset, as overrides."""
     cfg = get_preset(preset).config
     out: dict[str, Any] = {}
     with st.expander("Tweak this experiment", expanded=False):
-        c1, c2, c3, c4 = st.columns(4)
-        epochs = c1.number_input("Epochs", 1, 500, cfg.epochs, key=f"{key}:{preset}:epochs")
+        c2, c3, c4 = st.columns(3)
         batch = c2.select_slider("Batch size", [32, 64, 128, 256, 512, 1024], cfg.batch_size,
                                  key=f"{key}:{preset}:batch")
         opt = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], ["adam", "adamw", "sgd"].index(cfg.optim.name),
@@ -63,11 +62,26 @@ def _tweaks(preset: str, key: str) -> dict[str, Any]:
         crop = d2.toggle("Random crop", cfg.data.augment.crop_padding > 0, key=f"{key}:{preset}:crop")
         seed = d3.number_input("Seed", 0, 10_000, cfg.seed, key=f"{key}:{preset}:seed")
         name = d4.text_input("Run name", "", key=f"{key}:{preset}:name", placeholder="automatic")
-    out.update(epochs=int(epochs), batch_size=int(batch), optimizer=opt, lr=float(lr), seed=int(seed),
+    out.update(batch_size=int(batch), optimizer=opt, lr=float(lr), seed=int(seed),
                flip_p=0.5 if flip else 0.0, crop_padding=(cfg.data.augment.crop_padding or 4) if crop else 0)
     if name.strip():
         out["_name"] = name.strip()
     return out
+
+
+def epochs_key(key: str, preset: str) -> str:
+    """The URL key of a panel's epochs for a preset (ui.lesson_budgets' "use this budget" sets it)."""
+    return f"{key}_{preset}_epochs"
+
+
+def _budget(preset: str, key: str) -> int:
+    """The run's epochs, shown in every mode (presenter mode too: a teacher sizes runs while projecting); the
+    training images are the sidebar's. Kept in the URL, so followers see the teacher's budget."""
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    epochs = urlstate.number_input(c1, "Epochs", key=epochs_key(key, preset), default=get_preset(preset).config.epochs,
+                                   min_value=1, max_value=500, step=1)
+    c2.caption("Training images: the sidebar's *Training images per run*.")
+    return int(epochs)
 
 
 def _applicable(preset: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +118,9 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
                                     format_func=lambda n: f"{get_preset(n).title}  (report: {get_preset(n).report_label})")
         p = get_preset(preset)
         st.caption(p.lesson + (f"  \n*{p.note}*" if p.note else ""))
-        tweaks = _tweaks(preset, key) if allow_tweaks and not settings.presenter else {}
+        epochs = _budget(preset, key)
+        # Tweak stays in presenter mode too (one collapsed line): the pages' "Try this" points there
+        tweaks = {"epochs": epochs, **(_tweaks(preset, key) if allow_tweaks else {})}
         name = tweaks.pop("_name", None)
         try:
             config = runlib.config_for(preset, {**tweaks, **_applicable(preset, extra or {})})

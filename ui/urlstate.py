@@ -102,6 +102,16 @@ def take(query_string: dict[str, str]) -> None:
     st.query_params.from_dict(query_string)
 
 
+def set_values(values: dict[str, Any]) -> None:
+    """Put `values` in the query string and let their widgets seed from it on the next run (the caller reruns):
+    e.g. a "use this budget" button setting a panel's epochs and the sidebar's training images."""
+    seeded = st.session_state.setdefault(_SEEDED, set())
+    for key, value in values.items():
+        seeded.discard(key)
+        st.session_state.pop(key, None)
+        st.query_params[key] = str(value)
+
+
 def get(key: str, default: str | None = None) -> str | None:
     """A raw query parameter (e.g. the selected run id)."""
     return st.query_params.get(key, default)
