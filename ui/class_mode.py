@@ -62,7 +62,7 @@ def banner(page) -> None:
         if st.session_state.get(class_room.JOIN_TOGGLE):
             class_room.join_panel()
         return
-    class_room.beat(lib, settings.actor, path)
+    class_room.beat(lib, settings.actor, path, following())
     st.fragment(_banner_body, run_every=POLL_S)(path)
 
 
@@ -102,7 +102,7 @@ def teachers_live_run(lib) -> RunRecord | None:
 
 def _banner_body(path: str) -> None:
     lib = runlib.library()
-    class_room.beat(lib, current().actor, path)
+    class_room.beat(lib, current().actor, path, following())
     sig = _signature(lib, path)
     if sig != st.session_state.get(_SIG):  # a question opened, was revealed or closed here: redraw the page
         st.session_state[_SIG] = sig

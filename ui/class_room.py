@@ -81,14 +81,15 @@ def _roster_body(root: str) -> None:
     where = follow.presenting(lib)
     q = questions.current_question(lib, where.page.rsplit("/", 1)[-1].removesuffix(".py")) if where else None
     r = roster.roster(lib, presenting_page=where.page if where else None, question_id=q.id if q else None)
-    line = f"👥 **{len(r.online)}** online · **{len(r.following)}** on your page"
+    line = f"👥 **{len(r.online)}** online · **{len(r.following)}** follow you · **{len(r.on_page)}** on your page"
     if r.question_open:
         line += f" · **{len(r.answered)}** answered"
     st.markdown(line, help="Students whose page was seen in the last "
                            f"{roster.ONLINE_S:.0f} s (their pages poll every 2 s).")
     if r.online:
         with st.expander("Who"):
-            st.markdown(_names("Online", r.online) + "  \n" + _names("Not on your page", r.not_following)
+            st.markdown(_names("Online", r.online) + "  \n" + _names("Exploring on their own", r.not_following)
+                        + "  \n" + _names("Not on your page", r.elsewhere)
                         + ("  \n" + _names("Answered", r.answered) if r.question_open else ""))
     tries = attempts.summary(lib)
     if tries.failures:
@@ -111,9 +112,9 @@ def _names(what: str, names: tuple[str, ...]) -> str:
     return f"**{what}:** " + (plain(", ".join(names)) if names else "nobody")
 
 
-def beat(lib, actor: Actor, page: str) -> None:
+def beat(lib, actor: Actor, page: str, follows: bool = True) -> None:
     """A student's heartbeat (each script run and banner poll; written at most every BEAT_EVERY_S unless the
-    nickname or page changed)."""
+    nickname, page or follow choice changed)."""
     import time
 
     from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -122,6 +123,6 @@ def beat(lib, actor: Actor, page: str) -> None:
         return
     ctx = get_script_run_ctx()
     last = st.session_state.get(_BEAT)
-    if ctx is None or not roster.needs_beat(last, actor.name, page, time.time()):
+    if ctx is None or not roster.needs_beat(last, actor.name, page, time.time(), follows):
         return
-    st.session_state[_BEAT] = roster.heartbeat(lib, ctx.session_id, actor.name, page)
+    st.session_state[_BEAT] = roster.heartbeat(lib, ctx.session_id, actor.name, page, follows=follows)

@@ -199,18 +199,19 @@ def test_the_roster_counts_who_is_online_follows_and_answered(lib):
     clock = Clock()
     roster.heartbeat(lib, "s1", "Ana", "pages/mlp_vs_cnn.py", clock=clock)
     roster.heartbeat(lib, "s2", "Ben", "pages/home.py", clock=clock)
-    roster.heartbeat(lib, "s3", "", "pages/mlp_vs_cnn.py", clock=clock)
+    roster.heartbeat(lib, "s3", "", "pages/mlp_vs_cnn.py", follows=False, clock=clock)
     roster.heartbeat(lib, "s4", "Old", "pages/mlp_vs_cnn.py", clock=Clock(clock.t - roster.ONLINE_S - 1))
     q = questions.open_question(lib, "mlp_vs_cnn", "Which wins?", ["MLP", "CNN"], actor=TEACHER)
     questions.answer(lib, q.id, "Ana", "CNN")
     questions.answer(lib, q.id, "Old", "CNN")
     r = roster.roster(lib, presenting_page="pages/mlp_vs_cnn.py", question_id=q.id, clock=clock)
     assert r.online == (roster.NO_NICK, "Ana", "Ben")
-    assert r.following == (roster.NO_NICK, "Ana") and r.not_following == ("Ben",)
+    assert r.on_page == (roster.NO_NICK, "Ana") and r.elsewhere == ("Ben",)  # where they are
+    assert r.following == ("Ana", "Ben") and r.not_following == (roster.NO_NICK,)  # what they chose
     assert r.answered == ("Ana",) and r.question_open
     roster.leave(lib, "s1")
     r = roster.roster(lib, presenting_page=None, question_id=None, clock=clock)
-    assert r.online == (roster.NO_NICK, "Ben") and r.following == () and not r.question_open
+    assert r.online == (roster.NO_NICK, "Ben") and r.on_page == () and not r.question_open
 
 
 def test_a_heartbeat_is_written_only_when_due():
@@ -219,3 +220,13 @@ def test_a_heartbeat_is_written_only_when_due():
     assert not roster.needs_beat(last, "Ana", "pages/home.py", 105.0)
     assert roster.needs_beat(last, "Ana", "pages/transfer.py", 101.0)
     assert roster.needs_beat(last, "Ana", "pages/home.py", 100.0 + roster.BEAT_EVERY_S)
+    assert roster.needs_beat(last, "Ana", "pages/home.py", 101.0, follows=False)  # "Explore on my own" shows now
+
+
+def test_a_presence_table_from_before_the_follow_choice_gains_it(lib):
+    with lib.transaction() as conn:
+        conn.execute("CREATE TABLE class_presence (session TEXT PRIMARY KEY, nick TEXT NOT NULL, "
+                     "page TEXT NOT NULL, seen REAL NOT NULL)")
+        conn.execute("INSERT INTO class_presence VALUES ('s0', 'Eve', 'pages/home.py', ?)", (Clock().t,))
+    r = roster.roster(lib, presenting_page="pages/home.py", question_id=None, clock=Clock())
+    assert r.following == ("Eve",) and r.on_page == ("Eve",)
