@@ -61,7 +61,7 @@ def test_the_roster_names_a_student_and_the_join_code_shows_large(open_page, lab
     follow.present(lib, "pages/home.py", "Report card", actor=TEACHER)  # the teacher's previous page run
     at = open_page("home", state={"class_join_show": True}, dataset_kind="synthetic")
     text = rendered(at)
-    assert "👥 **2** online · **1** on your page" in text  # Ana is on the teacher's page (home), Ben is not
+    assert "👥 **2** online · **2** follow you · **1** on your page" in text  # both follow; Ana is on the teacher's page (home), Ben is not
     assert "**Online:** Ana, Ben" in text and "**Not on your page:** Ben" in text
     assert "## http://192.168.7.7:8501" in text  # the join panel above the page
     assert text.count(".png\"") >= 2  # the QR codes, lossless: the sidebar's and the large one

@@ -28,7 +28,7 @@ def test_start_a_run_from_the_panel_and_see_its_curve(open_page, lab_dirs):
     _, runs_dir = lab_dirs
     at = open_page("mlp_vs_cnn", **TINY)
     before = [c.proto.spec for c in charts(at)]  # the page's measured-budget chart only: nothing has run yet
-    at.number_input(key="nets:mlp:epochs").set_value(2).run()
+    at.number_input(key="nets_mlp_epochs").set_value(2).run()
     [b for b in at.button if b.label.startswith("▶ Start")][0].click().run()
     assert problems(at) == []
     status = " ".join(m.value for m in at.markdown)
@@ -178,3 +178,20 @@ def test_numbers_agree_a_running_runs_size_comes_from_its_config_and_digits_comp
     (report,) = [m for m in at.metric if m.label.startswith("Report")]
     assert "points for this run" not in str(report.proto)
     assert any("digits measure different tasks, so they are not compared" in c.value for c in at.caption)
+
+
+def test_use_the_budget_where_the_reports_order_showed(open_page):
+    """The measured box's button sets the page's run panel (both presets of the comparison) and the sidebar's
+    training images to the budget core.lessons.class_budgets found the order at, in the URL followers copy."""
+    from core.lessons.class_budgets import BY_KEY, first_budget_showing
+
+    shows = first_budget_showing(BY_KEY["width"])
+    assert shows is not None  # measured: the width comparison shows the report's order (docs/LESSONS.md)
+    at = open_page("filter_width", **TINY)
+    (use,) = [b for b in at.button if b.label.startswith("Use ")]
+    assert f"{shows.train_images:,} images × {shows.epochs} epochs" in use.label
+    use.click().run()
+    assert problems(at) == []
+    assert at.query_params["width_cnn-128_epochs"] == str(shows.epochs)
+    assert at.query_params["subset"] == str(shows.train_images)
+    assert at.number_input(key="width_cnn_epochs").value == shows.epochs  # the panel shows the first preset

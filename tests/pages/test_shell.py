@@ -60,11 +60,13 @@ def test_passcode_reserves_starting_runs(open_page, monkeypatch):
     assert not [b for b in at.button if b.label.startswith("▶ Start")][0].disabled
 
 
-def test_presenter_mode_hides_the_tweaks(open_page):
-    at = open_page("mlp_vs_cnn", dataset_kind="synthetic")
-    assert any(e.label == "Tweak this experiment" for e in at.expander)
-    at = open_page("mlp_vs_cnn", state={"presenter": True}, dataset_kind="synthetic")
-    assert not any(e.label == "Tweak this experiment" for e in at.expander)
+def test_presenter_mode_keeps_the_budget_and_the_tweaks(open_page):
+    """A teacher sizes runs while projecting: the epochs stay in view and Tweak (folded) stays too, since the
+    pages' "Try this" points there."""
+    for state in ({}, {"presenter": True}):
+        at = open_page("mlp_vs_cnn", state=state, dataset_kind="synthetic")
+        assert any(e.label == "Tweak this experiment" for e in at.expander)
+        assert any(n.label == "Epochs" for n in at.number_input)
 
 
 def test_the_passcode_is_remembered_by_the_browser_until_the_teacher_locks(open_page, monkeypatch):
