@@ -49,13 +49,13 @@ def _tweaks(preset: str, key: str) -> dict[str, Any]:
     cfg = get_preset(preset).config
     out: dict[str, Any] = {}
     with st.expander("Tweak this experiment", expanded=False):
-        c2, c3, c4 = st.columns(3)
-        batch = c2.select_slider("Batch size", [32, 64, 128, 256, 512, 1024], cfg.batch_size,
+        c1, c2, c3 = st.columns(3)
+        batch = c1.select_slider("Batch size", [32, 64, 128, 256, 512, 1024], cfg.batch_size,
                                  key=f"{key}:{preset}:batch")
-        opt = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], ["adam", "adamw", "sgd"].index(cfg.optim.name),
+        opt = c2.selectbox("Optimizer", ["adam", "adamw", "sgd"], ["adam", "adamw", "sgd"].index(cfg.optim.name),
                            key=f"{key}:{preset}:opt")
         lrs = sorted(set(LRS + [cfg.optim.lr]))
-        lr = c4.select_slider("Learning rate", lrs, cfg.optim.lr, format_func=lambda v: f"{v:g}",
+        lr = c3.select_slider("Learning rate", lrs, cfg.optim.lr, format_func=lambda v: f"{v:g}",
                               key=f"{key}:{preset}:lr")
         d1, d2, d3, d4 = st.columns(4)
         flip = d1.toggle("Random flip", cfg.data.augment.flip_p > 0, key=f"{key}:{preset}:flip")
