@@ -8,8 +8,9 @@ comparison at one budget as plain data — the means, the seed spread, the gap, 
 verdict — so a page only words it, and docs/LESSONS.md tabulates the same judgements.
 
 With a constant learning rate (the report's Adam 1e-4) epoch k of a run is a k-epoch run, so one measured run
-per seed gives every epoch budget up to its length; the lab's runs report their best test accuracy so far, and so
-does every judgement here.
+per seed gives every epoch budget up to its length. A preset whose learning rate follows a schedule (the SGD
+recipe's warm-up and cosine decay) is a different run at every length, so it counts only at the epochs it was
+measured for. The lab's runs report their best test accuracy so far, and so does every judgement here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.lessons.findings import NOISE
+from core.lessons.presets import PRESETS
 
 DATA = Path(__file__).with_name("class_budgets.json")
 
@@ -123,6 +125,14 @@ def measured(path: Path = DATA) -> tuple[Runs, ...]:
                       float(r["seconds"]), r["command"], r["machine"]) for r in rows)
 
 
+def epochs_judged(r: Runs) -> set[int]:
+    """The epoch budgets one measured run stands for: every prefix under a constant learning rate, else only its
+    own length (a 4-epoch cosine run anneals sooner than the first 4 epochs of a 6-epoch one)."""
+    optim = PRESETS[r.preset].config.optim if r.preset in PRESETS else None
+    constant = optim is not None and optim.schedule == "constant" and not optim.warmup_epochs
+    return set(range(1, r.epochs + 1)) if constant else {r.epochs}
+
+
 def judgements(comparison: Comparison, runs: Sequence[Runs] | None = None) -> list[Judgement]:
     """The comparison at every measured budget where both presets were measured alike, every epoch of each,
     smallest budget first."""
@@ -133,7 +143,7 @@ def judgements(comparison: Comparison, runs: Sequence[Runs] | None = None) -> li
             continue
         for b in runs:
             if b.preset == comparison.second and (b.train_images, b.test_images) == (a.train_images, a.test_images):
-                out += [judge(comparison, a, b, k) for k in range(1, min(a.epochs, b.epochs) + 1)]
+                out += [judge(comparison, a, b, k) for k in sorted(epochs_judged(a) & epochs_judged(b))]
     return sorted(out, key=lambda j: (j.train_images * j.epochs, j.train_images))
 
 

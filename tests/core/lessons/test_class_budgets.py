@@ -68,6 +68,16 @@ def test_the_first_budget_showing_the_order_must_hold_at_the_larger_epochs_of_th
     assert "not measured" in summary(BY_KEY["batch-norm"], [])
 
 
+def test_a_scheduled_run_counts_only_at_its_own_length():
+    # cnn-sgd anneals its learning rate over the run: its epoch 2 of 3 is not a 2-epoch run, so only 3 is judged,
+    # while the constant-LR cnn stands for every prefix
+    adam = runs("cnn", [[0.20, 0.25, 0.30]] * 3)
+    sgd = runs("cnn-sgd", [[0.30, 0.35, 0.40]] * 3)
+    assert [j.epochs for j in judgements(BY_KEY["sgd"], [adam, sgd])] == [3]
+    assert first_budget_showing(BY_KEY["sgd"], [adam, sgd]).epochs == 3
+    assert [j.epochs for j in judgements(BY_KEY["width"], [adam, runs("cnn-128", [[0.3] * 3] * 3)])] == [1, 2, 3]
+
+
 def test_measurement_lines_become_one_row_per_preset_and_budget():
     line = {"preset": "cnn", "subset": 2000, "test_subset": 1000, "epochs": 2, "status": "completed",
             "test_acc": [0.2, 0.3], "train_acc": [0.25, 0.35], "wall_s": 50.0, "cpu": "CPU X",
