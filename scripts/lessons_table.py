@@ -20,14 +20,14 @@ from core.lessons.class_budgets import (  # noqa: E402
     first_budget_showing,
     from_measurements,
     judgements,
-    measured,
+    reload,
 )
 
 
 def main(paths: list[str]) -> int:
     lines = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line.strip()]
     DATA.write_text(json.dumps(from_measurements(lines), indent=1) + "\n", encoding="utf-8")
-    measured.cache_clear()
+    reload()
     print("| comparison (page) | the report | budget (images × epochs) | seeds | baseline → the report's winner "
           "(best test acc, mean ± sd) | gap | noise | measured ordering | matches the report? | train acc |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -2,17 +2,75 @@
 
 Conventions: accuracies are fractions and shown as percentages; every chart has tooltips; train is dashed and
 test solid, so the overfitting gap reads at a glance on a projector.
+
+Building an altair chart costs 5-50 ms of pure Python (it checks every channel against the Vega-Lite schema), and
+thirty followers redraw the same charts of the same runs within a second of each other, one at a time under the
+GIL. So the builders are `@memo`: the same arguments give the same (shared, never mutated) chart, and
+`to_vega_lite` keeps the spec of the charts it has converted.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import pickle
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import altair as alt
 import pandas as pd
+
+F = TypeVar("F", bound=Callable[..., Any])
+MEMO_SIZE = 256  # charts (and specs) kept per process: a few pages' worth for each of a class's runs
+
+
+class _Lru:
+    """A small thread-safe LRU map: shared by every session of the server, holding only pure results."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_CHARTS = _Lru(MEMO_SIZE)
+_PROJECTED = _Lru(MEMO_SIZE)
+
+
+def memo(fn: F) -> F:
+    """Cache a chart builder on its arguments (pickled: data frames, lists and dicts by value). Arguments that do
+    not pickle build afresh. Callers treat the result as read-only, as altair's own methods (properties,
+    configure_*, +) do: they return copies."""
+
+    @functools.wraps(fn)
+    def built(*args: Any, **kwargs: Any) -> Any:
+        try:
+            key = (fn.__module__, fn.__qualname__, pickle.dumps((args, sorted(kwargs.items())), protocol=5))
+        except Exception:  # noqa: BLE001 - an unpicklable argument: no cache, same chart
+            return fn(*args, **kwargs)
+        chart = _CHARTS.get(key)
+        if chart is None:
+            chart = fn(*args, **kwargs)
+            _CHARTS.put(key, chart)
+        return chart
+
+    return built  # type: ignore[return-value]
+
 
 SPLIT_DASH = alt.Scale(domain=["train", "test"], range=[[5, 4], [1, 0]])
 # Projector sizes (presenter mode): nothing a back row must read is smaller than body text.
@@ -30,9 +88,12 @@ def dashed_lines(base: alt.Chart, *, point_size: int = 30, **legend: Any) -> alt
     """`base` drawn as lines (train dashed, test solid) with a dot on every epoch. The dots are a layer of their
     own: a line mark with a point overlay gets dots, not dashes, in its strokeDash legend."""
     # data and shared encodings stay on the layer chart, so the result reads like one chart (spec["encoding"])
-    return alt.layer(alt.Chart().mark_line().encode(strokeDash=split_dash(**legend)),
-                     alt.Chart().mark_point(filled=True, size=point_size, opacity=1),
-                     data=base.data).encode(**base.encoding.to_dict())
+    layer = alt.layer(alt.Chart().mark_line().encode(strokeDash=split_dash(**legend)),
+                      alt.Chart().mark_point(filled=True, size=point_size, opacity=1), data=base.data)
+    # the base's encoding object itself: .encode(**encoding.to_dict()) re-parses every channel from dicts against
+    # the schema, ~50 ms per chart (most of a follower's page rerun)
+    layer.encoding = base.encoding
+    return layer
 
 
 def epoch_x(epochs: Iterable[Any], title: str = "epoch") -> alt.X:
@@ -49,14 +110,20 @@ def epoch_x(epochs: Iterable[Any], title: str = "epoch") -> alt.X:
 
 def projector(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     """The chart with projector-sized text: axis labels and legends 16 px, axis titles 18 px, the title 22 px
-    and never cut off. Apply to a finished top-level chart (configure_* is not allowed inside a layer)."""
+    and never cut off. Apply to a finished top-level chart (configure_* is not allowed inside a layer).
+    The same chart object gives the same projector chart (kept, as `memo` keeps the chart)."""
+    kept = _PROJECTED.get(id(chart))
+    if kept is not None and kept[0] is chart:
+        return kept[1]
     f = PROJECTOR_FONT
-    return (chart.configure_axis(labelFontSize=f["label"], titleFontSize=f["title"], labelLimit=260)
+    big = (chart.configure_axis(labelFontSize=f["label"], titleFontSize=f["title"], labelLimit=260)
             .configure_legend(labelFontSize=f["label"], titleFontSize=f["label"], labelLimit=400,
                               symbolSize=300, columnPadding=20)
             .configure_title(fontSize=f["chart_title"], limit=0, anchor="start")
             .configure_header(labelFontSize=f["label"], titleFontSize=f["title"])
             .configure_text(fontSize=f["label"]))
+    _PROJECTED.put(id(chart), (chart, big))  # the chart itself keeps its id from being reused
+    return big
 
 
 _TO_DICT = threading.Lock()  # altair's theme and data transformer are process-wide settings
@@ -77,17 +144,26 @@ def _collect_frames(data: Any, datasets: dict[str, Any]) -> dict[str, Any]:
 alt.data_transformers.register("lab_frames", _collect_frames)
 
 
+_SPECS = _Lru(MEMO_SIZE)
+
+
 def to_vega_lite(chart: alt.TopLevelMixin) -> dict[str, Any]:
     """The chart's Vega-Lite spec for `st.vega_lite_chart`, its data frames under `datasets` (Streamlit sends
     them as Arrow, as it does for `st.altair_chart`). What is left out is validating the spec against the
     Vega-Lite schema on every script run (the chart tests call altair's validating to_dict()). `st.altair_chart`
     did that inside a lock every session of the server waits on - ~0.1 s per chart, one session at a time on the
-    LR finder's live curve (docs/PERFORMANCE.md); the lock here holds only the unvalidated conversion."""
-    datasets: dict[str, Any] = {}
-    with _TO_DICT, alt.theme.enable("none"), alt.data_transformers.enable("lab_frames", datasets=datasets):
-        spec = chart.to_dict(validate=False)
-    spec["datasets"] = {**spec.get("datasets", {}), **datasets}
-    return spec
+    LR finder's live curve (docs/PERFORMANCE.md); the lock here holds only the unvalidated conversion.
+    A chart converted before (the same object, as `memo` builders return) gives its kept spec: a fresh copy each
+    time, as Streamlit edits the dict it is given."""
+    kept = _SPECS.get(id(chart))
+    if kept is None or kept[0] is not chart:
+        datasets: dict[str, Any] = {}
+        with _TO_DICT, alt.theme.enable("none"), alt.data_transformers.enable("lab_frames", datasets=datasets):
+            spec = chart.to_dict(validate=False)
+        datasets = {**spec.pop("datasets", {}), **datasets}
+        kept = (chart, json.dumps(spec), datasets)  # the chart itself keeps its id from being reused
+        _SPECS.put(id(chart), kept)
+    return {**json.loads(kept[1]), "datasets": dict(kept[2])}
 
 
 def curves_frame(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
@@ -101,6 +177,7 @@ def curves_frame(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFr
     return pd.DataFrame(rows, columns=["run", "epoch", "split", "loss", "accuracy"])
 
 
+@memo
 def curves_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "accuracy", *,
                  height: int = 280, title: str | None = None, report: Mapping[str, float] | None = None) -> alt.Chart:
     """Train (dashed) and test (solid) `metric` per epoch, one colour per run. `report` draws each run's
@@ -132,6 +209,7 @@ def curves_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], metric: str 
     return chart.properties(height=height, title=title or "")
 
 
+@memo
 def lr_schedule_chart(lrs: Sequence[float] | Mapping[str, Sequence[float]], steps_per_epoch: int, *,
                       height: int = 200, title: str = "learning rate over the run") -> alt.Chart:
     """The LR at every step (thinned to ≤ 400 points per curve), x in epochs. Pass {name: lrs} to overlay
@@ -152,6 +230,7 @@ def lr_schedule_chart(lrs: Sequence[float] | Mapping[str, Sequence[float]], step
     return chart.properties(height=height, title=title)
 
 
+@memo
 def scatter_chart(rows: Iterable[Mapping[str, Any]], x: str, y: str, *, label: str = "run", x_title: str = "",
                   y_title: str = "", log_x: bool = False, y_format: str = ".0%", height: int = 280,
                   title: str = "") -> alt.Chart:
@@ -169,6 +248,7 @@ def scatter_chart(rows: Iterable[Mapping[str, Any]], x: str, y: str, *, label: s
     return (points + text).properties(height=height, title=title)
 
 
+@memo
 def report_bars(rows: Iterable[Mapping[str, Any]], *, height: int | None = None) -> alt.Chart:
     """Grouped horizontal bars: for each preset title, the report's accuracy and the lab's best run.
     rows: {"preset": str, "source": "report" | "lab", "accuracy": float}."""
@@ -184,6 +264,7 @@ def report_bars(rows: Iterable[Mapping[str, Any]], *, height: int | None = None)
     ).properties(height=height or max(120, 34 * max(1, len(order))))
 
 
+@memo
 def histogram_chart(values: Mapping[str, Sequence[float]], *, x_title: str = "value", bins: int = 40,
                     height: int = 90, columns: int = 2, width: int = 260) -> alt.Chart:
     """One small histogram per series (e.g. activations per layer), faceted, shared x axis."""
@@ -198,6 +279,7 @@ def histogram_chart(values: Mapping[str, Sequence[float]], *, x_title: str = "va
                                                  columns=columns)
 
 
+@memo
 def bar_chart(rows: Iterable[Mapping[str, Any]], x: str, y: str, *, x_title: str = "", y_title: str = "",
               y_format: str = ".0%", height: int = 260, sort: str | None = "-y", color: str | None = None,
               title: str = "") -> alt.Chart:
@@ -213,6 +295,7 @@ def bar_chart(rows: Iterable[Mapping[str, Any]], x: str, y: str, *, x_title: str
     return alt.Chart(df).mark_bar().encode(**enc).properties(height=height, title=title)
 
 
+@memo
 def gap_chart(curves: Mapping[str, Sequence[Mapping[str, Any]]], *, height: int = 240,
               title: str = "overfitting gap: train accuracy − test accuracy") -> alt.Chart:
     """Per epoch, how far train accuracy runs ahead of test accuracy, one line per run."""

@@ -8,10 +8,13 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from ui.charts import memo
+
 ACTUAL_COLOR = "#2e7d32"
 OTHER_COLOR = "#90a4ae"
 
 
+@memo
 def tally_chart(rows: Sequence[Mapping[str, Any]], actual: str | None = None, *, height: int = 220) -> alt.LayerChart:
     """Horizontal bars, one per choice in the question's order (rows: choice, answers, share); the choice the lab's
     result supports is green and labelled "← the result"."""

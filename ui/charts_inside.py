@@ -16,6 +16,8 @@ import altair as alt
 import pandas as pd
 import torch
 
+from ui.charts import memo
+
 RIGHT_COLOR, WRONG_COLOR, OTHER_COLOR = "#2a9d55", "#d1495b", "#8a97a8"
 TEXT_CELLS = 12  # matrices up to this many classes print their counts in the cells
 FLAG_ABOVE, PASS_BELOW = 0.8, 0.5  # core.explain.sanity's thresholds (rank correlation), drawn as guide lines
@@ -47,6 +49,7 @@ def confusion_rows(cm: torch.Tensor, classes: Sequence[str], keep: Sequence[int]
     return rows
 
 
+@memo
 def confusion_chart(cm: torch.Tensor, classes: Sequence[str], *, keep: Sequence[int] | None = None,
                     title: str = "", cell: int | None = None, text: bool | None = None) -> alt.LayerChart:
     """Heat map of the confusion matrix: rows = true class, columns = predicted class, in `keep`'s order.
@@ -127,6 +130,7 @@ def per_class_rows(accs: Sequence[float], classes: Sequence[str],
     return sorted(rows, key=lambda r: (-r["accuracy"], r["class"]))
 
 
+@memo
 def per_class_chart(accs: Sequence[float], classes: Sequence[str], *, overall: float | None = None,
                     superclasses: Sequence[str] | None = None, height: int = 260,
                     title: str = "") -> alt.LayerChart:
@@ -174,6 +178,7 @@ def top_k_rows(guesses: Sequence[Any], true_name: str | None = None) -> list[dic
     return rows
 
 
+@memo
 def top_k_chart(guesses: Sequence[Any], true_name: str | None = None, *, height: int | None = None) -> alt.LayerChart:
     """The model's top-k as horizontal bars with their probabilities printed: green = the true class, red =
     a wrong top answer, blue = the top answer when the truth is unknown (an upload), gray = the rest."""
@@ -200,6 +205,7 @@ def sanity_rows(steps: Sequence[Any]) -> list[dict[str, Any]]:
              "ssim": float(s.ssim), "target_prob": float(s.target_prob)} for s in steps]
 
 
+@memo
 def sanity_chart(steps: Sequence[Any], *, height: int = 300, title: str = "") -> alt.LayerChart:
     """Rank correlation with the trained network's map after each randomization step, with the check's two
     thresholds as guide lines: above FLAG_ABOVE at the end = the map ignores the weights."""
@@ -226,6 +232,7 @@ def sanity_chart(steps: Sequence[Any], *, height: int = 300, title: str = "") ->
 
 # --- filters --------------------------------------------------------------------------------------------------
 
+@memo
 def weight_change_chart(rows: Sequence[dict[str, Any]], *, height: int | None = None) -> alt.LayerChart:
     """How far training moved each layer: bars of {layer, change} (‖trained − start‖ / ‖start‖), in the
     network's order, with the value printed."""

@@ -15,7 +15,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from ui.charts import dashed_lines, epoch_x
+from ui.charts import dashed_lines, epoch_x, memo
 
 # The learning-rate scenarios keep the same colours everywhere: slow = blue, good = green, diverging = red.
 SCENARIO_COLORS = {"too low": "#3b7dd8", "good": "#2a9d55", "too high": "#d1495b"}
@@ -68,6 +68,7 @@ def _splits_frame(rows: Sequence[Mapping[str, Any]], show_train: bool) -> pd.Dat
     return pd.DataFrame(out, columns=["value", "label", "series", "split", "accuracy", "run", "best"])
 
 
+@memo
 def accuracy_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept value", log_x: bool | None = None,
                       show_train: bool = True, annotate: bool = False, height: int = 280,
                       title: str = "") -> alt.LayerChart:
@@ -97,6 +98,7 @@ def accuracy_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swep
     return alt.layer(*layers).properties(height=height, title=title)
 
 
+@memo
 def time_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept value", log_x: bool | None = None,
                   height: int = 240, title: str = "wall time of each run") -> alt.Chart:
     """Training wall time (seconds) against the swept value, one colour per `series`."""
@@ -114,6 +116,7 @@ def time_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept va
     ).properties(height=height, title=title)
 
 
+@memo
 def gap_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept value", log_x: bool | None = None,
                  height: int = 220, title: str = "overfitting gap: train − test accuracy") -> alt.LayerChart:
     """The train-test gap of each finished run against the swept value (a zero rule for reference)."""
@@ -128,6 +131,7 @@ def gap_vs_chart(rows: Sequence[Mapping[str, Any]], *, x_title: str = "swept val
     return alt.layer(line, zero).properties(height=height, title=title)
 
 
+@memo
 def data_size_chart(rows: Sequence[Mapping[str, Any]], *, height: int = 300,
                     title: str = "accuracy against training-set size") -> alt.LayerChart:
     """"More data is better": test (solid) and train (dashed) accuracy against the number of training images on
@@ -157,6 +161,7 @@ def curves_long(curve_rows: Iterable[Mapping[str, Any]], metric: str) -> pd.Data
     return pd.DataFrame(out, columns=["label", "epoch", "split", "value"])
 
 
+@memo
 def sweep_curves_chart(curve_rows: Iterable[Mapping[str, Any]], metric: str = "accuracy", *,
                        colors: Mapping[str, str] | None = None, order: Sequence[str] | None = None,
                        log_y: bool = False, height: int = 280, title: str = "") -> alt.Chart:
@@ -182,6 +187,7 @@ def sweep_curves_chart(curve_rows: Iterable[Mapping[str, Any]], metric: str = "a
     )).properties(height=height, title=title)
 
 
+@memo
 def ensemble_bars_chart(members: Sequence[tuple[str, float]], ensemble: float, *, height: int = 260,
                         title: str = "each member alone, and the ensemble") -> alt.LayerChart:
     """One bar per member's test accuracy (grey) and one for the ensemble (red), with its value as text."""
@@ -199,6 +205,7 @@ def ensemble_bars_chart(members: Sequence[tuple[str, float]], ensemble: float, *
     return alt.layer(bars, text).properties(height=height, title=title)
 
 
+@memo
 def gain_chart(curves: Mapping[str, Sequence[tuple[int, float]]], *, best_single: float | None = None,
                height: int = 260, title: str = "ensemble accuracy as members are added") -> alt.LayerChart:
     """Accuracy of the first k members' ensemble against k, one line per adding order (e.g. "best first",
@@ -219,6 +226,7 @@ def gain_chart(curves: Mapping[str, Sequence[tuple[int, float]]], *, best_single
     return alt.layer(*layers).properties(height=height, title=title)
 
 
+@memo
 def params_chart(table: Sequence[Mapping[str, Any]], *, height: int | None = None,
                  title: str = "where the parameters are") -> alt.Chart:
     """Horizontal bars: parameters per layer (layers without any are left out), in network order.

@@ -12,6 +12,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from ui.charts import memo
+
 SERIES = ["loss of each step", "smoothed"]
 SUGGESTION_COLOURS = {"recommended": "#111111", "steepest": "#d1495b", "minimum/10": "#2e86ab",
                       "descent 2/3": "#3b8b3b", "fastai valley": "#8e44ad", "fastai slide": "#c27c0e",
@@ -51,6 +53,7 @@ def _y_domain(losses: Sequence[float], smoothed: Sequence[float]) -> list[float]
     return [low - pad, high + pad]
 
 
+@memo
 def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], *,
                     lr_range: tuple[float, float], suggestions: Iterable[Any] = (), report_lr: float | None = None,
                     height: int = 320, title: str = "") -> alt.LayerChart:

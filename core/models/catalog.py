@@ -8,12 +8,13 @@ modules import to register; everything outside core/models looks models up here.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import torch
 from torch import nn
 
-from core.config import TrainConfig
+from core.config import ModelConfig, TrainConfig
 from core.errors import ConfigError
 
 # Imported for the models they register (builder imports the zoo first, so the zoo's models come first).
@@ -54,6 +55,16 @@ def build_for_config(config: TrainConfig, num_classes: int, *, load_pretrained: 
 def model_size(config: TrainConfig, num_classes: int) -> tuple[int, int]:
     """(parameters, trainable parameters) of the config's model, without allocating or downloading weights:
     the model is built on PyTorch's meta device. Raises ConfigError for an impossible model."""
+    return _model_size(config.model, num_classes)
+
+
+@lru_cache(maxsize=256)
+def _model_size(model: ModelConfig, num_classes: int) -> tuple[int, int]:
+    # kept per model and class count: pages ask on every rerun, and a model takes milliseconds to build even on
+    # the meta device (a page's largest cost after its charts)
+    options = dict(model.options)
+    if get_entry(model.name).pretrained:
+        options["weights"] = None
     with torch.device("meta"):
-        model = build_for_config(config, num_classes, load_pretrained=False)
-    return count_params(model), count_params(model, trainable_only=True)
+        built = build_model(model.name, num_classes, **options)
+    return count_params(built), count_params(built, trainable_only=True)

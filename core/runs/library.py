@@ -274,7 +274,7 @@ class RunLibrary:
     def recover(self, *, force: bool = False) -> list[str]:
         """Mark failed the runs whose process died without saying so, then kick every queue. Returns the ids
         marked failed. Throttled to once a second per library object unless force=True."""
-        failed = self.supervisor.recover(self.stale_after_s, force=force)
+        failed = self.supervisor.recover(lambda: self.stale_after_s, force=force)
         if failed is None:
             return []
         self.kick()

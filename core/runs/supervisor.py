@@ -38,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,15 +110,17 @@ class Supervisor:
             lifecycle.set_trainer_pid(conn, run_id, proc.pid)
         threading.Thread(target=proc.wait, name=f"reap-{run_id}", daemon=True).start()
 
-    def recover(self, stale_after: float, *, force: bool = False) -> list[str] | None:
+    def recover(self, stale_after: float | Callable[[], float], *, force: bool = False) -> list[str] | None:
         """Fail the runs whose process died without saying so (or queue a Ray run to re-attach); returns the
         ids failed, or None when throttled (at most once per RECOVER_EVERY_S unless force=True): the caller
-        kicks the queues after a pass that ran."""
+        kicks the queues after a pass that ran. `stale_after` may be a function, read only when a pass runs (a
+        throttled call, as a page makes on every library access, then touches no database)."""
         with self._recover_lock:
             now = time.time()
             if not force and now - self._last_recover < RECOVER_EVERY_S:
                 return None
             self._last_recover = now
+        stale_after = stale_after() if callable(stale_after) else stale_after
         with self.store.connect() as conn:
             rows = conn.execute("SELECT id, status, owner, pid, host, heartbeat, epoch, epochs_done, backend, job_id, "
                                 "reattaches FROM runs "

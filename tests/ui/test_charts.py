@@ -110,3 +110,24 @@ def test_the_spec_for_streamlit_is_altairs_own_with_the_frames_pulled_out_by_con
     assert list(again["datasets"]) == list(spec["datasets"])  # the same data keeps its names between runs
     other = charts.to_vega_lite(charts.curves_chart({"run A": CURVES["run A"][:1]}, "accuracy"))
     assert list(other["datasets"]) != list(spec["datasets"])  # other data, other names
+
+
+def test_a_chart_is_built_once_per_arguments_and_each_caller_gets_its_own_spec():
+    first = charts.curves_chart(CURVES, "accuracy", report={"run A": 0.3})
+    assert charts.curves_chart(CURVES, "accuracy", report={"run A": 0.3}) is first  # thirty followers, one build
+    assert charts.curves_chart(CURVES, "loss") is not first
+    grown = {"run A": CURVES["run A"] + [{"epoch": 3, "train_loss": 1.2, "test_loss": 1.8, "train_acc": 0.6,
+                                          "test_acc": 0.4}]}
+    assert charts.curves_chart(grown, "accuracy", report={"run A": 0.3}) is not first  # keyed by value
+    spec = charts.to_vega_lite(first)
+    spec["autosize"] = {"type": "fit"}  # Streamlit edits the dict it is given...
+    spec["datasets"].clear()
+    again = charts.to_vega_lite(first)
+    assert "autosize" not in again and again["datasets"]  # ...and the next caller gets the spec as built
+    big = charts.projector(first)
+    assert charts.projector(first) is big and charts.to_vega_lite(big)["config"]["axis"]["labelFontSize"] == 16
+
+
+def test_a_builder_called_with_what_does_not_pickle_still_draws():
+    rows = ({"preset": p, "source": "lab", "accuracy": a} for p, a in [("cnn", 0.3), ("mlp", 0.26)])  # a generator
+    assert len(charts.report_bars(rows).data) == 2
