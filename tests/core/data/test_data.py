@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import time
 from dataclasses import replace
 
@@ -475,3 +476,24 @@ def test_dataset_facts_are_what_loading_the_dataset_gives(tmp_path):
         dataset_facts("mnist")
     with pytest.raises(DataError):
         dataset_facts(f"folder:{tmp_path / 'nowhere'}")
+
+
+def test_folder_summary_lists_the_files_again_only_when_a_folder_changed(image_folder, monkeypatch):
+    # the sidebar and every page ask for a folder's counts on each rerun: thirty students, a 60,000-file listing
+    root, _, _ = image_folder
+    listed = []
+    scan = folder_data._scan
+    monkeypatch.setattr(folder_data, "_scan", lambda path: listed.append(path) or scan(path))
+    first = folder_data.folder_summary(root)
+    assert (first.train_images, first.test_images) == (7 + 1, 4 + 1)  # the broken files are images by name
+    assert folder_data.folder_summary(root) == first and len(listed) == 1  # unchanged: not listed again
+    new = root / "train" / "cat" / "zz-new.png"
+    new.write_bytes((root / "train" / "cat" / "0000.png").read_bytes())
+    os.utime(root / "train" / "cat", ns=(1, 1))  # a folder's time can sit in the same clock tick on a fast disk
+    assert folder_data.folder_summary(root).train_images == 9 and len(listed) == 2
+    (root / "test" / "dog" / "0000.png").unlink()
+    os.utime(root / "test" / "dog", ns=(2, 2))
+    assert folder_data.folder_summary(root).test_images == 4 and len(listed) == 3
+    shutil.rmtree(root / "test")
+    with pytest.raises(DataError, match="test is missing"):
+        folder_data.folder_summary(root)
