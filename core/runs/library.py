@@ -27,6 +27,7 @@ the same queue and claims its own slot (core/runs/recorder.py); kick never claim
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sqlite3
@@ -334,6 +335,12 @@ class RunLibrary:
 def runs_root(override: str | Path | None = None) -> Path:
     """Where the run library lives: `override`, else $CIFAR_LAB_RUNS, else ./runs (absolute, not created)."""
     root = override if override not in (None, "") else os.environ.get("CIFAR_LAB_RUNS") or "runs"
+    return _absolute(str(root), os.getcwd())
+
+
+@functools.lru_cache(maxsize=64)
+def _absolute(root: str, cwd: str) -> Path:
+    """`root` made absolute from `cwd`, once: every page rerun of every student asks (resolving walks the path)."""
     return Path(root).expanduser().resolve()
 
 

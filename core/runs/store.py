@@ -11,7 +11,9 @@ or a file that is not SQLite at all, is a LabError that says what to do.
 
 Concurrency: the Streamlit server (many script threads), trainer processes and the CLI all write at once, so
 every operation opens its own short-lived connection (busy timeout 30 s) and read-modify-write operations run
-inside `BEGIN IMMEDIATE`. Nothing here imports torch: listing runs stays fast. Rows come back as the plain
+inside `BEGIN IMMEDIATE`. Settings are the exception: thirty students' pages read a dozen of them per rerun, so
+they are read all at once and kept until the database changes (`PRAGMA data_version` on one long-lived
+connection per process moves on any commit by any other connection, in any process). Nothing here imports torch: listing runs stays fast. Rows come back as the plain
 dataclasses of core/runs/records.py. No rules live here: a run's status changes only in core/runs/lifecycle.py
 (the insert of a new run included), the queue is core/runs/scheduler.py, trainer processes are
 core/runs/supervisor.py, event recording core/runs/recorder.py, export/import core/runs/transfer.py.
@@ -20,6 +22,7 @@ core/runs/supervisor.py, event recording core/runs/recorder.py, export/import co
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -126,13 +129,25 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+FRESH_S = 0.05  # settings looked at this recently are used as they are (another process's write shows after this)
+_LOCAL_WRITES = [0]  # settings written by this process so far (one counter for every store of the process)
+
+
 class RunStore:
     """Rows and files of one runs folder. Cheap to construct; safe to share between threads and processes."""
+
+    clock = staticmethod(time.monotonic)  # when settings were looked at (FRESH_S); tests replace it
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.db_path = self.root / DB_NAME
         self._init_lock = threading.Lock()
+        self._settings_lock = threading.Lock()
+        self._settings: dict[str, str] | None = None  # every setting, as of self._settings_version
+        self._settings_version: tuple[int, ...] | None = None
+        self._watch: tuple[tuple[int, int, int], sqlite3.Connection] | None = None  # see _watched
+        self.settings_reads = 0  # how often the settings were read from the file (the tests count them)
+        self._kept: tuple[dict[str, str], int, float] | None = None  # (settings, _LOCAL_WRITES then, clock then)
         self._ensure_schema()
 
     # ---- connections ----------------------------------------------------------------------------------
@@ -235,13 +250,63 @@ class RunStore:
     # ---- settings -------------------------------------------------------------------------------------
 
     def get_setting(self, key: str, default: str | None = None) -> str | None:
-        with self.connect() as conn:
-            row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        return self._current_settings().get(key, default)
+
+    def settings(self) -> dict[str, str]:
+        """Every setting (a copy)."""
+        return dict(self._current_settings())
+
+    def _current_settings(self) -> dict[str, str]:
+        """Every setting, read again only when the file changed since this store last looked (never modified in
+        place: a new read makes a new dict). Looked at, on this process's long-lived connection (_watched), at
+        most every FRESH_S unless this process wrote a setting meanwhile: thirty page runs asking at once queued
+        on the look itself. Another process's write shows within FRESH_S."""
+        writes = _LOCAL_WRITES[0]
+        kept = self._kept
+        if kept is not None and kept[1] == writes and self.clock() - kept[2] < FRESH_S:
+            return kept[0]
+        with self._settings_lock:
+            watched = self._watched()
+            try:
+                version = None if watched is None else (*watched[0], watched[1].execute(
+                    "PRAGMA data_version").fetchone()[0])
+                if self._settings is None or version is None or version != self._settings_version:
+                    self.settings_reads += 1
+                    self._settings = dict(watched[1].execute("SELECT key, value FROM settings").fetchall())
+                    self._settings_version = version
+            except (sqlite3.Error, TypeError):  # no file, not a library, or busy past the timeout: say what it is
+                self.settings_reads += 1
+                with self.connect() as conn:
+                    self._settings = dict(conn.execute("SELECT key, value FROM settings").fetchall())
+                self._settings_version = None
+            self._kept = (self._settings, writes, self.clock())
+            return self._settings
 
     def set_setting(self, key: str, value: Any) -> None:
         with self.connect() as conn:
             conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, str(value)))
+        _LOCAL_WRITES[0] += 1  # every store of this process reads again: this process sees its own writes at once
+
+    def _watched(self) -> tuple[tuple[int, int, int], sqlite3.Connection] | None:
+        """((pid, device, inode), this process's long-lived connection to the library's file): SQLite's
+        data_version on it moves on every commit by any other connection, in any process. A forked trainer
+        opens its own; a file deleted by hand and made again gets a new one. None while there is no file."""
+        try:
+            st = os.stat(self.db_path)
+        except OSError:
+            return None
+        file_id = (os.getpid(), st.st_dev, st.st_ino)
+        if self._watch is None or self._watch[0] != file_id:
+            if self._watch is not None and self._watch[0][0] == os.getpid():
+                self._watch[1].close()
+            self._watch = None
+            try:
+                conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                       check_same_thread=False)  # used under self._settings_lock only
+            except sqlite3.Error:
+                return None
+            self._watch = (file_id, conn)
+        return self._watch
 
     # ---- reading --------------------------------------------------------------------------------------
 
