@@ -10,8 +10,11 @@ the store is passed in (any object with connect()/transaction() yielding sqlite3
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from core.classroom.questions import SqlStore
@@ -76,13 +79,35 @@ def _ensure(conn) -> None:
         conn.execute("ALTER TABLE class_presence ADD COLUMN follows INTEGER NOT NULL DEFAULT 1")
 
 
+_READY: set[tuple] = set()  # (database file, device, inode) whose table this process has made or checked
+
+
+@contextmanager
+def _table(store: SqlStore, *, write: bool) -> Iterator[sqlite3.Connection]:
+    """A connection (a write transaction when `write`) on a library whose class_presence table exists. The
+    table is made or migrated once per file and process: thirty students' heartbeats each took the write lock
+    for it, and queued on one another when a teacher's change moved the whole class at once."""
+    path = getattr(store, "db_path", None)
+    try:
+        stat = os.stat(path) if path is not None else None
+    except OSError:
+        stat = None
+    key = None if stat is None else (str(path), stat.st_dev, stat.st_ino)
+    if key not in _READY:
+        with store.transaction() as conn:
+            _ensure(conn)
+        if key is not None:
+            _READY.add(key)
+    with store.transaction() if write else store.connect() as conn:
+        yield conn
+
+
 def heartbeat(store: SqlStore, session: str, nick: str, page: str, *, follows: bool = True,
               clock: Callable[[], float] = time.time) -> Beat:
     """Record that student session `session` (nickname `nick`, "" for none) is on `page` now, following the
     teacher or not."""
     now = clock()
-    with store.transaction() as conn:
-        _ensure(conn)
+    with _table(store, write=True) as conn:
         conn.execute("INSERT OR REPLACE INTO class_presence (session, nick, page, seen, follows) "
                      "VALUES (?, ?, ?, ?, ?)", (session, nick, page, now, int(follows)))
         conn.execute("DELETE FROM class_presence WHERE seen < ?", (now - KEEP_S,))
@@ -91,8 +116,7 @@ def heartbeat(store: SqlStore, session: str, nick: str, page: str, *, follows: b
 
 def leave(store: SqlStore, session: str) -> None:
     """A session that became the teacher is no student any more."""
-    with store.transaction() as conn:
-        _ensure(conn)
+    with _table(store, write=True) as conn:
         conn.execute("DELETE FROM class_presence WHERE session = ?", (session,))
 
 
@@ -102,8 +126,7 @@ def roster(store: SqlStore, *, presenting_page: str | None, question_id: int | N
     Answers are matched by nickname (core.classroom.questions' voter), so a student answering from two tabs
     counts once per tab that is online."""
     now = clock()
-    with store.transaction() as conn:
-        _ensure(conn)
+    with _table(store, write=False) as conn:
         rows = conn.execute("SELECT nick, page, follows FROM class_presence WHERE seen >= ? "
                             "ORDER BY nick COLLATE NOCASE", (now - ONLINE_S,)).fetchall()
         voters = set()
