@@ -1,9 +1,7 @@
 """Augmentation lab: pick pictures and augmentations, see what training would feed the network (drawn by the
 training code itself, with each sample's random parameters), then train with and without and compare."""
 
-import time
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
@@ -17,7 +15,8 @@ from core.lessons.takeaways import card_findings
 from core.runs.library import RunLibrary
 from core.runs.records import RunRecord
 from ui import charts, runlib, urlstate
-from ui.aug_preview import png, preview, tile, upscaled
+from ui.aug_preview import grid as aug_grid
+from ui.aug_preview import row_html
 from ui.class_mode import question_gate
 from ui.data_panel import dataset_or_none
 from ui.layout import chart_height, error, friendly_errors, page_header, pct, show_chart, try_this
@@ -38,8 +37,6 @@ PIPELINES = {"None": AugmentConfig(), "Report: flip": FLIP, "Report: flip + crop
                                          contrast=0.3, saturation=0.3)}
 SOURCES = ["random", "by class", "by index", "upload"]
 MAX_PICTURES = 8
-# Enlarged pictures keep square pixels (the browser would otherwise blur them while scaling the row to the page).
-PIXELATED = "<style>[data-testid='stImage'] img { image-rendering: pixelated; }</style>"
 
 
 def seed_widgets() -> None:
@@ -137,30 +134,18 @@ def from_training_set(ds: Dataset, source: str, n_pics: int, row) -> tuple[torch
 def grid(originals: torch.Tensor, labels: list[str], pipeline: AugmentConfig, seed: int, samples: int,
          ds: Dataset | None) -> None:
     """Each picture beside the samples training would draw for it with this seed, and every drawn parameter."""
-    st.markdown(PIXELATED, unsafe_allow_html=True)
     cells, scale, gap = samples + 1, 2, 4  # the browser enlarges the 2× pictures further, as squares
     fill = ds.mean if ds is not None else (0.5, 0.5, 0.5)  # erased pixels: the mean colour, as in training
-    t0 = time.perf_counter()
-    shown = preview(originals, pipeline, seed, samples, fill)
-    t1 = time.perf_counter()
-    big = upscaled(shown.images, scale)  # (N·K, 64, 64, 3) uint8
-    big_originals = upscaled(originals, scale)
-    for n in range(len(originals)):
-        # one picture per row (the original, then its samples) and one caption under each sample
-        with st.container(width="stretch" if cells >= 6 else cells * 160):
-            row = np.concatenate([big_originals[n:n + 1], big[n * samples:(n + 1) * samples]])
-            st.image(png(tile(row, gap)), width="stretch", output_format="PNG")
-            texts = [f"**original** {labels[n]}"] + shown.descriptions(n)
-            for col, text in zip(st.columns(cells, gap="xsmall"), texts, strict=True):
-                col.caption(text)
-    ms_all, ms_aug = (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000
+    made = aug_grid(originals, pipeline, seed, samples, fill, scale, gap)  # once for the whole class
+    st.markdown("".join(row_html(uri, labels[n], made.descriptions[n], None if cells >= 6 else cells * 160)
+                        for n, uri in enumerate(made.uris)), unsafe_allow_html=True)
     st.caption(f"{len(originals)} pictures × {samples} samples, seed {seed}, pipeline: {pipeline.describe()}. "
                f"Drawn by `core.data.augment.augment`, the function every training batch goes through, with the "
                f"generator a run with seed {seed} starts with (tests/core/train/test_preview_equals_training.py checks "
-               f"that they match). Grid made in {ms_all:.0f} ms, {ms_aug:.0f} ms of it augmenting.")
+               f"that they match). Grid made in {made.ms_total:.0f} ms, {made.ms_augment:.0f} ms of it augmenting.")
     with st.expander("Every sampled parameter, as a table"):
         st.dataframe(pd.DataFrame([{"picture": labels[i // samples], "sample": i % samples + 1, **row}
-                                   for i, row in enumerate(shown.rows)]), hide_index=True, width="stretch")
+                                   for i, row in enumerate(made.table)]), hide_index=True, width="stretch")
     st.markdown("Training draws new parameters for **every batch of every epoch**: over 20 epochs the network "
                 "sees each picture 20 times, never twice the same. The test pictures are never augmented.")
 

@@ -4,12 +4,17 @@ with the random generator a training run of the same seed starts its first epoch
 
 A preview of N pictures × K samples is ONE batch of N·K images (each picture repeated K times in a row), drawn
 by one `augment` call: the very sampling and ops `train_batch` applies to a training batch of that size.
+`grid` is what the page shows of it (a PNG row per picture and every sampled parameter), made once per server
+for the same pictures, pipeline and seed: thirty students following the teacher ask for the same grid at once.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import html
 import io
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,3 +95,58 @@ def png(img: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG", compress_level=PNG_LEVEL)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The page's grid: one PNG row per picture (the original, then its samples, `gap` blank columns after
+    each), what was sampled for each sample, and how long making it took (ms)."""
+
+    rows: tuple[bytes, ...]
+    descriptions: tuple[tuple[str, ...], ...]
+    uris: tuple[str, ...]  # the rows as data: URIs, for row_html
+    table: tuple[dict[str, Any], ...]  # Preview.rows: every sampled parameter, one row per sample
+    ms_total: float
+    ms_augment: float
+
+
+def grid(originals: torch.Tensor, cfg: AugmentConfig, seed: int, samples: int, fill: Sequence[float],
+         scale: int, gap: int) -> Grid:
+    """The preview of these pictures, drawn as the page shows it; the same arguments give the same Grid, made
+    once (kept for the last few grids of the server)."""
+    key = (tuple(originals.shape), originals.cpu().numpy().tobytes())
+    return _grid(key, cfg, seed, samples, tuple(float(f) for f in fill), scale, gap)
+
+
+@functools.lru_cache(maxsize=16)
+def _grid(key: tuple, cfg: AugmentConfig, seed: int, samples: int, fill: tuple[float, ...], scale: int,
+          gap: int) -> Grid:
+    shape, data = key
+    originals = torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(shape)
+    t0 = time.perf_counter()
+    shown = preview(originals, cfg, seed, samples, fill)
+    t1 = time.perf_counter()
+    big, big_originals = upscaled(shown.images, scale), upscaled(originals, scale)  # (N·K, 64, 64, 3) uint8
+    rows = tuple(png(tile(np.concatenate([big_originals[n:n + 1], big[n * samples:(n + 1) * samples]]), gap))
+                 for n in range(len(originals)))
+    descriptions = tuple(tuple(shown.descriptions(n)) for n in range(len(originals)))
+    uris = tuple("data:image/png;base64," + base64.b64encode(r).decode() for r in rows)
+    return Grid(rows, descriptions, uris, tuple(shown.rows), (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000)
+
+
+def row_html(uri: str, label: str, descriptions: Sequence[str], max_width_px: int | None = None,
+             min_cell_px: int = 84) -> str:
+    """One picture's row as ONE HTML block: its PNG row (original, then samples) with a caption under each cell,
+    in equal columns that line up with the PNG's equal cells. On a narrow screen the row keeps `min_cell_px` a
+    cell and scrolls sideways within its own box (never the page). One block instead of a picture, columns
+    and a caption per cell: a page of 4 × 8 pictures is 4 elements to send, not 76."""
+    cells = len(descriptions) + 1
+    texts = [f"<b>original</b> {html.escape(label)}", *(html.escape(d) for d in descriptions)]
+    captions = "".join(f'<div style="padding:2px 4px 0 0;overflow-wrap:anywhere">{t}</div>' for t in texts)
+    limit = f"max-width:{max_width_px}px;" if max_width_px else ""
+    return (f'<div class="aug-row" style="overflow-x:auto;margin-bottom:0.6rem;{limit}">'
+            f'<div style="min-width:{cells * min_cell_px}px">'
+            f'<img src="{uri}" alt="{html.escape(label)}: the original and {cells - 1} samples" '
+            f'style="width:100%;display:block;image-rendering:pixelated">'
+            f'<div style="display:grid;grid-template-columns:repeat({cells},minmax(0,1fr));font-size:0.8rem;'
+            f'line-height:1.3;opacity:0.75">{captions}</div></div></div>')

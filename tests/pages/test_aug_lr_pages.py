@@ -11,8 +11,10 @@ A running stand-in row holds the CPU slot, so queued runs stay queued and no tra
 
 from __future__ import annotations
 
+import html
 import io
 import os
+import re
 
 import pytest
 import torch
@@ -55,13 +57,17 @@ def png_bytes(w: int, h: int) -> bytes:
 # --- augmentation lab ---------------------------------------------------------------------------------------
 
 def grid(at, samples: int = 7) -> list[tuple[str, list[str]]]:
-    """(picture URL, captions) of each row of the grid: one picture per row (the original and its samples side
-    by side) with a caption under each: the original's, then each sample's parameters."""
-    urls = [img.value for img in at.get("image")]
-    assert all(len(u) == 1 for u in urls)
-    texts = [c.value for c in at.caption]
-    rows = [texts[i:i + 1 + samples] for i, t in enumerate(texts) if t.startswith("**original**")]
-    return list(zip([u[0] for u in urls], rows, strict=True))
+    """(picture data URI, captions) of each row of the grid: one picture per row (the original and its samples
+    side by side) with a caption under each, the original's, then each sample's parameters; the whole row is
+    one HTML block (ui.aug_preview.row_html)."""
+    rows = []
+    for block in (m.value for m in at.markdown if 'class="aug-row"' in m.value):
+        for row in block.split('<div class="aug-row"')[1:]:
+            (uri,) = re.findall(r'<img src="([^"]+)"', row)
+            cells = re.findall(r'<div style="padding:[^"]*">(.*?)</div>', row)
+            rows.append((uri, [html.unescape(re.sub(r"</?b>", "", c)) for c in cells]))
+    assert all(len(captions) == 1 + samples for _, captions in rows)
+    return rows
 
 
 def test_grid_is_the_training_draw_same_seed_same_bytes_new_sample_next_seed(open_page, synthetic):
@@ -74,11 +80,11 @@ def test_grid_is_the_training_draw_same_seed_same_bytes_new_sample_next_seed(ope
     idx = torch.randperm(len(synthetic.train_x), generator=torch.Generator().manual_seed(0))[:4]
     expected = preview(synthetic.train_x[idx], FLIP_CROP, seed=0, samples=7, fill=synthetic.mean)
     for n, (_, captions) in enumerate(rows):
-        assert captions[0] == f"**original** #{int(idx[n])} · {synthetic.classes[int(synthetic.train_y[idx[n]])]}"
+        assert captions[0] == f"original #{int(idx[n])} · {synthetic.classes[int(synthetic.train_y[idx[n]])]}"
         assert captions[1:] == expected.descriptions(n)
     assert any("Grid made in" in c.value for c in at.caption)
 
-    at.run()  # same seed, same widgets: byte-identical pictures (a media URL is a hash of its bytes)
+    at.run()  # same seed, same widgets: byte-identical pictures
     assert grid(at) == rows
     at.button(key="aug_new").click().run()
     assert at.number_input(key="aug_seed").value == 1
@@ -100,7 +106,7 @@ def test_uploads_bad_files_get_the_core_message_and_pictures_get_a_row(open_page
                       "dot.png is only 1×1 pixels; a picture needs at least 8×8"]
     assert not at.exception
     (row,) = grid(at)  # only the good picture, resized to 32×32, and its 7 samples
-    assert row[1][0] == "**original** red.png" and len(row[1]) == 8
+    assert row[1][0] == "original red.png" and len(row[1]) == 8
 
 
 def test_your_pipeline_queues_the_cnn_with_the_pages_augmentations(open_page, lab_dirs):

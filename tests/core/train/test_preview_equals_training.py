@@ -84,3 +84,24 @@ def test_no_augmentation_is_the_pictures_themselves(synthetic):
     shown = preview(x, AugmentConfig(), seed=0, samples=2)
     assert torch.equal(shown.images, x.repeat_interleave(2, 0).float() / 255)
     assert shown.descriptions(1) == ["unchanged", "unchanged"]
+
+
+def test_the_page_grid_is_the_preview_drawn_once_for_the_same_pictures_and_seed():
+    # thirty students following the teacher to the augmentation lab ask for the same grid: made once
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ui.aug_preview import grid, tile, upscaled
+
+    pictures = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    made = grid(pictures, EVERYTHING, 7, 5, (0.4, 0.5, 0.6), 2, 4)
+    assert grid(pictures.clone(), EVERYTHING, 7, 5, [0.4, 0.5, 0.6], 2, 4) is made  # equal pictures: the same grid
+    shown = preview(pictures, EVERYTHING, 7, 5, (0.4, 0.5, 0.6))  # the oracle: the preview, tiled as the page shows it
+    for n, row_png in enumerate(made.rows):
+        expected = tile(np.concatenate([upscaled(pictures[n:n + 1], 2), upscaled(shown.row(n), 2)]), 4)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(row_png)).convert("RGB")), expected)
+        assert list(made.descriptions[n]) == shown.descriptions(n)
+    assert len(made.table) == 15 and made.ms_total >= made.ms_augment >= 0
+    assert grid(pictures, EVERYTHING, 8, 5, (0.4, 0.5, 0.6), 2, 4).rows != made.rows  # another seed: other draws
