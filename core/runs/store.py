@@ -129,14 +129,9 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-FRESH_S = 0.05  # settings looked at this recently are used as they are (another process's write shows after this)
-_LOCAL_WRITES = [0]  # settings written by this process so far (one counter for every store of the process)
-
 
 class RunStore:
     """Rows and files of one runs folder. Cheap to construct; safe to share between threads and processes."""
-
-    clock = staticmethod(time.monotonic)  # when settings were looked at (FRESH_S); tests replace it
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
@@ -147,7 +142,6 @@ class RunStore:
         self._settings_version: tuple[int, ...] | None = None
         self._watch: tuple[tuple[int, int, int], sqlite3.Connection] | None = None  # see _watched
         self.settings_reads = 0  # how often the settings were read from the file (the tests count them)
-        self._kept: tuple[dict[str, str], int, float] | None = None  # (settings, _LOCAL_WRITES then, clock then)
         self._ensure_schema()
 
     # ---- connections ----------------------------------------------------------------------------------
@@ -258,13 +252,8 @@ class RunStore:
 
     def _current_settings(self) -> dict[str, str]:
         """Every setting, read again only when the file changed since this store last looked (never modified in
-        place: a new read makes a new dict). Looked at, on this process's long-lived connection (_watched), at
-        most every FRESH_S unless this process wrote a setting meanwhile: thirty page runs asking at once queued
-        on the look itself. Another process's write shows within FRESH_S."""
-        writes = _LOCAL_WRITES[0]
-        kept = self._kept
-        if kept is not None and kept[1] == writes and self.clock() - kept[2] < FRESH_S:
-            return kept[0]
+        place: a new read makes a new dict). Looked at on this process's long-lived connection (_watched): a
+        fresh connection per look cost ten times the read. Any commit, by any process, shows at the next look."""
         with self._settings_lock:
             watched = self._watched()
             try:
@@ -279,13 +268,11 @@ class RunStore:
                 with self.connect() as conn:
                     self._settings = dict(conn.execute("SELECT key, value FROM settings").fetchall())
                 self._settings_version = None
-            self._kept = (self._settings, writes, self.clock())
             return self._settings
 
     def set_setting(self, key: str, value: Any) -> None:
         with self.connect() as conn:
             conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, str(value)))
-        _LOCAL_WRITES[0] += 1  # every store of this process reads again: this process sees its own writes at once
 
     def _watched(self) -> tuple[tuple[int, int, int], sqlite3.Connection] | None:
         """((pid, device, inode), this process's long-lived connection to the library's file): SQLite's
