@@ -147,6 +147,6 @@ def row_html(uri: str, label: str, descriptions: Sequence[str], max_width_px: in
     return (f'<div class="aug-row" style="overflow-x:auto;margin-bottom:0.6rem;{limit}">'
             f'<div style="min-width:{cells * min_cell_px}px">'
             f'<img src="{uri}" alt="{html.escape(label)}: the original and {cells - 1} samples" '
-            f'style="width:100%;display:block;image-rendering:pixelated">'
-            f'<div style="display:grid;grid-template-columns:repeat({cells},minmax(0,1fr));font-size:0.8rem;'
+            f'style="width:100%;height:auto;max-height:none;object-fit:fill;display:block;image-rendering:pixelated">'
+            f'<div style="display:grid;grid-template-columns:repeat({cells},minmax(0,1fr));font-size:0.875rem;'
             f'line-height:1.3;opacity:0.75">{captions}</div></div></div>')
