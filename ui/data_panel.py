@@ -75,8 +75,8 @@ def downloads() -> Downloads:
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=32)
 def dataset_facts(dataset: str) -> DatasetFacts:
-    """core.data.loading.dataset_facts (classes, split sizes), read again at most every 30 s: an image folder's
-    listing takes about a second and can change. DataError (not cached) when the folder is not a dataset."""
+    """core.data.loading.dataset_facts (classes, split sizes), read again at most every 30 s (an image folder is
+    listed again only when one of its class folders changed). DataError (not cached) when it is not a dataset."""
     return facts_of_dataset(dataset)
 
 

@@ -73,7 +73,8 @@ def _fmt_subset(n: int) -> str:
 @st.cache_data(ttl=30, show_spinner="Checking the image folder…", max_entries=16)
 def folder_check(path: str) -> tuple[str, str]:
     """(summary, "") for an image folder that is a dataset, ("", what is wrong and what to do) otherwise.
-    Lists the files (about a second for 60,000) and decodes none; re-checked at most every 30 s."""
+    Decodes nothing; re-checked at most every 30 s, and listed again only when a class folder changed
+    (core.data.folder.folder_summary)."""
     from core.data.folder import folder_summary  # deferred: imports torch
     from core.errors import LabError
 
