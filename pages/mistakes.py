@@ -14,6 +14,7 @@ from ui.layout import (
     page_header,
     pct,
     presenter,
+    scroll_x,
     show_chart,
     takeaway,
     try_this,
@@ -67,8 +68,8 @@ def show(source: pickers.Source, split: pickers.TestSplit, pred, probs) -> None:
         shown = f"The {len(keep)} classes involved in the most mistakes" if among is not None else "Every class"
         st.caption(shown + (", sorted by superclass: confusions inside a superclass form blocks along the "
                             "diagonal." if coarse else ", sorted by name.") + " Hover a cell for its count.")
-    show_chart(st, confusion_chart(cm, classes, keep=keep, title="rows: true class · columns: predicted"),
-                    width="content")
+    show_chart(scroll_x("confusion"), confusion_chart(cm, classes, keep=keep,
+                                                   title="rows: true class · columns: predicted"), width="content")
     st.caption("Colour = the share of the true class's pictures in that cell: green on the diagonal (right), red "
                "elsewhere (mistakes, on their own scale so that small ones still show).")
 
@@ -77,7 +78,7 @@ def show(source: pickers.Source, split: pickers.TestSplit, pred, probs) -> None:
         st.markdown("CIFAR-100's 100 classes come in 20 superclasses of 5 (trees, flowers, large carnivores, "
                     "vehicles 1, ...). Counted by superclass, many of the mistakes above disappear: the model "
                     "answered a close relative.")
-        show_chart(st, confusion_chart(ccm, coarse.names, cell=30), width="content")
+        show_chart(scroll_x("superclasses"), confusion_chart(ccm, coarse.names, cell=30), width="content")
 
     st.subheader("Accuracy per class")
     show_chart(st, per_class_chart(ranking.per_class, classes, overall=right / n if n else None, superclasses=supers,

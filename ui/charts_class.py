@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,17 +18,28 @@ OTHER_COLOR = "#90a4ae"
 @memo
 def tally_chart(rows: Sequence[Mapping[str, Any]], actual: str | None = None, *, height: int = 220) -> alt.LayerChart:
     """Horizontal bars, one per choice in the question's order (rows: choice, answers, share); the choice the lab's
-    result supports is green and labelled "← the result"."""
+    result supports is green and its label starts with "✓". Readable on a phone: each choice is wrapped to lines
+    of about LABEL_CHARS characters (so the bars keep most of the width), and the counts are written after the
+    bars, with room for them, instead of on an axis of crowded numbers."""
     frame = pd.DataFrame([{**r, "is_actual": r["choice"] == actual,
-                           "label": f"{r['answers']} ({r['share']:.0%})" + ("  ← the result" if r["choice"] == actual
-                                                                          else "")} for r in rows])
-    order = [r["choice"] for r in rows]
+                           "shown": _wrapped(("✓ " if r["choice"] == actual else "") + str(r["choice"])),
+                           "label": f"{r['answers']} ({r['share']:.0%})"} for r in rows])
+    most = max([int(r["answers"]) for r in rows] + [1])
     base = alt.Chart(frame).encode(
-        y=alt.Y("choice:N", sort=order, title=None, axis=alt.Axis(labelLimit=360)),
-        x=alt.X("answers:Q", title="answers", axis=alt.Axis(tickMinStep=1, format="d")))
+        y=alt.Y("shown:N", sort=list(frame["shown"]), title=None,
+                axis=alt.Axis(labelExpr="split(datum.label, '\\n')", labelLimit=160, labelPadding=6)),
+        x=alt.X("answers:Q", title=None, axis=None, scale=alt.Scale(domain=[0, most * 1.6])))
     bars = base.mark_bar().encode(
         color=alt.condition(alt.datum.is_actual, alt.value(ACTUAL_COLOR), alt.value(OTHER_COLOR)),
         tooltip=["choice", "answers", alt.Tooltip("share:Q", format=".0%")])
     text = base.mark_text(align="left", dx=4).encode(text="label:N")
     # 14 px as the chart's own config, not on the marks: presenter mode (ui.charts.projector) replaces it by 16
     return (bars + text).properties(height=height).configure_axis(labelFontSize=14).configure_text(fontSize=14)
+
+
+LABEL_CHARS = 18  # a choice's label wraps at about this many characters (two short lines on a phone)
+
+
+def _wrapped(text: str) -> str:
+    """`text` in lines of at most about LABEL_CHARS characters, joined by newlines (the axis splits them)."""
+    return "\n".join(textwrap.wrap(text, LABEL_CHARS)) or text

@@ -66,6 +66,17 @@ def show_chart(where, chart, **kw) -> None:
     where.vega_lite_chart(to_vega_lite(projector(chart) if presenter() else chart), **kw)
 
 
+SCROLL_X = "scroll_x_"  # the key prefix of scroll_x's containers (Streamlit gives each the class st-key-<key>)
+_SCROLL_CSS = f"<style>[class*='st-key-{SCROLL_X}'] {{ overflow-x: auto; }}</style>"
+
+
+def scroll_x(key: str, where=st):
+    """A container whose content, where wider than the screen (a confusion matrix on a phone), scrolls sideways
+    inside it: the page itself never does, and nothing is cut off."""
+    where.markdown(_SCROLL_CSS, unsafe_allow_html=True)
+    return where.container(key=SCROLL_X + key)
+
+
 PRESENTER_METRICS_PER_ROW = 3  # at 1280×720 five projector-sized numbers in a row broke inside ("1.00e / +01")
 
 

@@ -162,6 +162,10 @@ def test_mistakes_confusion_matrix_is_the_runs_own_and_explain_links_to_the_sali
     cm = confusion_matrix(pred, split.test_y, len(rm.classes))
     rows = chart_rows(chart_with(at, "pred"))
     assert sum(r["count"] for r in rows) == len(split.test_y) == 100
+    # wider than a phone: it scrolls sideways inside its own box (ui.layout.scroll_x), never cut off
+    (box,) = [b for b in at.main if getattr(b, "proto", None) is not None and hasattr(b.proto, "id")
+              and str(b.proto.id).endswith("scroll_x_confusion")]
+    assert [c for c in box if getattr(c, "type", "") == "vega_lite_chart" and '"pred"' in c.proto.spec]
     index = {c: i for i, c in enumerate(rm.classes)}
     assert all(cm[index[r["true"]], index[r["pred"]]] == r["count"] for r in rows)
     wrong = int((pred != split.test_y).sum())
