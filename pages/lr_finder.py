@@ -175,14 +175,17 @@ def advice(curve: Curve, c: Choice) -> Rules:
             all_suggestions(curve.lrs, curve.smoothed, c.num_iter))
 
 
-def chart(curve: Curve, c: Choice, rules: Rules | None = None):
-    """The curve, with `rules` (advice(curve, c)) drawn on it when given."""
+def chart(curve: Curve, c: Choice, rules: Rules | None = None, everything: bool = False):
+    """The curve, with `rules` (advice(curve, c)) drawn on it when given: the recommendation, and with
+    `everything` every other rule's suggestion too."""
     sugg: list[Suggestion] = []
     if rules is not None:
         rec, named = rules
-        sugg = [rec.as_suggestion(), *named.values()]  # the recommendation first: its label on top
+        sugg = [rec.as_suggestion(), *(named.values() if everything else ())]
     return charts_lr.lr_finder_chart(curve.lrs, curve.losses, curve.smoothed, lr_range=(c.start_lr, c.end_lr),
-                                     suggestions=sugg, report_lr=REPORT_LR, height=chart_height(340),
+                                     suggestions=sugg, report_lr=REPORT_LR,
+                                     height=chart_height(340) + (  # + the rules' legend below it
+                                         charts_lr.LEGEND_ROW_PX * (len(sugg) + 1) if len(sugg) > 1 else 0),
                                      title="loss against the learning rate")
 
 
@@ -245,7 +248,12 @@ def step_buttons(tab: Tab, c: Choice, slots: tuple) -> Curve:
 
 def readout(tab: Tab, c: Choice, curve: Curve, rules: Rules, live, settings: LabSettings) -> None:
     """The curve (its rules drawn from 10 points on) and where the test stands: step, LR, losses, time."""
-    show_chart(live, chart(curve, c, rules if curve.done or len(curve.points) >= 10 else None), width="stretch")
+    everything = bool(st.session_state.get("lrf_all_rules", False))
+    show_chart(live, chart(curve, c, rules if curve.done or len(curve.points) >= 10 else None, everything),
+               width="stretch")
+    st.toggle("Every rule on the chart", key="lrf_all_rules",
+              help="The chart draws the lab's recommendation and the report's LR; this adds the other rules' "
+                   "suggestions (named with their LRs below the chart, and in the tables further down)")
     m1, m2, m3, m4, m5 = metric_columns(5)
     last = curve.points[-1] if curve.points else None
     m1.metric("Step", f"{len(curve.points)} of {c.num_iter}")

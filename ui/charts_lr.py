@@ -20,6 +20,7 @@ SUGGESTION_COLOURS = {"recommended": "#111111", "steepest": "#d1495b", "minimum/
                       "fastai minimum": "#1b998b", "fastai steep": "#e07a5f"}
 REPORT_COLOUR = "#8a8f98"
 RECOMMENDED = "recommended"  # core.train.lr_recommend.RECOMMENDED: the rule that stands out
+LEGEND_ROW_PX = 22  # a row of the rules' legend below the chart (callers add it to the chart's height)
 RULE_STYLE = {RECOMMENDED: ([1, 0], 5.0), "report": ([2, 3], 2.5), "other": ([6, 4], 1.8)}  # (dash, width)
 
 
@@ -59,7 +60,7 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
                     height: int = 320, title: str = "") -> alt.LayerChart:
     """Loss (each step, faint) and its smoothed curve (bold) against the LR on a log axis fixed to `lr_range`
     (start_lr, end_lr), so the curve grows across a steady axis; the latest point is circled. Suggestions with
-    an LR and the report's LR are vertical rules with their labels."""
+    an LR and the report's LR are vertical rules, each named with its LR in the legend."""
     frame = finder_frame(lrs, losses, smoothed)
     x_scale = alt.Scale(type="log", domain=[float(lr_range[0]), float(lr_range[1])])
     decades = [10.0 ** k for k in range(math.floor(math.log10(lr_range[0])), math.ceil(math.log10(lr_range[1])) + 1)]
@@ -85,27 +86,24 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
             x=x, y=y, tooltip=tooltip))
     rules = rules_frame(suggestions, report_lr, lr_range)
     if not rules.empty:
-        names = list(rules["name"])
-        rule_colour = alt.Color("name:N", legend=None, scale=alt.Scale(
-            domain=names, range=[SUGGESTION_COLOURS.get(n, REPORT_COLOUR) for n in names]))
-        base = alt.Chart(rules).encode(x=alt.X("lr:Q", scale=x_scale), color=rule_colour,
-                                       tooltip=["name:N", alt.Tooltip("lr:Q", format=".2e")])
-        is_rec = alt.datum.name == RECOMMENDED
+        # Rules are named in a legend, never written on the chart: eight labels at close LRs were struck through
+        # by each other's lines, and a phone cut off a label at its right edge. The recommendation and the
+        # report's LR alone: a small legend in the top-left corner, above the flat start of the curve; with
+        # the other rules, one column below the chart (two were cut at a phone's edge; LEGEND_ROW_PX a row).
+        others = bool((rules["kind"] == "other").any())
+        legend = alt.Legend(orient="bottom", title=None, columns=1, symbolType="stroke", symbolStrokeWidth=3,
+                            labelLimit=240) if others else \
+            alt.Legend(orient="top-left", title=None, symbolType="stroke", symbolStrokeWidth=3, labelLimit=240,
+                       fillColor="white", padding=6)
+        rule_colour = alt.Color("label:N", legend=legend, scale=alt.Scale(
+            domain=list(rules["label"]), range=[SUGGESTION_COLOURS.get(n, REPORT_COLOUR) for n in rules["name"]]))
         kinds = list(RULE_STYLE)
-        layers.append(base.mark_rule().encode(
+        layers.append(alt.Chart(rules).mark_rule().encode(
+            x=alt.X("lr:Q", scale=x_scale), color=rule_colour,
+            tooltip=["name:N", alt.Tooltip("lr:Q", format=".2e")],
             strokeDash=alt.StrokeDash("kind:N", legend=None, scale=alt.Scale(
                 domain=kinds, range=[RULE_STYLE[k][0] for k in kinds])),
             strokeWidth=alt.StrokeWidth("kind:N", legend=None, scale=alt.Scale(
                 domain=kinds, range=[RULE_STYLE[k][1] for k in kinds]))))
-        # suggestions' labels near the top, staggered so that close rules' labels do not overlap; the report's
-        # at the bottom, out of their way
-        low, high = domain or (0.0, 1.0)
-        step = 0.8 / max(1, len(rules))  # eight rules fit in the top 85%
-        at = [low + 0.06 * (high - low) if name == "report" else high - (high - low) * (0.05 + min(0.09, step) * i)
-              for i, name in enumerate(rules["name"])]
-        rules = rules.assign(at=at)
-        layers.append(alt.Chart(rules).mark_text(align="left", dx=5, fontWeight="bold").encode(
-            x=alt.X("lr:Q", scale=x_scale), y=alt.Y("at:Q", scale=y_scale), text="label:N", color=rule_colour,
-            size=alt.condition(is_rec, alt.value(16), alt.value(12))))
     return alt.layer(*layers).resolve_scale(color="independent").properties(height=height, title=title)
 

@@ -264,7 +264,11 @@ def test_run_to_the_end_recommends_and_apply_queues_the_preset_at_that_lr(open_p
     usable = {"recommended": rec.lr} | {n: s.lr for n, s in suggestions.items() if s.lr is not None}
     chart, schedule = charts(at)  # the loss against the LR; the queued run's schedule
     rules = next(frame for frame in chart_frames(chart) if "label" in frame)
-    assert dict(zip(rules["name"], rules["lr"], strict=True)) == {**usable, "report": 1e-4}  # labelled rules
+    # the chart draws the recommendation and the report's LR; every other rule is one click away
+    assert dict(zip(rules["name"], rules["lr"], strict=True)) == {"recommended": rec.lr, "report": 1e-4}
+    at.toggle(key="lrf_all_rules").set_value(True).run()
+    rules = next(frame for frame in chart_frames(charts(at)[0]) if "label" in frame)
+    assert dict(zip(rules["name"], rules["lr"], strict=True)) == {**usable, "report": 1e-4}
     assert rules["kind"].tolist().count("recommended") == 1
 
     assert at.radio(key="lrf_pick").value == "recommended"  # the page's default: the recommendation

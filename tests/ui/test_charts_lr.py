@@ -1,5 +1,6 @@
-"""The range-test chart: log LR axis fixed to the tested range, the data drawn is the finder's, and a labelled
-rule for each suggestion that has an LR (none for those without) plus the report's LR when it is in range."""
+"""The range-test chart: log LR axis fixed to the tested range, the data drawn is the finder's, and a rule for each
+suggestion that has an LR (none for those without) plus the report's LR when it is in range, each named in the
+legend (never written on the chart, where close rules struck through each other's labels)."""
 
 import math
 
@@ -32,19 +33,21 @@ def test_log_x_axis_fixed_to_the_tested_range_and_the_curves_are_the_finders():
     assert last == [{"step": 20, "lr": LRS[19], "series": "smoothed", "loss": SMOOTHED[19]}]
 
 
-def test_a_rule_and_label_for_each_suggestion_with_an_lr_only():
+def test_a_rule_for_each_suggestion_with_an_lr_only_named_in_the_legend():
     found = suggest(LRS, SMOOTHED)
     assert all(s.lr is not None for s in found.values())
     partial = [found["steepest"], Suggestion("descent 2/3", None, None, "too noisy"), found["minimum/10"]]
     chart = charts_lr.lr_finder_chart(LRS, LOSSES, SMOOTHED, lr_range=(1e-6, 1.0), suggestions=partial,
                                       report_lr=1e-4)
-    rule, text = [layer for layer in layers(chart) if layer["mark"]["type"] in ("rule", "text")]
+    (rule,) = [layer for layer in layers(chart) if layer["mark"]["type"] in ("rule", "text")]  # no text on it
     assert rule["encoding"]["x"]["scale"]["type"] == "log"
     rows = data_of(chart, rule)
     assert [(r["name"], r["lr"]) for r in rows] == [("steepest", found["steepest"].lr),
                                                     ("minimum/10", found["minimum/10"].lr), ("report", 1e-4)]
-    assert [r["label"] for r in data_of(chart, text)] == [f"steepest {found['steepest'].lr:.1e}",
-                                                          f"minimum/10 {found['minimum/10'].lr:.1e}", "report 0.0001"]
+    labels = [f"steepest {found['steepest'].lr:.1e}", f"minimum/10 {found['minimum/10'].lr:.1e}", "report 0.0001"]
+    colour = rule["encoding"]["color"]
+    assert colour["field"] == "label" and colour["scale"]["domain"] == labels
+    assert colour["legend"]["orient"] == "bottom" and colour["legend"]["columns"] == 1  # two were cut on a phone
 
 
 def test_no_rules_without_suggestions_and_report_only_inside_the_range():
@@ -69,10 +72,14 @@ def test_the_recommended_rule_stands_out():
     rec = Suggestion("recommended", 1e-3, 2.0, "why")
     other = Suggestion("fastai valley", 1e-4, 2.2, "why")
     chart = charts_lr.lr_finder_chart(LRS, LOSSES, SMOOTHED, lr_range=(1e-6, 1.0), suggestions=[rec, other])
-    rule, text = [layer for layer in layers(chart) if layer["mark"]["type"] in ("rule", "text")]
+    (rule,) = [layer for layer in layers(chart) if layer["mark"]["type"] in ("rule", "text")]
     assert [r["kind"] for r in data_of(chart, rule)] == ["recommended", "other"]
     scale = rule["encoding"]["strokeWidth"]["scale"]
     width = dict(zip(scale["domain"], scale["range"], strict=True))
     assert width["recommended"] >= 2 * width["other"]  # the recommended line: at least twice as wide
-    assert text["encoding"]["size"]["condition"]["value"] > text["encoding"]["size"]["value"]
-    assert [r["label"] for r in data_of(chart, text)] == ["recommended 1.0e-03", "fastai valley 1.0e-04"]
+    assert rule["encoding"]["color"]["scale"]["domain"] == ["recommended 1.0e-03", "fastai valley 1.0e-04"]
+    alone = charts_lr.lr_finder_chart(LRS, LOSSES, SMOOTHED, lr_range=(1e-6, 1.0), suggestions=[rec], report_lr=1e-4)
+    (rule,) = [layer for layer in layers(alone) if layer["mark"]["type"] == "rule"]
+    legend = rule["encoding"]["color"]["legend"]  # the recommendation and the report alone: a corner legend
+    assert legend["orient"] == "top-left" and rule["encoding"]["color"]["scale"]["domain"] == [
+        "recommended 1.0e-03", "report 0.0001"]
