@@ -13,10 +13,11 @@ Concurrency: the Streamlit server (many script threads), trainer processes and t
 every operation opens its own short-lived connection (busy timeout 30 s) and read-modify-write operations run
 inside `BEGIN IMMEDIATE`. Settings are the exception: thirty students' pages read a dozen of them per rerun, so
 they are read all at once and kept until the database changes (`PRAGMA data_version` on one long-lived
-connection per process moves on any commit by any other connection, in any process). Nothing here imports torch: listing runs stays fast. Rows come back as the plain
-dataclasses of core/runs/records.py. No rules live here: a run's status changes only in core/runs/lifecycle.py
-(the insert of a new run included), the queue is core/runs/scheduler.py, trainer processes are
-core/runs/supervisor.py, event recording core/runs/recorder.py, export/import core/runs/transfer.py.
+connection per process moves on any commit by any other connection, in any process). Nothing here imports
+torch: listing runs stays fast. Rows come back as the plain dataclasses of core/runs/records.py. No rules live
+here: a run's status changes only in core/runs/lifecycle.py (the insert of a new run included), the queue is
+core/runs/scheduler.py, trainer processes are core/runs/supervisor.py, event recording core/runs/recorder.py,
+export/import core/runs/transfer.py.
 """
 
 from __future__ import annotations
@@ -127,7 +128,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
 
 
 class RunStore:
@@ -256,19 +256,22 @@ class RunStore:
         fresh connection per look cost ten times the read. Any commit, by any process, shows at the next look."""
         with self._settings_lock:
             watched = self._watched()
-            try:
-                version = None if watched is None else (*watched[0], watched[1].execute(
-                    "PRAGMA data_version").fetchone()[0])
-                if self._settings is None or version is None or version != self._settings_version:
-                    self.settings_reads += 1
-                    self._settings = dict(watched[1].execute("SELECT key, value FROM settings").fetchall())
-                    self._settings_version = version
-            except (sqlite3.Error, TypeError):  # no file, not a library, or busy past the timeout: say what it is
-                self.settings_reads += 1
-                with self.connect() as conn:
-                    self._settings = dict(conn.execute("SELECT key, value FROM settings").fetchall())
-                self._settings_version = None
+            if watched is not None:
+                file_id, conn = watched
+                try:
+                    version = (*file_id, conn.execute("PRAGMA data_version").fetchone()[0])
+                    if self._settings is None or version != self._settings_version:
+                        self._settings, self._settings_version = self._read_settings(conn), version
+                    return self._settings
+                except sqlite3.Error:
+                    pass  # not a library, or busy past the timeout: connect() below says what it is
+            with self.connect() as conn:
+                self._settings, self._settings_version = self._read_settings(conn), None
             return self._settings
+
+    def _read_settings(self, conn: sqlite3.Connection) -> dict[str, str]:
+        self.settings_reads += 1
+        return dict(conn.execute("SELECT key, value FROM settings").fetchall())
 
     def set_setting(self, key: str, value: Any) -> None:
         with self.connect() as conn:
