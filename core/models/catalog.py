@@ -46,10 +46,14 @@ def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
 def build_for_config(config: TrainConfig, num_classes: int, *, load_pretrained: bool = True) -> nn.Module:
     """The config's model. With load_pretrained=False, ImageNet models start from random weights (used when a
     checkpoint is about to overwrite them anyway, so nothing is downloaded)."""
-    options = dict(config.model.options)
-    if not load_pretrained and get_entry(config.model.name).pretrained:
+    return _build_for_model(config.model, num_classes, load_pretrained=load_pretrained)
+
+
+def _build_for_model(model: ModelConfig, num_classes: int, *, load_pretrained: bool) -> nn.Module:
+    options = dict(model.options)
+    if not load_pretrained and get_entry(model.name).pretrained:
         options["weights"] = None
-    return build_model(config.model.name, num_classes, **options)
+    return build_model(model.name, num_classes, **options)
 
 
 def model_size(config: TrainConfig, num_classes: int) -> tuple[int, int]:
@@ -62,9 +66,6 @@ def model_size(config: TrainConfig, num_classes: int) -> tuple[int, int]:
 def _model_size(model: ModelConfig, num_classes: int) -> tuple[int, int]:
     # kept per model and class count: pages ask on every rerun, and a model takes milliseconds to build even on
     # the meta device (a page's largest cost after its charts)
-    options = dict(model.options)
-    if get_entry(model.name).pretrained:
-        options["weights"] = None
     with torch.device("meta"):
-        built = build_model(model.name, num_classes, **options)
+        built = _build_for_model(model, num_classes, load_pretrained=False)
     return count_params(built), count_params(built, trainable_only=True)
