@@ -9,10 +9,10 @@ of every image's path, size and mtime, so adding, removing or editing an image r
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -232,11 +232,6 @@ class FolderSummary(NamedTuple):
     test_images: int
 
 
-_SUMMARIES: dict[str, tuple[tuple, FolderSummary]] = {}  # path -> (its stamp, its summary), the last few
-_SUMMARIES_KEPT = 16
-_SUMMARIES_LOCK = threading.Lock()
-
-
 def _stamp(path: Path) -> tuple:
     """The modification times of train/, test/ and every folder in them: adding, removing or renaming an image
     changes its folder's time, so an equal stamp means the same listing (about 20 stat calls for CIFAR-10, where
@@ -255,21 +250,21 @@ def folder_summary(folder: str | Path) -> FolderSummary:
     path = Path(folder).expanduser().resolve()
     try:
         stamp = _stamp(path)
-    except OSError:
-        stamp = None  # not a dataset's layout: _scan says what is wrong
-    kept = _SUMMARIES.get(str(path))
-    if stamp is not None and kept is not None and kept[0] == stamp:
-        return kept[1]
+    except OSError:  # not a dataset's layout: _scan says what is wrong
+        return _summarize(path)
+    return _summary_at(path, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _summary_at(path: Path, stamp: tuple) -> FolderSummary:
+    """The folder's summary as of `stamp`: listed once (errors are raised, not kept)."""
+    return _summarize(path)
+
+
+def _summarize(path: Path) -> FolderSummary:
     try:
         listing = _scan(path)
     except OSError as e:
         raise _layout(path, f"{path} cannot be read ({e.strerror})") from None
     train = sum(listing.train)
-    summary = FolderSummary(str(path), listing.classes, train, len(listing.train) - train)
-    if stamp is not None:
-        with _SUMMARIES_LOCK:
-            _SUMMARIES.pop(str(path), None)
-            _SUMMARIES[str(path)] = (stamp, summary)
-            while len(_SUMMARIES) > _SUMMARIES_KEPT:
-                del _SUMMARIES[next(iter(_SUMMARIES))]
-    return summary
+    return FolderSummary(str(path), listing.classes, train, len(listing.train) - train)
