@@ -112,18 +112,26 @@ def projector(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     """The chart with projector-sized text: axis labels and legends 16 px, axis titles 18 px, the title 22 px
     and never cut off. Apply to a finished top-level chart (configure_* is not allowed inside a layer).
     The same chart object gives the same projector chart (kept, as `memo` keeps the chart)."""
-    kept = _PROJECTED.get(id(chart))
-    if kept is not None and kept[0] is chart:
-        return kept[1]
+    return _per_chart(_PROJECTED, chart, _projected)
+
+
+def _projected(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     f = PROJECTOR_FONT
-    big = (chart.configure_axis(labelFontSize=f["label"], titleFontSize=f["title"], labelLimit=260)
+    return (chart.configure_axis(labelFontSize=f["label"], titleFontSize=f["title"], labelLimit=260)
             .configure_legend(labelFontSize=f["label"], titleFontSize=f["label"], labelLimit=400,
                               symbolSize=300, columnPadding=20)
             .configure_title(fontSize=f["chart_title"], limit=0, anchor="start")
             .configure_header(labelFontSize=f["label"], titleFontSize=f["title"])
             .configure_text(fontSize=f["label"]))
-    _PROJECTED.put(id(chart), (chart, big))  # the chart itself keeps its id from being reused
-    return big
+
+
+def _per_chart(kept: _Lru, chart: Any, make: Callable[[Any], Any]) -> Any:
+    """make(chart), once per chart object: kept by identity, with the chart itself, so its id is not reused."""
+    hit = kept.get(id(chart))
+    if hit is None or hit[0] is not chart:
+        hit = (chart, make(chart))
+        kept.put(id(chart), hit)
+    return hit[1]
 
 
 _TO_DICT = threading.Lock()  # altair's theme and data transformer are process-wide settings
@@ -155,15 +163,17 @@ def to_vega_lite(chart: alt.TopLevelMixin) -> dict[str, Any]:
     LR finder's live curve (docs/PERFORMANCE.md); the lock here holds only the unvalidated conversion.
     A chart converted before (the same object, as `memo` builders return) gives its kept spec: a fresh copy each
     time, as Streamlit edits the dict it is given."""
-    kept = _SPECS.get(id(chart))
-    if kept is None or kept[0] is not chart:
-        datasets: dict[str, Any] = {}
-        with _TO_DICT, alt.theme.enable("none"), alt.data_transformers.enable("lab_frames", datasets=datasets):
-            spec = chart.to_dict(validate=False)
-        datasets = {**spec.pop("datasets", {}), **datasets}
-        kept = (chart, json.dumps(spec), datasets)  # the chart itself keeps its id from being reused
-        _SPECS.put(id(chart), kept)
-    return {**json.loads(kept[1]), "datasets": dict(kept[2])}
+    spec, datasets = _per_chart(_SPECS, chart, _converted)
+    return {**json.loads(spec), "datasets": dict(datasets)}
+
+
+def _converted(chart: alt.TopLevelMixin) -> tuple[str, dict[str, Any]]:
+    """(the spec without its data, as JSON; the data frames by name)."""
+    datasets: dict[str, Any] = {}
+    with _TO_DICT, alt.theme.enable("none"), alt.data_transformers.enable("lab_frames", datasets=datasets):
+        spec = chart.to_dict(validate=False)
+    datasets = {**spec.pop("datasets", {}), **datasets}
+    return json.dumps(spec), datasets
 
 
 def curves_frame(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
