@@ -1,7 +1,6 @@
 """Augmentation lab: pick pictures and augmentations, see what training would feed the network (drawn by the
 training code itself, with each sample's random parameters), then train with and without and compare."""
 
-
 import pandas as pd
 import streamlit as st
 import torch

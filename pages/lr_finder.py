@@ -183,9 +183,7 @@ def chart(curve: Curve, c: Choice, rules: Rules | None = None, everything: bool 
         rec, named = rules
         sugg = [rec.as_suggestion(), *(named.values() if everything else ())]
     return charts_lr.lr_finder_chart(curve.lrs, curve.losses, curve.smoothed, lr_range=(c.start_lr, c.end_lr),
-                                     suggestions=sugg, report_lr=REPORT_LR,
-                                     height=chart_height(340) + (  # + the rules' legend below it
-                                         charts_lr.LEGEND_ROW_PX * (len(sugg) + 1) if len(sugg) > 1 else 0),
+                                     suggestions=sugg, report_lr=REPORT_LR, height=chart_height(340),
                                      title="loss against the learning rate")
 
 

@@ -100,11 +100,10 @@ def png(img: np.ndarray) -> bytes:
 @dataclass(frozen=True)
 class Grid:
     """The page's grid: one PNG row per picture (the original, then its samples, `gap` blank columns after
-    each), what was sampled for each sample, and how long making it took (ms)."""
+    each) as a data: URI for row_html, what was sampled for each sample, and how long making it took (ms)."""
 
-    rows: tuple[bytes, ...]
+    uris: tuple[str, ...]
     descriptions: tuple[tuple[str, ...], ...]
-    uris: tuple[str, ...]  # the rows as data: URIs, for row_html
     table: tuple[dict[str, Any], ...]  # Preview.rows: every sampled parameter, one row per sample
     ms_total: float
     ms_augment: float
@@ -131,7 +130,7 @@ def _grid(key: tuple, cfg: AugmentConfig, seed: int, samples: int, fill: tuple[f
                  for n in range(len(originals)))
     descriptions = tuple(tuple(shown.descriptions(n)) for n in range(len(originals)))
     uris = tuple("data:image/png;base64," + base64.b64encode(r).decode() for r in rows)
-    return Grid(rows, descriptions, uris, tuple(shown.rows), (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000)
+    return Grid(uris, descriptions, tuple(shown.rows), (time.perf_counter() - t0) * 1000, (t1 - t0) * 1000)
 
 
 def row_html(uri: str, label: str, descriptions: Sequence[str], max_width_px: int | None = None,

@@ -13,6 +13,7 @@ from ui.charts import memo
 
 ACTUAL_COLOR = "#2e7d32"
 OTHER_COLOR = "#90a4ae"
+LABEL_CHARS = 18  # a choice's label wraps at about this many characters (two short lines on a phone)
 
 
 @memo
@@ -35,9 +36,6 @@ def tally_chart(rows: Sequence[Mapping[str, Any]], actual: str | None = None, *,
     text = base.mark_text(align="left", dx=4).encode(text="label:N")
     # 14 px as the chart's own config, not on the marks: presenter mode (ui.charts.projector) replaces it by 16
     return (bars + text).properties(height=height).configure_axis(labelFontSize=14).configure_text(fontSize=14)
-
-
-LABEL_CHARS = 18  # a choice's label wraps at about this many characters (two short lines on a phone)
 
 
 def _wrapped(text: str) -> str:

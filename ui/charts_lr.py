@@ -20,7 +20,7 @@ SUGGESTION_COLOURS = {"recommended": "#111111", "steepest": "#d1495b", "minimum/
                       "fastai minimum": "#1b998b", "fastai steep": "#e07a5f"}
 REPORT_COLOUR = "#8a8f98"
 RECOMMENDED = "recommended"  # core.train.lr_recommend.RECOMMENDED: the rule that stands out
-LEGEND_ROW_PX = 22  # a row of the rules' legend below the chart (callers add it to the chart's height)
+LEGEND_ROW_PX = 22  # a row of the rules' legend below the chart: the chart grows by this much per rule
 RULE_STYLE = {RECOMMENDED: ([1, 0], 5.0), "report": ([2, 3], 2.5), "other": ([6, 4], 1.8)}  # (dash, width)
 
 
@@ -60,7 +60,8 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
                     height: int = 320, title: str = "") -> alt.LayerChart:
     """Loss (each step, faint) and its smoothed curve (bold) against the LR on a log axis fixed to `lr_range`
     (start_lr, end_lr), so the curve grows across a steady axis; the latest point is circled. Suggestions with
-    an LR and the report's LR are vertical rules, each named with its LR in the legend."""
+    an LR and the report's LR are vertical rules, each named with its LR in the legend. `height`: the plot's; a
+    legend of more than the recommendation and the report's LR adds its own rows below it."""
     frame = finder_frame(lrs, losses, smoothed)
     x_scale = alt.Scale(type="log", domain=[float(lr_range[0]), float(lr_range[1])])
     decades = [10.0 ** k for k in range(math.floor(math.log10(lr_range[0])), math.ceil(math.log10(lr_range[1])) + 1)]
@@ -89,8 +90,10 @@ def lr_finder_chart(lrs: Sequence[float], losses: Sequence[float], smoothed: Seq
         # Rules are named in a legend, never written on the chart: eight labels at close LRs were struck through
         # by each other's lines, and a phone cut off a label at its right edge. The recommendation and the
         # report's LR alone: a small legend in the top-left corner, above the flat start of the curve; with
-        # the other rules, one column below the chart (two were cut at a phone's edge; LEGEND_ROW_PX a row).
+        # the other rules, one column below the chart (two were cut at a phone's edge), the chart taller by it.
         others = bool((rules["kind"] == "other").any())
+        if others:
+            height += LEGEND_ROW_PX * len(rules)
         legend = alt.Legend(orient="bottom", title=None, columns=1, symbolType="stroke", symbolStrokeWidth=3,
                             labelLimit=240) if others else \
             alt.Legend(orient="top-left", title=None, symbolType="stroke", symbolStrokeWidth=3, labelLimit=240,

@@ -83,3 +83,14 @@ def test_the_recommended_rule_stands_out():
     legend = rule["encoding"]["color"]["legend"]  # the recommendation and the report alone: a corner legend
     assert legend["orient"] == "top-left" and rule["encoding"]["color"]["scale"]["domain"] == [
         "recommended 1.0e-03", "report 0.0001"]
+
+
+def test_the_legend_of_every_rule_adds_its_rows_to_the_height():
+    found = suggest(LRS, SMOOTHED)
+    rec = Suggestion("recommended", 1e-3, 2.0, "why")
+    two = charts_lr.lr_finder_chart(LRS, LOSSES, SMOOTHED, lr_range=(1e-6, 1.0), suggestions=[rec], report_lr=1e-4,
+                                    height=300)
+    every = charts_lr.lr_finder_chart(LRS, LOSSES, SMOOTHED, lr_range=(1e-6, 1.0), report_lr=1e-4, height=300,
+                                      suggestions=[rec, *found.values()])
+    assert two.to_dict()["height"] == 300  # the corner legend sits inside the plot
+    assert every.to_dict()["height"] == 300 + charts_lr.LEGEND_ROW_PX * (2 + len(found))

@@ -88,6 +88,7 @@ def test_no_augmentation_is_the_pictures_themselves(synthetic):
 
 def test_the_page_grid_is_the_preview_drawn_once_for_the_same_pictures_and_seed():
     # thirty students following the teacher to the augmentation lab ask for the same grid: made once
+    import base64
     import io
 
     import numpy as np
@@ -99,9 +100,10 @@ def test_the_page_grid_is_the_preview_drawn_once_for_the_same_pictures_and_seed(
     made = grid(pictures, EVERYTHING, 7, 5, (0.4, 0.5, 0.6), 2, 4)
     assert grid(pictures.clone(), EVERYTHING, 7, 5, [0.4, 0.5, 0.6], 2, 4) is made  # equal pictures: the same grid
     shown = preview(pictures, EVERYTHING, 7, 5, (0.4, 0.5, 0.6))  # the oracle: the preview, tiled as the page shows it
-    for n, row_png in enumerate(made.rows):
+    for n, uri in enumerate(made.uris):
+        row_png = base64.b64decode(uri.removeprefix("data:image/png;base64,"), validate=True)
         expected = tile(np.concatenate([upscaled(pictures[n:n + 1], 2), upscaled(shown.row(n), 2)]), 4)
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(row_png)).convert("RGB")), expected)
         assert list(made.descriptions[n]) == shown.descriptions(n)
     assert len(made.table) == 15 and made.ms_total >= made.ms_augment >= 0
-    assert grid(pictures, EVERYTHING, 8, 5, (0.4, 0.5, 0.6), 2, 4).rows != made.rows  # another seed: other draws
+    assert grid(pictures, EVERYTHING, 8, 5, (0.4, 0.5, 0.6), 2, 4).uris != made.uris  # another seed: other draws
