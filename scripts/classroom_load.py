@@ -11,7 +11,7 @@ mostly the browsers (docs/PERFORMANCE.md). The JSON's per_client splits the figu
 
     python scripts/classroom_load.py --url http://127.0.0.1:8501 --students 8 --json \
         --query "dataset_kind=folder&folder=/work/cifar10&subset=2000&test_subset=1000" \
-        --train-args "--preset cnn --dataset folder:/work/cifar10 --subset 2000 --test-subset 1000 --epochs 3"
+        --train-args "--preset cnn --dataset folder:/work/cifar10 --subset 5000 --test-subset 1000 --epochs 15"
 
 --follow: the students only follow. A teacher's websocket session (unlocked with the passcode: run the server
 with CIFAR_LAB_LOCAL_TEACHER=0, or every loopback student is a teacher too) plays --follow-tour - MLP vs CNN, the
@@ -31,7 +31,8 @@ any training it started are closed before it exits. The server's memory is read 
 listens on --url's port, or --server-pid): before the students come, with all of them connected, at its peak
 and after they left. runs_lost counts runs of --runs-dir that were queued or running at any look and ended
 failed or vanished (a run the load made its supervisor give up on), and runs of --train-args that did not
-complete. See docs/PERFORMANCE.md ("Classroom load") for how to read the figures.
+complete. With --follow, training_cover is the share of the teacher's tour the run of --train-args trained
+through (1.0: "with a run training" held for the whole tour). See docs/PERFORMANCE.md ("Classroom load").
 """
 
 from __future__ import annotations
@@ -737,6 +738,22 @@ def pick_option(options: Sequence[str], value: str) -> str:
     return found[0]
 
 
+def training_cover(runs_dir: str | None, start: float | None, end: float | None) -> float | None:
+    """The share of the teacher's tour [start, end] (unix s) during which a run of --train-args (started_by cli)
+    was training, from the run library: 1.0 means the whole tour ran "with a run training"; None when unknown."""
+    runs_dir = runs_dir or os.environ.get("CIFAR_LAB_RUNS")
+    if not runs_dir or start is None or end is None or end <= start:
+        return None
+    _project()
+    from core.runs.library import open_library
+
+    covered = 0.0
+    for r in open_library(runs_dir, recover=False).list_runs(limit=1000):
+        if r.started_by == "cli" and r.started is not None:
+            covered += max(0.0, min(end, r.finished or end) - max(start, r.started))
+    return round(min(1.0, covered / (end - start)), 2)
+
+
 def published(runs_dir: str | None) -> dict[str, Any] | None:
     """What the teacher's page last published for the followers (class_presenting in the run library's settings
     table, core.classroom.follow): {"at", "page", "state"}; None without a runs folder or a record."""
@@ -875,7 +892,9 @@ async def run_follow(args: argparse.Namespace, pid: int | None, on_warm=None) ->
         while rec["done"] < args.students and time.monotonic() < deadline and not all(t.done() for t in tasks):
             await asyncio.sleep(0.25)
         rec["rss_loaded"] = rss_mb(pid)
+        rec["tour"] = [time.time(), None]
         await asyncio.wait_for(teach(teacher, steps, args, rec), max(1.0, deadline - time.monotonic()))
+        rec["tour"][1] = time.time()
     except Exception as e:  # noqa: BLE001 - reported; the students are closed below
         rec["errors"].append(f"class: {type(e).__name__}: {str(e)[:200]}")
     finally:
@@ -1012,7 +1031,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     time.sleep(2)
     rss_after = rss_mb(pid)
     looks.append(library_look(args.runs_dir))
+    tour = rec.get("tour") or [None, None]
     train_status = finish_training(trainer[0], max(30.0, args.max_s - (time.monotonic() - t0)))
+    cover = training_cover(args.runs_dir, *tour) if trainer[0] is not None and args.follow else None
     if trainer[0] is not None:
         looks.append(library_look(args.runs_dir))
     looks = [{k: v for k, v in look.items() if not k.startswith("_")} for look in looks]
@@ -1023,6 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "after": rss_after},
                         extra={"pages": ["home"] if args.follow else args.pages, "browsers": args.browsers,
                                "follow": args.follow, "teacher_changes": rec.get("changes"),
+                               "training_cover": cover,
                                "fragment_reruns": rec.get("fragment_reruns"),
                                "runs_checked": bool(args.runs_dir or os.environ.get("CIFAR_LAB_RUNS")),
                                "answers": rec["answers"], "follows": rec["follows"], "rss_mb_start": rss_start,
@@ -1046,6 +1068,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"followed {summary['follow_changes']} teacher changes: delay p50 {summary['follow_p50_s']} s, "
                   f"p95 {summary['follow_p95_s']} s, max {summary['follow_max_s']} s; "
                   f"{summary['changes_missed']} missed; per kind {summary['follow_per_client']}")
+            if summary.get("training_cover") is not None and summary["training_cover"] < 1.0:
+                print(f"  note: the run trained during only {summary['training_cover']:.0%} of the tour: give "
+                      "--train-args more images or epochs for figures 'with a run training'")
         for line in summary["error_details"]:
             print("  error:", line)
     return 0 if summary["errors"] == 0 and summary["runs_lost"] == 0 else 1

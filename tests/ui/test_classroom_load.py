@@ -124,3 +124,19 @@ def test_the_tour_reads_pages_picks_and_buttons():
     assert load.pick_option(["other", label], "cnn") == label
     with pytest.raises(LookupError):
         load.pick_option(["other"], "cnn")
+
+
+def test_training_cover_is_the_share_of_the_tour_a_cli_run_trained_through(tmp_path):
+    from core.config import TrainConfig
+    from core.runs.library import open_library
+
+    lib = open_library(tmp_path, recover=False)
+    assert load.training_cover(str(tmp_path), 100.0, 200.0) == 0.0  # nothing trained
+    lib.insert_run(TrainConfig(), device="cpu", status="completed", started_by="cli",
+                   extra={"started": 50.0, "finished": 150.0})  # over halfway through the tour
+    lib.insert_run(TrainConfig(), device="cpu", status="completed", started_by="app",
+                   extra={"started": 0.0, "finished": 300.0})  # someone else's run does not count
+    assert load.training_cover(str(tmp_path), 100.0, 200.0) == pytest.approx(0.5)
+    lib.insert_run(TrainConfig(), device="cpu", status="running", started_by="cli", extra={"started": 150.0})
+    assert load.training_cover(str(tmp_path), 100.0, 200.0) == pytest.approx(1.0)  # still training: to the end
+    assert load.training_cover(None, 100.0, 200.0) is None
