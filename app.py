@@ -58,7 +58,7 @@ page = st.navigation(PAGES, position="top" if presenter.requested() else "sideba
 
 import torch  # noqa: E402
 
-from ui.class_mode import banner, publish  # noqa: E402
+from ui.class_mode import banner, poll, publish  # noqa: E402
 from ui.sidebar import lab_settings  # noqa: E402
 
 # The server shares the machine's cores with trainer processes and every student's session: previews, attributions
@@ -68,8 +68,9 @@ deep_link = st.session_state.pop("_deep_link", None)  # see ui/sidebar.py: a dee
 if deep_link:
     st.switch_page(deep_link, query_params=st.query_params.to_dict())
 lab_settings()
-banner(page)  # class mode: where the teacher is (students), what the teacher presents (teacher)
+slot = banner(page)  # class mode: where the teacher is (students), what the teacher presents (teacher)
 try:
     page.run()
 finally:  # also when the page stopped early (st.stop, a question gate): what it shows is in the URL by now
     publish(page)
+    poll(slot)  # a student: the banner's poll starts once the page is drawn

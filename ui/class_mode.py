@@ -1,16 +1,21 @@
 """Class mode on the page: the follow-the-teacher banner (app.py draws it above every page) and predict-then-reveal
 questions (`question_gate("mlp_vs_cnn")`, one call per comparison page, right after its header).
 
-Streamlit cannot push to other sessions, so students' pages poll (a fragment every POLL_S seconds). A student
-who follows (the default) is taken, without a click, to the teacher's page and to what it shows: the teacher's
-query string, where every page keeps its choices (core/classroom/follow.py); "Explore on my own" stops that,
-"Follow the teacher" resumes it. The banner shows the teacher's live run, and reruns the page when a question
-opens or is revealed on it. While a
+Streamlit cannot push to other sessions, so students' pages poll: a fragment drawn into a place kept at the top of
+the page, started after the page ran (`banner`, then `poll`), every 1.4-2 s (each student's own period). A
+student who follows (the default) is taken, without a click, to the teacher's page and to what it shows: the
+teacher's query string, where every page keeps its choices (core/classroom/follow.py); "Explore on my own" stops
+that, "Follow the teacher" resumes it. The banner shows the teacher's live run, and reruns the page when a
+question opens or is revealed on it. While a
 question is open, everything below the gate is not drawn at all (and ui.layout.page_header hides the report), so
 nothing on the page gives the answer away; the reveal shows the tally beside the lab's actual result.
 """
 
 from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -23,6 +28,11 @@ from ui.layout import friendly_errors, pct, show_chart
 from ui.sidebar import LabSettings, current
 
 POLL_S = 2.0  # a teacher's page change or a new question reaches students within about this (+ one rerun)
+# Each student polls at their own period, drawn once between POLL_MIN_S and POLL_S. With one period for all, the
+# class fell into step: a change reran every page at once, each page's next poll was set as its rerun began, so
+# the next change again found all thirty polling together, and the last page waited for the other 29.
+POLL_MIN_S = 1.4
+POLL_KEY = "_class_poll_s"
 _PAGE = "_class_page"  # (script path, title) of the page this run shows
 _SIG = "_class_question_sig"
 _FOLLOWING = "class_following"  # this student's page moves with the teacher's (default True)
@@ -43,7 +53,7 @@ def _signature(lib, path: str) -> tuple | None:
     return (q.id, q.status) if q else None
 
 
-def banner(page) -> None:
+def banner(page) -> BannerSlot | None:
     """Above every page: the teacher records the page they show (when leading) and may show the join code; a
     student sees where the teacher is, with the teacher's live run and a one-click jump, and sends a heartbeat
     (the teacher's roster)."""
@@ -61,9 +71,38 @@ def banner(page) -> None:
             follow.stop_presenting(lib, actor=settings.actor)
         if st.session_state.get(class_room.JOIN_TOGGLE):
             class_room.join_panel()
-        return
+        return None
     class_room.beat(lib, settings.actor, path, following())
-    st.fragment(_banner_body, run_every=POLL_S)(path)
+    where = follow.presenting(lib)
+    if following() and follow.shows(where, page=path, query=urlstate.query()):
+        st.session_state[_SEEN] = where.at  # this run shows the teacher's change: taken
+    return BannerSlot(st.container(), path)
+
+
+@dataclass(frozen=True)
+class BannerSlot:
+    """Where a student's banner goes (a container at the top of the page) and the page it is on."""
+
+    where: Any
+    path: str
+
+
+def poll(slot: BannerSlot | None) -> None:
+    """app.py, after the page ran: start the banner's poll (a fragment drawn into the banner's place at the top).
+    Started last, so its first poll comes a period after the page was drawn, never while the page still runs.
+    Started at the top, under a class's load Chromium sometimes showed a followed page with only its banner (the
+    page had run to its end on the server) until the teacher's next change; started last, that was not seen again
+    (docs/PERFORMANCE.md, "Following the teacher")."""
+    if slot is not None:
+        with slot.where:
+            st.fragment(_banner_body, run_every=poll_s())(slot.path)
+
+
+def poll_s() -> float:
+    """This student's poll period (seconds), drawn once per browser session: see POLL_MIN_S."""
+    if POLL_KEY not in st.session_state:
+        st.session_state[POLL_KEY] = round(random.uniform(POLL_MIN_S, POLL_S), 2)
+    return st.session_state[POLL_KEY]
 
 
 def publish(page=None) -> None:
@@ -85,8 +124,8 @@ def following() -> bool:
 
 
 def _take(move: follow.FollowMove) -> None:
-    """Show what the teacher shows: their page and query string (a rerun of the whole app, no click)."""
-    st.session_state[_SEEN] = move.at
+    """Show what the teacher shows: their page and query string (a rerun of the whole app, no click). The move
+    counts as taken when a run shows it (banner, follow.shows), not here: a switch can be undone before it lands."""
     urlstate.take(move.query)
     # switch_page also on the same page: st.rerun would rerun with the query string this run started with,
     # undoing the teacher's one (Streamlit 1.67), while switch_page carries its query_params into the rerun.

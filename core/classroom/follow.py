@@ -86,13 +86,22 @@ class FollowMove:
     at: float  # the teacher's change this move applies (the follower remembers it as seen)
 
 
+def shows(teacher: Presenting | None, *, page: str, query: Mapping[str, str]) -> bool:
+    """Whether a page on `page` with `query` shows what the teacher presents (same page, same shared state): the
+    follower has taken the teacher's change. Judged on the run that shows it, not when the move is asked for: a
+    move can be undone before it lands (a poll of the old page, sent before the switch reached the browser, is
+    merged with it and carries the old page and query string), and the next poll must then move again."""
+    return teacher is not None and teacher.page == page and teacher.state == shared_state(query)
+
+
 def follow_move(teacher: Presenting | None, *, page: str, query: Mapping[str, str],
                 seen_at: float | None) -> FollowMove | None:
     """The move that brings a follower on `page` with `query` to what the teacher presents, or None.
 
     The page is always followed: a following student who wanders off is brought back. What the page shows is
-    taken at each change the teacher makes (`at` newer than `seen_at`, the last change this follower took), so a
-    follower may still try a value on the teacher's page until the teacher's next change.
+    taken at each change the teacher makes (`at` newer than `seen_at`, the last change this follower's page
+    showed: see `shows`), so a follower may still try a value on the teacher's page until the teacher's next
+    change.
     """
     if teacher is None:
         return None

@@ -14,6 +14,7 @@ from core.lessons.presets import preset_config
 from core.runs.library import open_library
 from core.runs.supervisor import HOST
 from tests.pages.conftest import problems
+from ui import class_mode
 
 
 @pytest.fixture
@@ -80,6 +81,11 @@ def test_the_banner_shows_the_teachers_page_and_live_run(open_page, classroom):
     jump = at.button(key="follow_jump")
     assert jump.label == "Follow the teacher" and not jump.disabled
     # (AppTest re-runs only the page script after the first run, so the move itself is checked in Chromium)
+    # the poll is started after the page ran, but its banner is drawn in the place kept for it above the page
+    texts = [m.value for m in at.markdown]
+    banner_at = next(i for i, t in enumerate(texts) if "The teacher is on" in t)
+    assert banner_at < next(i for i, t in enumerate(texts) if "report" in t.lower())
+    assert class_mode.POLL_MIN_S <= at.session_state[class_mode.POLL_KEY] <= class_mode.POLL_S
 
 
 def test_a_following_student_is_taken_to_the_teachers_page_and_choices(open_page, classroom):

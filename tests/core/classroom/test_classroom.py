@@ -364,6 +364,18 @@ def test_the_teacher_publishes_what_the_page_shows_and_followers_take_it(lib):
     assert follow.follow_move(None, page="pages/runs.py", query={}, seen_at=None) is None
 
 
+def test_a_change_counts_as_taken_only_on_a_run_that_shows_it(lib):
+    follow.present(lib, "pages/lr_finder.py", "LR finder", {"lrf_at": "20"}, actor=TEACHER, clock=lambda: 21.0)
+    shown = follow.presenting(lib)
+    assert follow.shows(shown, page="pages/lr_finder.py", query={"lrf_at": "20", "nick": "ana", "presenter": "1"})
+    assert not follow.shows(shown, page="pages/lr_finder.py", query={"lrf_at": "10"})  # a switch undone
+    assert not follow.shows(shown, page="pages/home.py", query={"lrf_at": "20"})
+    assert not follow.shows(None, page="pages/home.py", query={})
+    # the undone switch left her on the old choices and not marked as seen: the next poll moves her again
+    move = follow.follow_move(shown, page="pages/lr_finder.py", query={"lrf_at": "10"}, seen_at=20.0)
+    assert move is not None and move.query == {"lrf_at": "20"}
+
+
 def test_a_damaged_presenting_record_reads_as_nobody_presenting(lib):
     for raw in ("{", '{"page": "p"}', '{"page": "p", "title": "t", "at": 1, "state": [1]}'):
         lib.set_setting(follow.SETTING_KEY, raw)
