@@ -56,7 +56,8 @@ def _signature(lib, path: str) -> tuple | None:
 def banner(page) -> BannerSlot | None:
     """Above every page: the teacher records the page they show (when leading) and may show the join code; a
     student sees where the teacher is, with the teacher's live run and a one-click jump, and sends a heartbeat
-    (the teacher's roster)."""
+    (the teacher's roster). For a student it keeps the banner's place at the top and returns it: app.py hands it
+    to poll() once the page ran. The teacher gets None."""
     settings = current()
     path = page_path(page)
     st.session_state[_PAGE] = (path, page.title)
