@@ -81,6 +81,10 @@ def test_report_bars_keep_the_report_order():
             {"preset": "CNN", "source": "lab", "accuracy": 0.33}]
     spec = charts.report_bars(rows).to_dict()
     assert spec["encoding"]["y"]["sort"] == ["MLP", "CNN"]
+    # the chart grows with its rows (a fixed height let Vega drop every other label on the projector): each bar
+    # gets a step at least as tall as the projector's label text, two bars to a preset
+    font = charts.to_vega_lite(charts.projector(charts.report_bars(rows)))["config"]["axis"]["labelFontSize"]
+    assert spec["height"] == {"step": 17} and font * 1.5 < 2 * 17
 
 
 def resolved(obj, datasets: dict):
