@@ -130,8 +130,9 @@ def run_panel(presets: Sequence[str], *, key: str, default: str | None = None, a
         st.markdown(describe(config) + f" · on **{settings.dataset_label}**")
         if show_schedule:
             spe = run_steps_per_epoch(config, dataset_if_here(settings))
+            # chart_height: at 170 px with projector-sized text the plot was squeezed to a flat line, no y axis
             show_chart(st, charts.lr_schedule_chart(schedule_curve(config.optim, spe, config.epochs), spe,
-                                                     height=170), width="stretch")
+                                                     height=chart_height(170)), width="stretch")
 
         c1, c2 = st.columns([1, 3])
         actor = settings.actor
