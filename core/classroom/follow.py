@@ -103,10 +103,7 @@ def follow_move(teacher: Presenting | None, *, page: str, query: Mapping[str, st
     showed: see `shows`), so a follower may still try a value on the teacher's page until the teacher's next
     change.
     """
-    if teacher is None:
-        return None
-    mine = shared_state(query)
-    if teacher.page == page and (teacher.state == mine or teacher.at == seen_at):
+    if teacher is None or shows(teacher, page=page, query=query) or (teacher.page == page and teacher.at == seen_at):
         return None
     own = {k: str(v) for k, v in query.items() if k in PERSONAL_KEYS}
     return FollowMove(teacher.page, {**teacher.state_dict(), **own}, teacher.page != page, teacher.at)
